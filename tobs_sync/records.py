@@ -1,0 +1,110 @@
+"""Model objects <-> plain, msgpack-ready records, and back.
+
+The message cache stores every message as a compact record: fields equal to their default are
+left out, nested dataclasses become nested records, tuples become lists. Decoding ignores
+keys it does not know (written by a newer version) instead of failing, so a downgrade can still
+re-render. Limits: only the dataclasses of :mod:`tobs_sync.model` are supported, and values in
+``extra``/``details`` must already be JSON-like (what the sources put there).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+import msgpack
+
+from tobs_sync.model import (
+    Chat,
+    Contact,
+    Entity,
+    Forward,
+    Location,
+    MediaRef,
+    Message,
+    Poll,
+    PollAnswer,
+    Reply,
+    ServiceAction,
+)
+
+RECORD_VERSION = 1
+
+_NESTED: Mapping[str, type] = MappingProxyType(
+    {
+        "entities": Entity,
+        "media": MediaRef,
+        "forward": Forward,
+        "reply": Reply,
+        "action": ServiceAction,
+        "poll": Poll,
+        "answers": PollAnswer,
+        "location": Location,
+        "contact": Contact,
+    }
+)
+_TUPLE_FIELDS = frozenset({"entities", "media", "answers", "members"})
+
+
+def to_record(obj: Any) -> dict[str, Any]:
+    """A dataclass instance as a dict of its non-default fields (nested ones converted too)."""
+    record: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if _is_default(f, value):
+            continue
+        if dataclasses.is_dataclass(value):
+            value = to_record(value)
+        elif isinstance(value, tuple):
+            value = [to_record(v) if dataclasses.is_dataclass(v) else v for v in value]
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        record[f.name] = value
+    return record
+
+
+def _is_default(f: dataclasses.Field[Any], value: Any) -> bool:
+    if f.default is not dataclasses.MISSING:
+        return bool(value == f.default)
+    if f.default_factory is not dataclasses.MISSING:
+        return bool(value == f.default_factory())
+    return False
+
+
+def from_record(cls: type, record: Mapping[str, Any]) -> Any:
+    """Rebuild ``cls`` from :func:`to_record` output; unknown keys are ignored."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in record.items():
+        if key not in names:
+            continue
+        nested = _NESTED.get(key)
+        if nested is not None and value is not None:
+            value = (
+                tuple(from_record(nested, v) for v in value) if key in _TUPLE_FIELDS else from_record(nested, value)
+            )
+        elif key in _TUPLE_FIELDS and value is not None:
+            value = tuple(value)
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def encode_message(message: Message) -> bytes:
+    return msgpack.packb({"v": RECORD_VERSION, **to_record(message)}, use_bin_type=True)
+
+
+def decode_message(data: bytes) -> Message:
+    record = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    message: Message = from_record(Message, record)
+    return message
+
+
+def encode_chat(chat: Chat) -> bytes:
+    return msgpack.packb(to_record(chat), use_bin_type=True)
+
+
+def decode_chat(data: bytes) -> Chat:
+    chat: Chat = from_record(Chat, msgpack.unpackb(data, raw=False))
+    return chat
