@@ -1,0 +1,528 @@
+"""Tests for tobs_sync.vault: safe names, confinement, atomic writes and the user-edit guard."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+import unicodedata
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pyfakefs.fake_filesystem import FakeFilesystem
+
+from tobs_sync.errors import VaultError
+from tobs_sync.vault import (
+    FORBIDDEN_CHARS,
+    RESERVED_NAMES,
+    TEMP_PREFIX,
+    NoteWrite,
+    Vault,
+    WriteOutcome,
+    sanitize_component,
+    sanitize_filename,
+    sha256_hex,
+)
+
+OLD_TIME = 1_000_000_000
+
+
+@pytest.fixture
+def vault_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "vault"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def vault(vault_dir: Path) -> Vault:
+    return Vault(vault_dir)
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def temp_files(root: Path) -> list[Path]:
+    return [path for path in root.rglob("*") if path.name.startswith(TEMP_PREFIX)]
+
+
+def is_reserved(name: str) -> bool:
+    return name.split(".", 1)[0].rstrip(" ").upper() in RESERVED_NAMES
+
+
+# --- sanitising --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("CON", "CON_"),
+        ("con.md", "con_.md"),
+        ("NUL.txt", "NUL_.txt"),
+        ("lpt\u00b9", "lpt\u00b9_"),
+        ("a/b:c*?", "a-b-c"),
+        ("[[x]]", "x"),
+        ("#tag^id", "tag-id"),
+        ("Re: hello", "Re - hello"),
+        ("name. ", "name"),
+        ("name .", "name"),
+        ("a\u202egpj.exe", "agpj.exe"),
+        ("a\x00b\x1fc\x7fd", "abcd"),
+        ("line\none\t two", "line one two"),
+        ("Cafe\u0301", "Caf\u00e9"),
+    ],
+)
+def test_sanitize_component_makes_names_safe_everywhere(raw: str, expected: str) -> None:
+    assert sanitize_component(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "...", " . . ", "\u202e\u200b", "???", "[[]]"])
+def test_sanitize_component_falls_back_when_nothing_is_left(raw: str) -> None:
+    assert sanitize_component(raw) == "untitled"
+    assert sanitize_component(raw, fallback="chat 42") == "chat 42"
+
+
+def test_sanitized_path_traversal_is_one_harmless_component() -> None:
+    name = sanitize_component("../../.obsidian/x")
+    assert "/" not in name and "\\" not in name
+    assert not name.startswith(".")
+    assert name not in ("..", ".")
+
+
+def test_sanitize_truncates_emoji_at_character_boundary() -> None:
+    name = sanitize_component("\U0001f600" * 100)  # 400 bytes
+    encoded = name.encode("utf-8")
+    assert 0 < len(encoded) <= 200
+    assert encoded.decode("utf-8") == name
+
+
+def test_sanitize_truncation_keeps_combining_marks_with_their_base() -> None:
+    name = sanitize_component("q\u0301" * 100)  # q + acute has no precomposed form
+    assert len(name.encode("utf-8")) <= 200
+    assert name.endswith("q\u0301")
+
+
+def test_sanitize_truncation_does_not_split_zwj_sequences_or_flags() -> None:
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    name = sanitize_component(family * 20)
+    assert name == family * (200 // len(family.encode("utf-8")))
+    flags = sanitize_component("\U0001f1e9\U0001f1ea" * 20, max_bytes=30)
+    assert flags == "\U0001f1e9\U0001f1ea" * 3
+
+
+def test_truncation_cannot_produce_a_reserved_name() -> None:
+    assert sanitize_component("CONSOLE", max_bytes=3) == "CO_"
+    assert sanitize_component("con.abc", max_bytes=4) == "con_"
+
+
+def test_sanitize_filename_keeps_extension_when_truncating() -> None:
+    name = sanitize_filename("x" * 500 + ".JPEG", fallback_stem="photo")
+    assert name.endswith(".jpeg")
+    assert len(name.encode("utf-8")) == 200
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("con.md", "con_.md"),
+        ("NUL.TXT", "NUL_.txt"),
+        (".jpg", "photo.jpg"),
+        ("report.PDF", "report.pdf"),
+        ("a?.mp4", "a.mp4"),
+        ("notes.v2 final", "notes.v2 final"),
+        ("archive.verylongextension", "archive.verylongextension"),
+        ("../../.obsidian/x", "-.obsidian-x"),
+        ("", "photo"),
+    ],
+)
+def test_sanitize_filename_splits_stem_and_extension(raw: str, expected: str) -> None:
+    assert sanitize_filename(raw, fallback_stem="photo") == expected
+
+
+def test_sanitize_filename_is_stable_when_truncation_exposes_an_extension() -> None:
+    name = sanitize_filename("x..ab cd", fallback_stem="f", max_bytes=5)  # "x..ab", then "x" + "ab"
+    assert name == "x.ab"
+    assert sanitize_filename(name, fallback_stem="f", max_bytes=5) == name
+
+
+_NASTY = st.sampled_from(
+    list(FORBIDDEN_CHARS) + list(" .-_\t\n\x00\x7f\u202e\u2066\u200b\u200d\u0301\u00a0")
+    + ["CON", "nul", "COM\u00b9", "lpt9", "\U0001f1e9", "\U0001f3fb", "\U0001f600"]
+)
+_TEXT = st.lists(st.one_of(_NASTY, st.characters(exclude_categories=())), max_size=80).map("".join)
+
+
+def assert_safe_name(name: str, max_bytes: int) -> None:
+    assert name
+    assert len(name.encode("utf-8")) <= max_bytes
+    assert not FORBIDDEN_CHARS & set(name)
+    assert not any(unicodedata.category(ch) in ("Cc", "Cs") for ch in name)
+    assert not name.startswith(".")
+    assert not name.endswith((" ", "."))
+    assert "  " not in name
+    assert not is_reserved(name)
+    assert unicodedata.normalize("NFC", name) == name
+
+
+@given(_TEXT, st.integers(min_value=1, max_value=40) | st.just(200))
+def test_sanitize_component_always_yields_a_safe_stable_name(raw: str, max_bytes: int) -> None:
+    name = sanitize_component(raw, max_bytes=max_bytes)
+    assert_safe_name(name, max_bytes)
+    assert sanitize_component(name, max_bytes=max_bytes) == name
+
+
+_EXTENSIONS = st.sampled_from(["jpg", "MP4", "md", "tar.gz", "we ird", "x" * 12])
+
+
+@given(_TEXT, _EXTENSIONS, st.integers(16, 200))
+def test_sanitize_filename_always_yields_a_safe_stable_name(
+    stem: str, extension: str, max_bytes: int
+) -> None:
+    name = sanitize_filename(f"{stem}.{extension}", fallback_stem="file", max_bytes=max_bytes)
+    assert_safe_name(name, max_bytes)
+    if extension in ("jpg", "MP4", "md", "tar.gz"):
+        assert name.endswith("." + extension.lower().rpartition(".")[2])
+    assert sanitize_filename(name, fallback_stem="file", max_bytes=max_bytes) == name
+
+
+# --- confinement -------------------------------------------------------------------------
+
+
+def test_vault_root_must_be_an_existing_folder(tmp_path: Path) -> None:
+    with pytest.raises(VaultError, match="missing"):
+        Vault(tmp_path / "missing")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(VaultError, match="file"):
+        Vault(tmp_path / "file")
+
+
+def test_vault_stores_resolved_root(tmp_path: Path, vault_dir: Path) -> None:
+    link = tmp_path / "link-to-vault"
+    link.symlink_to(vault_dir)
+    assert Vault(link).root == vault_dir.resolve()
+
+
+def test_resolve_maps_posix_paths_below_the_root(vault: Vault) -> None:
+    assert vault.resolve("Chats/Family/note.md") == vault.root / "Chats" / "Family" / "note.md"
+    assert vault.resolve(PurePosixPath("a/b.md")) == vault.root / "a" / "b.md"
+
+
+ESCAPES = ["../x", "/etc/passwd", "a/../../x", "a/../b", "", "a//b", "a/", "./a", "a\\..\\x", "C:/x", "a\x00"]
+
+
+@pytest.mark.parametrize("bad", ESCAPES)
+def test_resolve_refuses_paths_that_could_leave_the_vault(vault: Vault, outside: Path, bad: str) -> None:
+    with pytest.raises(VaultError) as caught:
+        vault.resolve(bad)
+    assert repr(bad) in str(caught.value)
+    with pytest.raises(VaultError):
+        vault.write_atomic(bad, b"data")
+    assert list(outside.iterdir()) == []
+
+
+def test_write_through_symlinked_folder_is_refused(vault: Vault, outside: Path) -> None:
+    (vault.root / "link").symlink_to(outside, target_is_directory=True)
+    for path in ("link/x.md", "link/sub/x.md"):
+        with pytest.raises(VaultError, match="symlink"):
+            vault.write_atomic(path, b"data")
+    assert list(outside.iterdir()) == []
+
+
+def test_symlink_pointing_inside_the_vault_is_refused_too(vault: Vault) -> None:
+    (vault.root / "real").mkdir()
+    (vault.root / "alias").symlink_to(vault.root / "real", target_is_directory=True)
+    with pytest.raises(VaultError, match="symlink"):
+        vault.write_atomic("alias/x.md", b"data")
+    assert list((vault.root / "real").iterdir()) == []
+
+
+def test_symlink_at_the_target_file_is_refused(vault: Vault, outside: Path) -> None:
+    (vault.root / "note.md").symlink_to(outside / "target.md")  # dangling: would create the target
+    with pytest.raises(VaultError, match="symlink"):
+        vault.write_atomic("note.md", b"data")
+    with pytest.raises(VaultError):
+        vault.write_note("note.md", b"data", None)
+    with pytest.raises(VaultError):
+        vault.read_bytes("note.md")
+    assert list(outside.iterdir()) == []
+
+
+def test_file_in_place_of_a_folder_is_refused(vault: Vault) -> None:
+    (vault.root / "a").write_bytes(b"file")
+    with pytest.raises(VaultError, match="not a folder"):
+        vault.write_atomic("a/b.md", b"data")
+
+
+# --- atomic writes -----------------------------------------------------------------------
+
+
+def test_write_atomic_creates_folders_and_content(vault: Vault) -> None:
+    assert vault.write_atomic("Chats/Family/note.md", b"hello") is True
+    assert (vault.root / "Chats" / "Family" / "note.md").read_bytes() == b"hello"
+    assert vault.read_bytes("Chats/Family/note.md") == b"hello"
+    assert temp_files(vault.root) == []
+
+
+def test_write_atomic_replaces_different_content(vault: Vault) -> None:
+    vault.write_atomic("note.md", b"old")
+    assert vault.write_atomic("note.md", b"new, longer") is True
+    assert vault.read_bytes("note.md") == b"new, longer"
+    assert temp_files(vault.root) == []
+
+
+def test_identical_rewrite_writes_nothing_and_keeps_mtime(vault: Vault) -> None:
+    vault.write_atomic("note.md", b"same")
+    path = vault.root / "note.md"
+    os.utime(path, (OLD_TIME, OLD_TIME))
+    inode = path.stat().st_ino
+    assert vault.write_atomic("note.md", b"same") is False
+    assert path.stat().st_mtime == OLD_TIME
+    assert path.stat().st_ino == inode
+
+
+def test_same_size_different_content_is_rewritten(vault: Vault) -> None:
+    vault.write_atomic("note.md", b"abc")
+    assert vault.write_atomic("note.md", b"abd") is True
+    assert vault.read_bytes("note.md") == b"abd"
+
+
+def test_new_files_get_0644_minus_umask(vault: Vault, umask_022: None) -> None:
+    vault.write_atomic("open.md", b"x")
+    assert stat.S_IMODE((vault.root / "open.md").stat().st_mode) == 0o644
+    os.umask(0o077)
+    vault.write_atomic("private.md", b"x")
+    assert stat.S_IMODE((vault.root / "private.md").stat().st_mode) == 0o600
+
+
+def test_rewrite_keeps_the_users_file_mode(vault: Vault) -> None:
+    vault.write_atomic("note.md", b"old")
+    os.chmod(vault.root / "note.md", 0o600)
+    vault.write_atomic("note.md", b"new")
+    assert stat.S_IMODE((vault.root / "note.md").stat().st_mode) == 0o600
+
+
+class FsyncFailsVault(Vault):
+    def _fsync(self, fd: int) -> None:
+        raise OSError(errno.EIO, "simulated disk failure")
+
+
+class ReplaceFailsVault(Vault):
+    def _replace(self, source: Path, target: Path) -> None:
+        raise OSError(errno.ENOSPC, "simulated full disk")
+
+
+@pytest.mark.parametrize("failing", [FsyncFailsVault, ReplaceFailsVault])
+def test_failed_write_keeps_old_content_and_leaves_no_temp_file(
+    vault_dir: Path, failing: type[Vault]
+) -> None:
+    Vault(vault_dir).write_atomic("note.md", b"old content")
+    broken = failing(vault_dir)
+    with pytest.raises(VaultError, match="simulated"):
+        broken.write_atomic("note.md", b"new content")
+    with pytest.raises(VaultError, match="simulated"):
+        broken.write_atomic("Chats/new.md", b"new content")
+    assert (vault_dir / "note.md").read_bytes() == b"old content"
+    assert not (vault_dir / "Chats" / "new.md").exists()
+    assert temp_files(vault_dir) == []
+
+
+def test_write_onto_a_folder_is_refused(vault: Vault) -> None:
+    (vault.root / "note.md").mkdir()
+    with pytest.raises(VaultError, match="not a regular file"):
+        vault.write_atomic("note.md", b"x")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_special_files_are_refused_not_read(vault: Vault) -> None:
+    os.mkfifo(vault.root / "pipe.md")  # opening it for reading would block forever
+    for call in (vault.read_bytes, vault.sha256_of, lambda path: vault.write_note(path, b"x", None)):
+        with pytest.raises(VaultError, match="not a regular file"):
+            call("pipe.md")
+
+
+def test_read_and_hash_of_missing_file_are_none(vault: Vault) -> None:
+    assert vault.read_bytes("nope.md") is None
+    assert vault.sha256_of("nope/nope.md") is None
+
+
+def test_sha256_of_matches_the_bytes_on_disk(vault: Vault) -> None:
+    data = os.urandom(3 << 20)  # more than one read chunk
+    vault.write_atomic("big.bin", data)
+    assert vault.sha256_of("big.bin") == sha256_hex(data)
+
+
+def test_clean_temp_files_removes_only_stale_temp_files(vault: Vault, outside: Path) -> None:
+    root = vault.root
+    (root / "Chats").mkdir()
+    (root / ".obsidian").mkdir()
+    for stale in (root / f"{TEMP_PREFIX}abc", root / "Chats" / f"{TEMP_PREFIX}123"):
+        stale.write_bytes(b"half a note")
+    keep = [
+        root / "Chats" / "note.md",
+        root / "Chats" / ".tobs-tmpnodash",
+        root / "Chats" / "x.tobs-tmp-",
+        root / ".obsidian" / f"{TEMP_PREFIX}plugin",
+    ]
+    for path in keep:
+        path.write_bytes(b"keep")
+    (outside / f"{TEMP_PREFIX}elsewhere").write_bytes(b"keep")
+    (root / "linked").symlink_to(outside, target_is_directory=True)
+
+    assert vault.clean_temp_files() == 2
+    assert temp_files(root) == [root / ".obsidian" / f"{TEMP_PREFIX}plugin"]
+    assert all(path.read_bytes() == b"keep" for path in keep)
+    assert (outside / f"{TEMP_PREFIX}elsewhere").exists()
+    assert vault.clean_temp_files() == 0
+
+
+# --- user-edit guard ---------------------------------------------------------------------
+
+
+def test_write_note_writes_a_missing_note(vault: Vault) -> None:
+    result = vault.write_note("Chats/n.md", b"v1", None)
+    assert result == NoteWrite(WriteOutcome.WRITTEN, sha256_hex(b"v1"))
+    assert vault.read_bytes("Chats/n.md") == b"v1"
+
+
+def test_write_note_recreates_a_note_the_user_deleted(vault: Vault) -> None:
+    result = vault.write_note("n.md", b"v1", sha256_hex(b"v1"))
+    assert result.outcome is WriteOutcome.WRITTEN
+    assert vault.read_bytes("n.md") == b"v1"
+
+
+def test_write_note_with_identical_bytes_writes_nothing(vault: Vault) -> None:
+    vault.write_note("n.md", b"v1", None)
+    os.utime(vault.root / "n.md", (OLD_TIME, OLD_TIME))
+    unchanged = NoteWrite(WriteOutcome.UNCHANGED, sha256_hex(b"v1"))
+    for expected in (None, sha256_hex(b"v1"), sha256_hex(b"something else")):
+        assert vault.write_note("n.md", b"v1", expected) == unchanged
+    assert (vault.root / "n.md").stat().st_mtime == OLD_TIME
+
+
+def test_write_note_overwrites_what_tobs_sync_wrote_last(vault: Vault) -> None:
+    vault.write_note("n.md", b"v1", None)
+    result = vault.write_note("n.md", b"v2", sha256_hex(b"v1"))
+    assert result == NoteWrite(WriteOutcome.WRITTEN, sha256_hex(b"v2"))
+    assert vault.read_bytes("n.md") == b"v2"
+    assert temp_files(vault.root) == []
+
+
+def test_write_note_never_overwrites_a_user_edit(vault: Vault) -> None:
+    vault.write_note("n.md", b"v1", None)
+    edited = b"v1\n\nmy own thoughts \xf0\x9f\x92\xad\r\n"
+    (vault.root / "n.md").write_bytes(edited)
+    os.utime(vault.root / "n.md", (OLD_TIME, OLD_TIME))
+    result = vault.write_note("n.md", b"v2", sha256_hex(b"v1"))
+    assert result == NoteWrite(WriteOutcome.CONFLICT, sha256_hex(edited))
+    assert (vault.root / "n.md").read_bytes() == edited
+    assert (vault.root / "n.md").stat().st_mtime == OLD_TIME
+    assert temp_files(vault.root) == []
+
+
+def test_write_note_never_overwrites_a_file_it_does_not_own(vault: Vault) -> None:
+    (vault.root / "n.md").write_bytes(b"the user's note")
+    result = vault.write_note("n.md", b"generated", None)
+    assert result == NoteWrite(WriteOutcome.CONFLICT, sha256_hex(b"the user's note"))
+    assert vault.read_bytes("n.md") == b"the user's note"
+
+
+# --- unique names ------------------------------------------------------------------------
+
+
+def test_unique_path_keeps_a_free_name(vault: Vault) -> None:
+    assert vault.unique_path("Chats/Note.md", lambda _: False) == "Chats/Note.md"
+
+
+def test_unique_path_numbers_names_taken_in_the_callers_index(vault: Vault) -> None:
+    index = {"chats/note.md", "chats/note 2.md"}
+    assert vault.unique_path("Chats/NOTE.md", lambda p: p.casefold() in index) == "Chats/NOTE 3.md"
+
+
+def test_unique_path_sees_files_on_disk_case_insensitively(vault: Vault) -> None:
+    vault.write_atomic("Chats/note.md", b"x")
+    vault.write_atomic("Chats/NOTE 2.md", b"x")
+    assert vault.unique_path("Chats/Note.md", lambda _: False) == "Chats/Note 3.md"
+    assert vault.unique_path("Other/Note.md", lambda _: False) == "Other/Note.md"
+
+
+def test_unique_path_without_extension_and_at_the_root(vault: Vault) -> None:
+    (vault.root / "Family").mkdir()
+    assert vault.unique_path("family", lambda _: False) == "family 2"
+    assert vault.unique_path("2024.05.01 chat", lambda p: p == "2024.05.01 chat") == "2024.05.01 chat 2"
+
+
+def test_unique_path_stays_within_the_byte_limit(vault: Vault) -> None:
+    wanted = "a" * 197 + ".md"
+    result = vault.unique_path(wanted, lambda p: p == wanted)
+    assert result == "a" * 195 + " 2.md"
+    assert len(result.encode("utf-8")) == 200
+
+
+def test_unique_path_refuses_paths_outside_the_vault(vault: Vault) -> None:
+    with pytest.raises(VaultError):
+        vault.unique_path("../Note.md", lambda _: False)
+
+
+# --- Obsidian settings -------------------------------------------------------------------
+
+
+def test_load_app_config_reads_settings(vault: Vault) -> None:
+    assert vault.load_app_config() == {}
+    vault.write_atomic(".obsidian/app.json", b'{"attachmentFolderPath": "./", "useMarkdownLinks": false}')
+    assert vault.load_app_config() == {"attachmentFolderPath": "./", "useMarkdownLinks": False}
+    vault.write_atomic(".config/app.json", b'{"newLinkFormat": "absolute"}')
+    assert vault.load_app_config(".config") == {"newLinkFormat": "absolute"}
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"[1, 2]", b"\xff\xfe", b"[" * 100_000])
+def test_malformed_app_config_is_ignored_with_a_warning(
+    vault: Vault, content: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    vault.write_atomic(".obsidian/app.json", content)
+    with caplog.at_level(logging.WARNING, logger="tobs_sync.vault"):
+        assert vault.load_app_config() == {}
+    assert "app.json" in caplog.text
+
+
+def test_symlinked_config_folder_is_ignored_with_a_warning(
+    vault: Vault, outside: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (outside / "app.json").write_text('{"useMarkdownLinks": true}')
+    (vault.root / ".obsidian").symlink_to(outside, target_is_directory=True)
+    with caplog.at_level(logging.WARNING, logger="tobs_sync.vault"):
+        assert vault.load_app_config() == {}
+    assert "symlink" in caplog.text
+
+
+# --- on a fake file system ---------------------------------------------------------------
+
+
+def test_write_atomic_and_write_note_on_a_fake_file_system(fs: FakeFilesystem) -> None:
+    fs.create_dir("/vault")
+    vault = Vault(Path("/vault"))
+    assert vault.write_atomic("Chats/a.md", b"one") is True
+    assert vault.write_atomic("Chats/a.md", b"one") is False
+    assert vault.write_note("Chats/a.md", b"two", sha256_hex(b"one")).outcome is WriteOutcome.WRITTEN
+    Path("/vault/Chats/a.md").write_bytes(b"user edit")
+    assert vault.write_note("Chats/a.md", b"three", sha256_hex(b"two")).outcome is WriteOutcome.CONFLICT
+    assert Path("/vault/Chats/a.md").read_bytes() == b"user edit"
+    fs.create_file("/vault/Chats/.tobs-tmp-stale")
+    assert vault.clean_temp_files() == 1
+    assert sorted(os.listdir("/vault/Chats")) == ["a.md"]

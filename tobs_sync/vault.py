@@ -1,0 +1,508 @@
+"""The vault writer: safe names, confined paths, atomic and idempotent writes, user-edit detection.
+
+* Names: :func:`sanitize_component` / :func:`sanitize_filename` turn untrusted text (chat titles,
+  Telegram file names) into one path component valid on Windows, macOS, Linux, Android and iOS
+  and inside ``[[wikilinks]]``. Distinct names are the caller's job, via :meth:`Vault.unique_path`.
+* Confinement: :meth:`Vault.resolve` maps a vault-relative POSIX path to a file below the root and
+  refuses ``..``, absolute paths and every symlink on the way (even one pointing inside).
+* Durability: :meth:`Vault.write_atomic` writes a hidden ``.tobs-tmp-*`` file beside the target,
+  fsyncs it, ``os.replace``-s it and fsyncs the folder; identical bytes are not rewritten (no
+  mtime churn). :meth:`Vault.write_note` also refuses to overwrite a note the user edited.
+
+Limits: confinement is checked before each write, not held during it: a process swapping a folder
+for a symlink between check and rename could still redirect a write (the threat is careless input,
+not a hostile local user), and a user edit landing between :meth:`Vault.write_note`'s hash check
+and its rename is lost. One tobs-sync process per vault (:meth:`Vault.clean_temp_files` deletes
+any other's temp files). Truncation keeps combining marks, ZWJ sequences, emoji modifiers and flag
+pairs whole, not every extended grapheme cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import stat
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path, PurePath, PureWindowsPath
+from typing import Any, BinaryIO
+
+from tobs_sync.errors import VaultError
+
+logger = logging.getLogger(__name__)
+
+TEMP_PREFIX = ".tobs-tmp-"  # hidden from Obsidian and from Obsidian Sync
+SKIPPED_FOLDERS = frozenset({".obsidian", ".git", ".trash"})  # clean_temp_files never enters them
+FORBIDDEN_CHARS = frozenset('\\/:*?"<>|#^[]%`')  # illegal on some OS, or meaningful in links
+# Windows device names, reserved with any extension too (``NUL.md``); compared upper-cased.
+RESERVED_NAMES = frozenset(
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+    | {f"{prefix}{digit}" for prefix in ("COM", "LPT") for digit in "0123456789\u00b9\u00b2\u00b3"}
+)
+
+# Invisible format characters that disguise names: soft hyphen, bidi marks, embeddings, overrides
+# and isolates, zero-width space, word joiner, BOM. ZWJ/ZWNJ stay (emoji, Indic and Persian text).
+_INVISIBLE = re.compile("[\u00ad\u061c\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]")
+_EDGE_STRIP = " .\u200c\u200d"  # stripped from both ends: trailing dot/space, hidden leading dot
+_ZWJ = "\u200d"
+_FORBIDDEN_CLASS = "[" + re.escape("".join(sorted(FORBIDDEN_CHARS))) + "]"
+_FORBIDDEN_RUN = re.compile(rf"[\s-]*{_FORBIDDEN_CLASS}(?:[\s-]*{_FORBIDDEN_CLASS})*[\s-]*")
+_WHITESPACE_RUN = re.compile(r"\s+")
+_REGIONAL = "".join(map(chr, range(0x1F1E6, 0x1F200)))  # regional indicators: two make one flag
+_PLAIN_EXTENSION = re.compile(r"[A-Za-z0-9]{1,10}")
+_CHUNK = 1 << 20
+_REPARSE_POINT = stat.FILE_ATTRIBUTE_REPARSE_POINT  # Windows junctions and symlinks
+_FSYNC_UNSUPPORTED = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF, errno.EACCES, errno.EPERM}
+
+
+def sha256_hex(data: bytes) -> str:
+    """The hex sha256 of ``data``: the content hash the notes index stores."""
+    return hashlib.sha256(data).hexdigest()
+
+
+# --- names -------------------------------------------------------------------------------
+
+
+def sanitize_component(name: str, *, fallback: str = "untitled", max_bytes: int = 200) -> str:
+    """One safe path component (no extension handling: see :func:`sanitize_filename`).
+
+    NFC-normalised; control and invisible format characters (bidi overrides, zero-width space)
+    dropped; whitespace collapsed to single spaces; runs of ``\\ / : * ? " < > | # ^ [ ] %`` and
+    backtick, with the spaces and hyphens around them, become ``-`` (`` - `` if spaces were
+    involved) or vanish at either end (``[[x]]`` -> ``x``); leading and trailing spaces and dots
+    stripped; Windows device names get ``_`` after the stem (``con.md`` -> ``con_.md``); cut to
+    ``max_bytes`` UTF-8 bytes at a character boundary, keeping combining marks with their base.
+    An empty result becomes ``fallback`` (itself sanitised). Idempotent.
+    """
+    if max_bytes < 1:
+        raise ValueError(f"max_bytes must be at least 1, not {max_bytes}")
+    cleaned = _clean(name)
+    result = _fit(cleaned, max_bytes) if cleaned else ""
+    if not result:
+        result = _fit(_clean(fallback), max_bytes) or "_"
+    return result
+
+
+def sanitize_filename(name: str, *, fallback_stem: str, max_bytes: int = 200) -> str:
+    """A safe file name whose extension survives: stem and extension are sanitised separately.
+
+    The extension is what follows the last dot if that is 1-10 ASCII letters and digits; it is
+    lower-cased. Any other suffix (``v2 final``, ``obsidian/x``) stays part of the stem.
+    Truncation only ever shortens the stem; an empty stem becomes ``fallback_stem``.
+    """
+    result = _filename_once(name, fallback_stem, max_bytes)
+    for _ in range(3):  # converge: a cut stem can expose a new "extension" ("x..ab cd" -> "x..ab")
+        result, previous = _filename_once(result, fallback_stem, max_bytes), result
+        if result == previous:
+            break
+    return result
+
+
+def _filename_once(name: str, fallback_stem: str, max_bytes: int) -> str:
+    stem, dot, suffix = name.strip().rpartition(".")
+    if not dot or not _PLAIN_EXTENSION.fullmatch(suffix):
+        return sanitize_component(name, fallback=fallback_stem, max_bytes=max_bytes)
+    extension = suffix.lower()
+    budget = max_bytes - len(extension) - 1
+    if budget < 1:
+        raise ValueError(f"max_bytes={max_bytes} leaves no room for a stem before .{extension}")
+    return f"{sanitize_component(stem, fallback=fallback_stem, max_bytes=budget)}.{extension}"
+
+
+def _clean(name: str) -> str:
+    """Sanitise without a length limit; may return ''."""
+    text = unicodedata.normalize("NFC", "".join(map(_visible, name)))
+    text = _WHITESPACE_RUN.sub(" ", text).strip(_EDGE_STRIP)
+    text = _FORBIDDEN_RUN.sub(_replace_forbidden_run, text).strip(_EDGE_STRIP)
+    return _unreserve(text)
+
+
+def _visible(ch: str) -> str:
+    """Whitespace as a space; controls, lone surrogates and invisible format characters dropped."""
+    if ch in "\t\n\x0b\x0c\r" or (ch.isspace() and ch > "\x9f"):
+        return " "
+    return "" if _INVISIBLE.match(ch) or unicodedata.category(ch) in ("Cc", "Cs") else ch
+
+
+def _replace_forbidden_run(match: re.Match[str]) -> str:
+    if match.start() == 0 or match.end() == len(match.string):
+        return ""
+    return " - " if any(ch.isspace() for ch in match.group()) else "-"
+
+
+def _reserved_stem(name: str) -> int:
+    """Length of ``name``'s stem if Windows reads it as a device name (up to the first dot, spaces
+    ignored: ``nul .md``), else 0."""
+    stem = name.split(".", 1)[0].rstrip(" ")
+    return len(stem) if stem.upper() in RESERVED_NAMES else 0
+
+
+def _unreserve(name: str) -> str:
+    cut = _reserved_stem(name)
+    return f"{name[:cut]}_{name[cut:]}" if cut else name
+
+
+def _fit(text: str, max_bytes: int) -> str:
+    """Truncate to ``max_bytes`` and make sure the cut left no trailing dot or device name."""
+    text = _truncate_utf8(text, max_bytes).rstrip(_EDGE_STRIP)
+    if cut := _reserved_stem(text):  # e.g. "CONSOLE" cut to 3 bytes
+        text = _truncate_utf8(text[:cut], max_bytes - 1) + "_" + text[cut:]
+        text = _truncate_utf8(text, max_bytes).rstrip(_EDGE_STRIP)
+    return text
+
+
+def _extends_previous(ch: str) -> bool:
+    """True for characters that belong to the grapheme before them."""
+    return (
+        unicodedata.category(ch).startswith("M")
+        or ch == _ZWJ
+        or "\U0001f3fb" <= ch <= "\U0001f3ff"  # emoji skin-tone modifiers
+        or "\U000e0020" <= ch <= "\U000e007f"  # emoji tag sequences (subdivision flags)
+    )
+
+
+def _truncate_utf8(text: str, max_bytes: int) -> str:
+    """The longest prefix of ``text`` within ``max_bytes`` UTF-8 bytes ending at a grapheme edge."""
+    encoded = text.encode("utf-8")
+    if len(encoded) <= max_bytes:
+        return text
+    byte_cut = len(encoded[:max_bytes].decode("utf-8", "ignore"))
+    cut = byte_cut
+    while cut > 0 and (_extends_previous(text[cut]) or text[cut - 1] == _ZWJ):
+        cut -= 1
+    if cut > 0 and text[cut] in _REGIONAL:  # an odd run of flag halves before the cut: last one
+        cut -= (cut - len(text[:cut].rstrip(_REGIONAL))) % 2  # pairs with text[cut]
+    return text[: cut or byte_cut]
+
+
+def _split_extension(name: str) -> tuple[str, str]:
+    """``("Note", ".md")`` for ``Note.md``; no extension unless it is 1-10 ASCII alphanumerics."""
+    stem, dot, suffix = name.rpartition(".")
+    if dot and stem and _PLAIN_EXTENSION.fullmatch(suffix):
+        return stem, f".{suffix}"
+    return name, ""
+
+
+def _fold(name: str) -> str:
+    """The key under which Obsidian (and case-insensitive file systems) see two names as one."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+# --- the vault ---------------------------------------------------------------------------
+
+
+class WriteOutcome(StrEnum):
+    WRITTEN = "written"
+    UNCHANGED = "unchanged"
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True, slots=True)
+class NoteWrite:
+    """What :meth:`Vault.write_note` did; ``disk_hash`` is the sha256 of the file on disk after the
+    call: the new bytes for WRITTEN and UNCHANGED, the foreign bytes for CONFLICT."""
+
+    outcome: WriteOutcome
+    disk_hash: str
+
+
+class Vault:
+    """An Obsidian vault folder that tobs-sync writes into; paths are vault-relative POSIX strings."""
+
+    def __init__(self, root: Path) -> None:
+        if not os.path.isdir(root):
+            raise VaultError(f"vault folder {str(root)!r} does not exist or is not a folder")
+        self.root = Path(os.path.realpath(root))
+
+    def resolve(self, relative: str | PurePath) -> Path:
+        """The absolute path of ``relative``, or VaultError (naming it) if it could leave the vault.
+
+        Refused: absolute paths and drives, backslashes, empty, ``.`` and ``..`` components, any
+        existing component that is a symlink or junction, a real location not below the root.
+        """
+        text = relative.as_posix() if isinstance(relative, PurePath) else relative
+        problem = _path_problem(text) or self._link_problem(text.split("/"))
+        target = self.root.joinpath(*text.split("/")) if problem is None else self.root
+        if problem is None and not _strictly_below(os.path.realpath(target), self.root):
+            problem = f"it resolves outside {self.root}"
+        if problem:
+            raise VaultError(f"refusing vault path {text!r}: {problem}")
+        return target
+
+    def _link_problem(self, parts: list[str]) -> str | None:
+        current = self.root
+        for index, part in enumerate(parts):
+            current = current / part
+            try:
+                info = os.lstat(current)
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                return f"cannot inspect {current}: {exc}"
+            if stat.S_ISLNK(info.st_mode) or getattr(info, "st_file_attributes", 0) & _REPARSE_POINT:
+                return f"{current} is a symlink"
+            if index < len(parts) - 1 and not stat.S_ISDIR(info.st_mode):
+                return f"{current} is not a folder"
+        return None
+
+    def read_bytes(self, relative: str | PurePath) -> bytes | None:
+        """The bytes of a vault file, or None if there is none."""
+        with self._open(self.resolve(relative)) as handle:
+            return None if handle is None else handle.read()
+
+    def sha256_of(self, relative: str | PurePath) -> str | None:
+        """The hex sha256 of a vault file, read in chunks; None if there is none."""
+        return self._hash(self.resolve(relative))
+
+    def write_atomic(self, relative: str | PurePath, data: bytes) -> bool:
+        """Make the file hold ``data``; False (nothing written, mtime kept) if it already did.
+
+        Missing folders are created. A new file gets 0o644 minus the umask; a replaced file keeps
+        its mode. On any failure the old file is intact and no temp file is left behind.
+        """
+        target = self.resolve(relative)
+        if self._holds(target, data):
+            return False
+        self._write(target, data)
+        return True
+
+    def write_note(self, relative: str | PurePath, data: bytes, expected_hash: str | None) -> NoteWrite:
+        """Write a note unless someone else changed it since tobs-sync last wrote it.
+
+        ``expected_hash``: sha256 of the bytes tobs-sync last wrote there (None: it never did).
+
+        * missing file: WRITTEN, even if ``expected_hash`` is set. A vanished note is more often an
+          accident (a sync client, a moved folder) than a wish, and a re-sync asks for the notes.
+          A caller that wants deletions respected checks for the file before calling.
+        * the file already holds ``data``: UNCHANGED, nothing written.
+        * the file holds what tobs-sync last wrote: overwritten, WRITTEN.
+        * anything else (the user edited it, or a file tobs-sync never wrote sits there):
+          CONFLICT; the file is left byte for byte as it is.
+        """
+        target = self.resolve(relative)
+        new_hash, disk_hash = sha256_hex(data), self._hash(target)
+        if disk_hash == new_hash:
+            return NoteWrite(WriteOutcome.UNCHANGED, new_hash)
+        if disk_hash is not None and (expected_hash is None or disk_hash != expected_hash.lower()):
+            return NoteWrite(WriteOutcome.CONFLICT, disk_hash)
+        self._write(target, data)
+        return NoteWrite(WriteOutcome.WRITTEN, new_hash)
+
+    def clean_temp_files(self) -> int:
+        """Remove ``.tobs-tmp-*`` files left by a crash and return how many; call before writing.
+
+        Symlinks are not followed; ``.obsidian``, ``.git`` and ``.trash`` are not entered.
+        """
+        removed = 0
+        for folder, dirnames, filenames in os.walk(self.root, followlinks=False):
+            dirnames[:] = [name for name in dirnames if name not in SKIPPED_FOLDERS]
+            for name in filenames:
+                path = os.path.join(folder, name)
+                with contextlib.suppress(FileNotFoundError):
+                    if name.startswith(TEMP_PREFIX) and stat.S_ISREG(os.lstat(path).st_mode):
+                        os.unlink(path)
+                        removed += 1
+        return removed
+
+    def unique_path(self, relative_wanted: str, taken: Callable[[str], bool], *, max_bytes: int = 200) -> str:
+        """``relative_wanted``, or ``Name 2.md``, ``Name 3.md``, ... if that name is in use.
+
+        In use: ``taken(candidate)`` says so (the caller's index, compared as it likes), or a file
+        or folder of that name exists in the folder, compared case-insensitively as Obsidian does.
+        The number goes before the extension; the stem is cut to keep the name in ``max_bytes``.
+        """
+        folder = self.resolve(relative_wanted).parent
+        try:
+            existing = {_fold(name) for name in os.listdir(folder)} if folder.is_dir() else set()
+        except OSError as exc:
+            raise VaultError(f"cannot list {folder}: {exc}") from exc
+        prefix, _, name = relative_wanted.rpartition("/")
+        prefix += "/" if prefix else ""
+        stem, extension = _split_extension(name)
+        candidate = relative_wanted
+        for number in range(2, 100_000):
+            if not taken(candidate) and _fold(candidate.rpartition("/")[2]) not in existing:
+                return candidate
+            tail = f" {number}{extension}"
+            stem_part = _truncate_utf8(stem, max_bytes - len(tail.encode("utf-8"))).rstrip(_EDGE_STRIP)
+            candidate = f"{prefix}{stem_part or '_'}{tail}"
+        raise VaultError(f"no free name for {relative_wanted!r} in vault {self.root}")
+
+    def ensure_folder(self, relative: str) -> Path:
+        """The vault folder ``relative`` (``""`` is the root), created if missing, confined as always."""
+        if not relative.strip("/"):
+            return self.root
+        folder = self.resolve(relative.strip("/"))
+        try:
+            self._make_folders(folder / "_")
+        except OSError as exc:
+            raise VaultError(f"cannot create folder {folder}: {exc}") from exc
+        return folder
+
+    @contextlib.contextmanager
+    def temp_file(self, folder: str) -> Iterator[tuple[BinaryIO, Path]]:
+        """A hidden temp file in vault folder ``folder`` to stream into; fsynced when the block ends.
+
+        Hand it to :meth:`place` afterwards. If the block raises, the temp file is removed.
+        """
+        fd, temp = _create_temp(self.ensure_folder(folder))
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                yield handle, temp
+                handle.flush()
+                self._fsync(handle.fileno())
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+
+    def place(self, temp: Path, relative: str) -> None:
+        """Rename a finished temp file (from :meth:`temp_file`) to ``relative``, durably."""
+        target = self.resolve(relative)
+        try:
+            self._make_folders(target)
+            self._replace(temp, target)
+            self._fsync_folder(target.parent)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise VaultError(f"cannot write {target}: {exc}") from exc
+
+    def load_app_config(self, config_dir: str = ".obsidian") -> dict[str, Any]:
+        """``<config_dir>/app.json`` as a dict; {} if missing, {} and a warning if unusable.
+
+        Unusable: malformed JSON, not an object, or below a symlink (never followed, as always).
+        """
+        relative = f"{config_dir}/app.json"
+        try:
+            raw = self.read_bytes(relative)
+            config = json.loads(raw.decode("utf-8-sig")) if raw is not None else {}
+        except (VaultError, ValueError, RecursionError) as exc:
+            logger.warning("ignoring Obsidian settings %s: %s", relative, exc)
+            return {}
+        if not isinstance(config, dict):
+            logger.warning("ignoring Obsidian settings %s: not a JSON object", relative)
+            return {}
+        return config
+
+    # --- reading and writing in small steps; _fsync and _replace are fault-injection hooks --
+
+    @contextlib.contextmanager
+    def _open(self, target: Path) -> Iterator[BinaryIO | None]:
+        """The regular file at ``target`` opened for reading, or None if it does not exist."""
+        try:
+            if not stat.S_ISREG(os.lstat(target).st_mode):
+                raise VaultError(f"{target} is not a regular file")
+            handle = open(target, "rb")  # noqa: SIM115 (closed below)
+        except FileNotFoundError:
+            yield None
+            return
+        except OSError as exc:
+            raise VaultError(f"cannot read {target}: {exc}") from exc
+        with handle:
+            yield handle
+
+    def _hash(self, target: Path) -> str | None:
+        with self._open(target) as handle:
+            if handle is None:
+                return None
+            digest = hashlib.sha256()
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+            return digest.hexdigest()
+
+    def _holds(self, target: Path, data: bytes) -> bool:
+        with self._open(target) as handle:
+            if handle is None or os.fstat(handle.fileno()).st_size != len(data):
+                return False
+            return handle.read() == data
+
+    def _write(self, target: Path, data: bytes) -> None:
+        temp: Path | None = None
+        try:
+            self._make_folders(target)
+            mode = stat.S_IMODE(os.lstat(target).st_mode) if os.path.lexists(target) else None
+            fd, temp = _create_temp(target.parent)
+            with os.fdopen(fd, "wb") as handle:
+                if mode is not None:
+                    os.chmod(temp, mode)
+                handle.write(data)
+                handle.flush()
+                self._fsync(handle.fileno())
+            self._replace(temp, target)
+            temp = None
+            self._fsync_folder(target.parent)
+        except OSError as exc:
+            raise VaultError(f"cannot write {target}: {exc}") from exc
+        finally:
+            if temp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+
+    def _make_folders(self, target: Path) -> None:
+        current = self.root
+        for part in target.relative_to(self.root).parts[:-1]:
+            current = current / part
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(current)
+            if not stat.S_ISDIR(os.lstat(current).st_mode):  # lstat: a symlink is not a folder
+                raise VaultError(f"cannot write {target}: {current} is not a plain folder")
+
+    def _fsync(self, fd: int) -> None:
+        os.fsync(fd)
+
+    def _replace(self, source: Path, target: Path) -> None:
+        os.replace(source, target)
+
+    def _fsync_folder(self, folder: Path) -> None:
+        """Make the rename durable; skipped where folders cannot be opened or fsynced (Windows)."""
+        try:
+            fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            if exc.errno not in _FSYNC_UNSUPPORTED:
+                raise
+        finally:
+            os.close(fd)
+
+
+def _path_problem(text: object) -> str | None:
+    """Why ``text`` is not a plain vault-relative POSIX path, or None."""
+    if not isinstance(text, str) or not text:
+        return "not a non-empty string"
+    if "\x00" in text or "\\" in text:
+        return "it contains a NUL character or a backslash (folders are separated by '/')"
+    if text.startswith("/") or PureWindowsPath(text).drive:
+        return "it is absolute"
+    if any(part in ("", ".", "..") for part in text.split("/")):
+        return "it has an empty, '.' or '..' component"
+    return None
+
+
+def _strictly_below(path: str, root: Path) -> bool:
+    path, top = os.path.normcase(path), os.path.normcase(root)
+    try:
+        return path != top and os.path.commonpath([path, top]) == top
+    except ValueError:  # different drives
+        return False
+
+
+def _create_temp(folder: Path) -> tuple[int, Path]:
+    """A new hidden temp file in ``folder``, mode 0o644 minus the umask, open for writing."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(100):
+        path = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+        with contextlib.suppress(FileExistsError):
+            return os.open(path, flags, 0o644), path
+    raise VaultError(f"cannot create a temp file in {folder}")
