@@ -1,0 +1,441 @@
+"""The state database: ``.tobs/state.db`` (SQLite in WAL mode) inside the vault.
+
+It holds, per chat, the cursor (highest message id whose notes are durable) and a stable
+folder name; the message cache (msgpack records, so every note can be re-rendered without the
+source); the notes index (vault path -> sha256 of the bytes last written, and which messages a
+note holds); the media index (content hash -> vault path, Telegram file identity -> content
+hash, and what became of each message's media).
+
+Everything after the store can be replayed from it. Cursors move only in
+:meth:`Store.commit_notes`, in the same transaction as the notes index rows. The schema has a
+version (``PRAGMA user_version``) and forward migrations; a database from a newer tobs-sync is
+refused rather than damaged. Limits: one writer at a time (SQLite); paths are compared
+case-insensitively (``casefold``) because Obsidian resolves links that way.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgpack
+
+from tobs_sync.errors import StoreError
+from tobs_sync.model import Chat, Message
+from tobs_sync.records import decode_chat, decode_message, encode_chat, encode_message
+
+CHAT_NOTE = "chat"
+MESSAGE_NOTE = "message"
+
+
+def _run_script(db: sqlite3.Connection, script: str) -> None:
+    """Run ``;``-separated DDL inside the current transaction (``executescript`` would commit it)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _schema_v1(db: sqlite3.Connection) -> None:
+    _run_script(
+        db,
+        """
+        CREATE TABLE chats (
+            chat_id     INTEGER PRIMARY KEY,
+            record      BLOB NOT NULL,
+            folder      TEXT NOT NULL,
+            folder_key  TEXT NOT NULL UNIQUE,
+            cursor      INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE messages (
+            chat_id     INTEGER NOT NULL,
+            message_id  INTEGER NOT NULL,
+            date        INTEGER NOT NULL,
+            record      BLOB NOT NULL,
+            PRIMARY KEY (chat_id, message_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE notes (
+            path          TEXT PRIMARY KEY,
+            path_key      TEXT NOT NULL UNIQUE,
+            kind          TEXT NOT NULL,
+            chat_id       INTEGER NOT NULL,
+            message_id    INTEGER NOT NULL,
+            message_ids   BLOB NOT NULL,
+            content_hash  TEXT NOT NULL,
+            conflict_hash TEXT,
+            updated_at    INTEGER NOT NULL
+        );
+        CREATE INDEX notes_by_chat ON notes (chat_id, kind, message_id);
+        CREATE TABLE note_members (
+            chat_id     INTEGER NOT NULL,
+            message_id  INTEGER NOT NULL,
+            path        TEXT NOT NULL REFERENCES notes (path),
+            PRIMARY KEY (chat_id, message_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE media_files (
+            content_hash TEXT PRIMARY KEY,
+            path         TEXT NOT NULL,
+            path_key     TEXT NOT NULL UNIQUE,
+            size         INTEGER NOT NULL,
+            mime_type    TEXT
+        );
+        CREATE TABLE remote_files (
+            file_key     TEXT PRIMARY KEY,
+            content_hash TEXT NOT NULL REFERENCES media_files (content_hash)
+        );
+        CREATE TABLE message_media (
+            chat_id      INTEGER NOT NULL,
+            message_id   INTEGER NOT NULL,
+            slot         INTEGER NOT NULL,
+            content_hash TEXT,
+            status       TEXT NOT NULL,
+            reason       TEXT,
+            PRIMARY KEY (chat_id, message_id, slot)
+        ) WITHOUT ROWID;
+        """
+    )
+
+
+MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (_schema_v1,)
+"""``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``."""
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def path_key(path: str) -> str:
+    """The case- and normalisation-insensitive identity of a vault path."""
+    return unicodedata.normalize("NFC", path).casefold()
+
+
+@dataclass(frozen=True, slots=True)
+class ChatState:
+    chat: Chat
+    folder: str
+    cursor: int
+
+
+@dataclass(frozen=True, slots=True)
+class NoteRow:
+    """One note tobs-sync owns: where it is and what it last wrote there."""
+
+    path: str
+    kind: str
+    chat_id: int
+    message_id: int
+    message_ids: tuple[int, ...]
+    content_hash: str
+    conflict_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSlot:
+    """What became of one media item of a message: stored, unavailable, skipped or failed."""
+
+    slot: int
+    status: str
+    content_hash: str | None
+    path: str | None
+    reason: str | None
+
+
+class Store:
+    """The state database of one vault. Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self._db = connection
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, isolation_level=None)
+        store = cls(db, path)
+        try:
+            store._check_version()
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+            store._migrate()
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise StoreError(f"{path}: not a usable tobs-sync database: {exc}") from exc
+        except BaseException:
+            db.close()
+            raise
+        return store
+
+    def _check_version(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: written by a newer tobs-sync (schema {version}, this one knows "
+                f"{SCHEMA_VERSION}); upgrade tobs-sync"
+            )
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        for target in range(version, SCHEMA_VERSION):
+            with self.transaction():
+                MIGRATIONS[target](self._db)
+                self._db.execute(f"PRAGMA user_version={target + 1}")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic unit of writes (nested calls join the outer transaction)."""
+        if self._db.in_transaction:
+            yield self._db
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- chats ---------------------------------------------------------------------------
+
+    def upsert_chat(self, chat: Chat, folder_for: Callable[[Chat], str]) -> ChatState:
+        """Record ``chat`` (title changes included); its folder is chosen once and kept."""
+        with self.transaction() as db:
+            row = db.execute("SELECT folder, cursor FROM chats WHERE chat_id=?", (chat.id,)).fetchone()
+            if row is not None:
+                db.execute("UPDATE chats SET record=? WHERE chat_id=?", (encode_chat(chat), chat.id))
+                return ChatState(chat, row[0], row[1])
+            folder = self._free_folder(folder_for(chat), chat.id)
+            db.execute(
+                "INSERT INTO chats (chat_id, record, folder, folder_key) VALUES (?, ?, ?, ?)",
+                (chat.id, encode_chat(chat), folder, path_key(folder)),
+            )
+            return ChatState(chat, folder, 0)
+
+    def _free_folder(self, wanted: str, chat_id: int) -> str:
+        candidates = [wanted, f"{wanted} ({abs(chat_id)})"]
+        candidates += [f"{wanted} ({abs(chat_id)}) {n}" for n in range(2, 100)]
+        for folder in candidates:
+            taken = self._db.execute("SELECT 1 FROM chats WHERE folder_key=?", (path_key(folder),)).fetchone()
+            if taken is None:
+                return folder
+        raise StoreError(f"no free folder name for chat {chat_id}")  # pragma: no cover
+
+    def chat_state(self, chat_id: int) -> ChatState | None:
+        row = self._db.execute(
+            "SELECT record, folder, cursor FROM chats WHERE chat_id=?", (chat_id,)
+        ).fetchone()
+        return None if row is None else ChatState(decode_chat(row[0]), row[1], row[2])
+
+    def chat_states(self) -> list[ChatState]:
+        rows = self._db.execute("SELECT record, folder, cursor FROM chats ORDER BY chat_id").fetchall()
+        return [ChatState(decode_chat(r[0]), r[1], r[2]) for r in rows]
+
+    # -- message cache ---------------------------------------------------------------------
+
+    def put_messages(self, batch: Sequence[Message]) -> None:
+        """Cache a batch in one transaction (an edited message replaces its older copy)."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO messages (chat_id, message_id, date, record) VALUES (?, ?, ?, ?)",
+                [(m.chat_id, m.id, m.date, encode_message(m)) for m in batch],
+            )
+
+    def message(self, chat_id: int, message_id: int) -> Message | None:
+        row = self._db.execute(
+            "SELECT record FROM messages WHERE chat_id=? AND message_id=?", (chat_id, message_id)
+        ).fetchone()
+        return None if row is None else decode_message(row[0])
+
+    def messages(self, chat_id: int, *, up_to: int | None = None, batch: int = 500) -> Iterator[Message]:
+        """Cached messages of a chat in id order (streamed, not loaded at once)."""
+        last = -1
+        limit = up_to if up_to is not None else 2**63 - 1
+        while True:
+            rows = self._db.execute(
+                "SELECT message_id, record FROM messages WHERE chat_id=? AND message_id>? AND message_id<=? "
+                "ORDER BY message_id LIMIT ?",
+                (chat_id, last, limit, batch),
+            ).fetchall()
+            if not rows:
+                return
+            for _id, record in rows:
+                yield decode_message(record)
+            last = rows[-1][0]
+
+    def messages_before(self, chat_id: int, message_id: int, *, limit: int) -> list[Message]:
+        """The cached messages just before ``message_id``, newest first."""
+        rows = self._db.execute(
+            "SELECT record FROM messages WHERE chat_id=? AND message_id<? ORDER BY message_id DESC LIMIT ?",
+            (chat_id, message_id, limit),
+        ).fetchall()
+        return [decode_message(r[0]) for r in rows]
+
+    def message_stats(self, chat_id: int) -> tuple[int, int | None, int | None]:
+        """(count, first date, last date) of a chat's cached messages."""
+        count, first, last = self._db.execute(
+            "SELECT COUNT(*), MIN(date), MAX(date) FROM messages WHERE chat_id=?", (chat_id,)
+        ).fetchone()
+        return count, first, last
+
+    def message_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
+    # -- notes index -----------------------------------------------------------------------
+
+    def note_at(self, path: str) -> NoteRow | None:
+        row = self._db.execute(_NOTE_SELECT + " WHERE path_key=?", (path_key(path),)).fetchone()
+        return None if row is None else _note_row(row)
+
+    def note_of_message(self, chat_id: int, message_id: int) -> NoteRow | None:
+        row = self._db.execute(
+            _NOTE_SELECT + " WHERE path=(SELECT path FROM note_members WHERE chat_id=? AND message_id=?)",  # noqa: S608  # nosec B608 (constant SQL, bound values)
+            (chat_id, message_id),
+        ).fetchone()
+        return None if row is None else _note_row(row)
+
+    def chat_note(self, chat_id: int) -> NoteRow | None:
+        row = self._db.execute(_NOTE_SELECT + " WHERE chat_id=? AND kind=?", (chat_id, CHAT_NOTE)).fetchone()
+        return None if row is None else _note_row(row)
+
+    def path_taken(self, path: str) -> bool:
+        """Whether a note or attachment tobs-sync owns sits at ``path`` (case-insensitively)."""
+        key = path_key(path)
+        return (
+            self._db.execute("SELECT 1 FROM notes WHERE path_key=?", (key,)).fetchone() is not None
+            or self._db.execute("SELECT 1 FROM media_files WHERE path_key=?", (key,)).fetchone() is not None
+        )
+
+    def notes(self, *, kind: str | None = None) -> Iterator[NoteRow]:
+        query = _NOTE_SELECT + (" WHERE kind=?" if kind else "") + " ORDER BY chat_id, message_id"
+        yield from (_note_row(r) for r in self._db.execute(query, (kind,) if kind else ()).fetchall())
+
+    def recent_notes(self, chat_id: int, limit: int) -> list[NoteRow]:
+        rows = self._db.execute(
+            _NOTE_SELECT + " WHERE chat_id=? AND kind=? ORDER BY message_id DESC LIMIT ?",
+            (chat_id, MESSAGE_NOTE, limit),
+        ).fetchall()
+        return [_note_row(r) for r in rows]
+
+    def note_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM notes").fetchone()[0])
+
+    def conflicts(self) -> list[NoteRow]:
+        rows = self._db.execute(_NOTE_SELECT + " WHERE conflict_hash IS NOT NULL ORDER BY path").fetchall()
+        return [_note_row(r) for r in rows]
+
+    def commit_notes(self, rows: Sequence[NoteRow], *, cursor: tuple[int, int] | None = None) -> None:
+        """Record written notes and, in the same transaction, move a chat's cursor forward.
+
+        ``cursor`` is ``(chat_id, message_id)``; a cursor never moves backwards.
+        """
+        now = int(time.time())
+        with self.transaction() as db:
+            for row in rows:
+                db.execute(
+                    "INSERT INTO notes (path, path_key, kind, chat_id, message_id, message_ids, content_hash,"
+                    " conflict_hash, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (path) DO UPDATE SET message_ids=excluded.message_ids,"
+                    " content_hash=excluded.content_hash, conflict_hash=excluded.conflict_hash,"
+                    " updated_at=excluded.updated_at",
+                    (
+                        row.path, path_key(row.path), row.kind, row.chat_id, row.message_id,
+                        msgpack.packb(list(row.message_ids)), row.content_hash, row.conflict_hash, now,
+                    ),
+                )
+                db.executemany(
+                    "INSERT OR REPLACE INTO note_members (chat_id, message_id, path) VALUES (?, ?, ?)",
+                    [(row.chat_id, mid, row.path) for mid in row.message_ids],
+                )
+            if cursor is not None:
+                chat_id, message_id = cursor
+                db.execute(
+                    "UPDATE chats SET cursor=MAX(cursor, ?) WHERE chat_id=?", (message_id, chat_id)
+                )
+
+    # -- media index -----------------------------------------------------------------------
+
+    def media_path(self, content_hash: str) -> str | None:
+        row = self._db.execute("SELECT path FROM media_files WHERE content_hash=?", (content_hash,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def hash_of_remote(self, file_key: str) -> str | None:
+        row = self._db.execute("SELECT content_hash FROM remote_files WHERE file_key=?", (file_key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def media_count(self) -> tuple[int, int]:
+        """(number of stored files, their total size in bytes)."""
+        count, total = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM media_files").fetchone()
+        return count, total
+
+    def add_media_file(self, content_hash: str, path: str, size: int, mime_type: str | None) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO media_files (content_hash, path, path_key, size, mime_type)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (content_hash, path, path_key(path), size, mime_type),
+            )
+
+    def record_media(
+        self,
+        chat_id: int,
+        message_id: int,
+        slot: int,
+        *,
+        status: str,
+        content_hash: str | None = None,
+        reason: str | None = None,
+        file_key: str | None = None,
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO message_media (chat_id, message_id, slot, content_hash, status, reason)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (chat_id, message_id, slot, content_hash, status, reason),
+            )
+            if file_key and content_hash:
+                db.execute(
+                    "INSERT OR IGNORE INTO remote_files (file_key, content_hash) VALUES (?, ?)",
+                    (file_key, content_hash),
+                )
+
+    def media_slots(self, chat_id: int, message_id: int) -> dict[int, MediaSlot]:
+        rows = self._db.execute(
+            "SELECT m.slot, m.status, m.content_hash, f.path, m.reason FROM message_media m"
+            " LEFT JOIN media_files f ON f.content_hash = m.content_hash"
+            " WHERE m.chat_id=? AND m.message_id=?",
+            (chat_id, message_id),
+        ).fetchall()
+        return {r[0]: MediaSlot(*r) for r in rows}
+
+    def media_status_counts(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT status, COUNT(*) FROM message_media GROUP BY status").fetchall()
+        return {status: count for status, count in rows}
+
+
+_NOTE_SELECT = (
+    "SELECT path, kind, chat_id, message_id, message_ids, content_hash, conflict_hash FROM notes"
+)
+
+
+def _note_row(row: tuple[object, ...]) -> NoteRow:
+    path, kind, chat_id, message_id, ids, content_hash, conflict_hash = row
+    return NoteRow(
+        path=str(path),
+        kind=str(kind),
+        chat_id=int(chat_id),  # type: ignore[call-overload]
+        message_id=int(message_id),  # type: ignore[call-overload]
+        message_ids=tuple(msgpack.unpackb(ids)),  # type: ignore[arg-type]
+        content_hash=str(content_hash),
+        conflict_hash=None if conflict_hash is None else str(conflict_hash),
+    )
