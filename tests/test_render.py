@@ -1,0 +1,116 @@
+"""Templates: sandbox, strict variables, errors with file and line, Obsidian-valid frontmatter."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import frontmatter
+import pytest
+import yaml
+
+from tobs_sync.errors import TemplateError
+from tobs_sync.render import MESSAGE_TEMPLATE, Renderer, builtin_templates_dir, wikilink
+
+IDENTITY = {"tg_chat_id": -1001, "tg_message_id": 5}
+
+
+def renderer_with(tmp_path: Path, text: str, name: str = MESSAGE_TEMPLATE) -> Renderer:
+    overrides = tmp_path / "templates"
+    overrides.mkdir(exist_ok=True)
+    (overrides / name).write_text(text, encoding="utf-8")
+    return Renderer(overrides)
+
+
+def test_builtin_templates_are_found() -> None:
+    assert (builtin_templates_dir() / "message.md").is_file()
+    assert (builtin_templates_dir() / "chat.md").is_file()
+
+
+def test_vault_template_overrides_the_builtin(tmp_path: Path) -> None:
+    renderer = renderer_with(tmp_path, "custom {{ value }}")
+    assert renderer.render(MESSAGE_TEMPLATE, {"value": 1}, IDENTITY).decode().endswith("custom 1\n")
+    assert renderer.template_file("chat.md") == str(builtin_templates_dir() / "chat.md")
+
+
+def test_properties_become_frontmatter_with_identity_added_last(tmp_path: Path) -> None:
+    renderer = renderer_with(
+        tmp_path,
+        '{% set properties = {"date": when, "chat": "[[Telegram/News/News|News]]", "tags": ["telegram", "x"],'
+        ' "flag": "yes", "empty": none, "tg_chat_id": 999} %}body',
+    )
+    data = renderer.render(MESSAGE_TEMPLATE, {"when": dt.datetime(2024, 3, 1, 9, 15)}, IDENTITY).decode()
+    assert data.startswith("---\n")
+    assert "date: 2024-03-01T09:15:00\n" in data
+    post = frontmatter.loads(data)
+    assert post.metadata == {
+        "date": dt.datetime(2024, 3, 1, 9, 15),
+        "chat": "[[Telegram/News/News|News]]",
+        "tags": ["telegram", "x"],
+        "flag": "yes",
+        "tg_chat_id": -1001,
+        "tg_message_id": 5,
+    }
+    assert post.content == "body"
+    # YAML 1.1 readers must see the strings as strings too: 'yes' is quoted.
+    assert "flag: 'yes'" in data
+
+
+def test_syntax_error_names_template_file_and_line(tmp_path: Path) -> None:
+    renderer = renderer_with(tmp_path, "line one\n{% if %}\n")
+    with pytest.raises(TemplateError) as error:
+        renderer.check()
+    assert str(tmp_path / "templates" / "message.md") in str(error.value)
+    assert "line 2" in str(error.value)
+
+
+def test_undefined_variable_names_template_file_and_line(tmp_path: Path) -> None:
+    renderer = renderer_with(tmp_path, "one\ntwo\n{{ message.nonexistent }}\n")
+    with pytest.raises(TemplateError) as error:
+        renderer.render(MESSAGE_TEMPLATE, {"message": {"id": 1}}, IDENTITY)
+    assert "message.md, line 3" in str(error.value)
+    assert "nonexistent" in str(error.value)
+
+
+def test_sandbox_blocks_python_internals(tmp_path: Path) -> None:
+    renderer = renderer_with(tmp_path, "{{ ''.__class__.__mro__[1].__subclasses__() }}")
+    with pytest.raises(TemplateError, match=r"unsafe|__class__"):
+        renderer.render(MESSAGE_TEMPLATE, {}, IDENTITY)
+
+
+def test_sandbox_blocks_mutating_the_context(tmp_path: Path) -> None:
+    renderer = renderer_with(tmp_path, "{{ items.append(3) }}")
+    with pytest.raises(TemplateError):
+        renderer.render(MESSAGE_TEMPLATE, {"items": [1]}, IDENTITY)
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ('"text"', "'properties' must be a mapping"),
+        ('{"nested": {"a": 1}}', "property 'nested' must be text, a number, a date or a list"),
+        ('{"l": [{"a": 1}]}', "property 'l' may only list"),
+        ('{"": 1}', "property names must be non-empty"),
+    ],
+)
+def test_invalid_properties_are_refused_with_the_template_named(tmp_path: Path, expression: str, message: str) -> None:
+    renderer = renderer_with(tmp_path, f"{{% set properties = {expression} %}}")
+    with pytest.raises(TemplateError) as error:
+        renderer.render(MESSAGE_TEMPLATE, {}, IDENTITY)
+    assert message in str(error.value)
+    assert "message.md" in str(error.value)
+
+
+def test_hostile_property_values_stay_inert_yaml(tmp_path: Path) -> None:
+    hostile = "x\n---\nevil: true\n---\n[[link]]: {a: b} # c"
+    renderer = renderer_with(tmp_path, '{% set properties = {"sender": value} %}ok')
+    data = renderer.render(MESSAGE_TEMPLATE, {"value": hostile}, IDENTITY).decode()
+    header = data.split("\n---\n", 1)[0]
+    assert yaml.safe_load(header.removeprefix("---\n"))["sender"] == hostile
+    assert frontmatter.loads(data).metadata["sender"] == hostile
+
+
+def test_wikilink_labels_cannot_break_the_link() -> None:
+    assert wikilink("A/B.md", "x]]|y#z^w[") == "[[A/B|x y z w]]"
+    assert wikilink("A/B.md") == "[[A/B]]"
+    assert wikilink("A/pic.png", "   ") == "[[A/pic.png|A/pic.png]]"

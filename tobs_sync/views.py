@@ -1,0 +1,259 @@
+"""What templates see: messages, chats and attachments turned into plain, escaped values.
+
+Every string that came from Telegram and is meant for the note body is already escaped
+Markdown here (``body``, ``sender_md``, service descriptions ...); raw values are available
+too (``text``, ``sender``) for properties, where YAML quoting keeps them inert. Dates are
+naive datetimes in the vault's time zone, as Obsidian's date properties expect. The README's
+"Templates" section documents every key; keep the two in step.
+
+Limits: no I/O here; whatever needs the store (note paths of replied-to messages, stored media
+paths) is looked up by the caller and passed in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tobs_sync.markdown import escape_inline, render_text
+from tobs_sync.model import Chat, MediaRef, Message, ServiceAction
+from tobs_sync.render import wikilink
+
+EMBEDDABLE_EXTENSIONS = frozenset(
+    {
+        *("avif", "bmp", "gif", "jpeg", "jpg", "png", "svg", "webp"),
+        *("flac", "m4a", "mp3", "ogg", "oga", "opus", "wav", "webm", "3gp"),
+        *("mkv", "mov", "mp4", "ogv", "pdf"),
+    }
+)
+"""Extensions Obsidian shows inline with ``![[...]]``; other files get a plain link."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMedia:
+    """Where one media item of a message ended up (or why it did not)."""
+
+    media: MediaRef
+    path: str | None
+    status: str
+    reason: str | None = None
+
+
+def local_datetime(epoch: int | None, tz: dt.tzinfo) -> dt.datetime | None:
+    if epoch is None:
+        return None
+    return dt.datetime.fromtimestamp(epoch, tz).replace(tzinfo=None)
+
+
+def chat_tag(chat: Chat) -> str:
+    """An Obsidian tag (without ``#``) for a chat: ``telegram/<slug>``."""
+    slug = re.sub(r"[^\w\-/]+", "-", chat.title.casefold(), flags=re.UNICODE).strip("-/_")
+    slug = slug.replace("/", "-")
+    if not slug or slug.isdigit():
+        slug = f"chat-{abs(chat.id)}"
+    return f"telegram/{slug}"
+
+
+def chat_view(chat: Chat, chat_note_path: str) -> dict[str, Any]:
+    return {
+        "id": chat.id,
+        "title": chat.title,
+        "title_md": escape_inline(chat.title),
+        "kind": str(chat.kind),
+        "username": chat.username,
+        "note_path": chat_note_path,
+        "link": wikilink(chat_note_path, chat.title),
+        "tag": chat_tag(chat),
+    }
+
+
+def message_view(
+    messages: Sequence[Message],
+    media: Sequence[StoredMedia],
+    *,
+    tz: dt.tzinfo,
+    reply_path: str | None,
+    note_path: str,
+) -> dict[str, Any]:
+    """The ``message`` variable of the message template; ``messages`` is one note's worth (an album)."""
+    first = messages[0]
+    bodies = [render_text(m.text, m.entities) for m in messages if m.text]
+    edited = [m.edited for m in messages if m.edited]
+    return {
+        "id": first.id,
+        "ids": [m.id for m in messages],
+        "kind": str(first.kind),
+        "date": local_datetime(first.date, tz),
+        "edited": local_datetime(max(edited), tz) if edited else None,
+        "text": "\n\n".join(m.text for m in messages if m.text),
+        "body": "\n\n".join(bodies),
+        "sender": first.sender_name,
+        "sender_md": escape_inline(first.sender_name) if first.sender_name else "",
+        "sender_id": first.sender_id,
+        "author": first.author,
+        "via_bot": first.via_bot,
+        "note_path": note_path,
+        "forward": _forward_view(first, tz),
+        "reply": _reply_view(first, reply_path),
+        "media": [_media_view(item) for item in media],
+        "service": _service_text(first.action, first.sender_name) if first.action else None,
+        "poll": _poll_view(first),
+        "location": _location_view(first),
+        "contact": _contact_view(first),
+        "unsupported": first.kind == "unsupported",
+        "extra": {k: v for m in messages for k, v in m.extra.items()},
+        "extra_lines": [
+            escape_inline(f"{key}: {_plain(value)}") for m in messages for key, value in m.extra.items()
+        ],
+    }
+
+
+def _forward_view(message: Message, tz: dt.tzinfo) -> dict[str, Any] | None:
+    fwd = message.forward
+    if fwd is None:
+        return None
+    name = fwd.from_name or fwd.saved_from or "unknown"
+    return {
+        "from_name": fwd.from_name,
+        "from_id": fwd.from_id,
+        "saved_from": fwd.saved_from,
+        "date": local_datetime(fwd.date, tz),
+        "post_author": fwd.post_author,
+        "name_md": escape_inline(name),
+    }
+
+
+def _reply_view(message: Message, reply_path: str | None) -> dict[str, Any] | None:
+    reply = message.reply
+    if reply is None:
+        return None
+    label = f"message {reply.message_id}"
+    return {
+        "message_id": reply.message_id,
+        "chat_id": reply.chat_id,
+        "path": reply_path,
+        "link": wikilink(reply_path, label) if reply_path else None,
+        "label_md": escape_inline(label),
+        "quote_md": escape_inline(reply.quote_text) if reply.quote_text else None,
+    }
+
+
+def _media_view(item: StoredMedia) -> dict[str, Any]:
+    media = item.media
+    name = media.file_name or (item.path.rsplit("/", 1)[-1] if item.path else None)
+    extension = item.path.rsplit(".", 1)[-1].lower() if item.path and "." in item.path else ""
+    if item.path is None:
+        embed = ""
+    elif extension in EMBEDDABLE_EXTENSIONS:
+        embed = f"![[{item.path}]]"
+    else:
+        embed = wikilink(item.path, name)
+    return {
+        "kind": str(media.kind),
+        "path": item.path,
+        "link": f"[[{item.path}]]" if item.path else None,
+        "embed": embed,
+        "status": item.status,
+        "reason": item.reason,
+        "file_name": media.file_name,
+        "name_md": escape_inline(name or str(media.kind)),
+        "mime_type": media.mime_type,
+        "size": media.size,
+        "width": media.width,
+        "height": media.height,
+        "duration": media.duration,
+        "performer": media.performer,
+        "title": media.title,
+        "emoji": media.emoji,
+    }
+
+
+def _poll_view(message: Message) -> dict[str, Any] | None:
+    poll = message.poll
+    if poll is None:
+        return None
+    return {
+        "question_md": escape_inline(poll.question),
+        "closed": poll.closed,
+        "total_voters": poll.total_voters,
+        "answers": [
+            {"text_md": escape_inline(a.text), "voters": a.voters, "chosen": a.chosen} for a in poll.answers
+        ],
+    }
+
+
+def _location_view(message: Message) -> dict[str, Any] | None:
+    loc = message.location
+    if loc is None:
+        return None
+    return {
+        "latitude": loc.latitude,
+        "longitude": loc.longitude,
+        "title_md": escape_inline(loc.title) if loc.title else None,
+        "address_md": escape_inline(loc.address) if loc.address else None,
+        "live_period": loc.live_period,
+        "map_url": f"https://www.openstreetmap.org/?mlat={loc.latitude:.6f}&mlon={loc.longitude:.6f}"
+        f"#map=16/{loc.latitude:.6f}/{loc.longitude:.6f}",
+    }
+
+
+def _contact_view(message: Message) -> dict[str, Any] | None:
+    contact = message.contact
+    if contact is None:
+        return None
+    name = " ".join(p for p in (contact.first_name, contact.last_name) if p) or "contact"
+    return {
+        "name_md": escape_inline(name),
+        "phone_md": escape_inline(contact.phone_number) if contact.phone_number else None,
+    }
+
+
+_ACTION_PHRASES: Mapping[str, str] = {
+    "create_channel": "created the channel",
+    "create_group": "created the group",
+    "edit_group_title": "changed the title to",
+    "migrate_from_group": "migrated from the group",
+    "topic_created": "created the topic",
+    "edit_group_photo": "changed the group photo",
+    "delete_group_photo": "removed the group photo",
+    "invite_members": "added",
+    "remove_members": "removed",
+    "join_group_by_link": "joined by invite link",
+    "join_group_by_request": "joined after a request",
+    "migrate_to_supergroup": "upgraded the group to a supergroup",
+    "pin_message": "pinned a message",
+    "clear_history": "cleared the history",
+    "joined_telegram": "joined Telegram",
+    "phone_call": "phone call",
+    "group_call": "group call",
+    "take_screenshot": "took a screenshot",
+}
+
+
+def _service_text(action: ServiceAction, actor: str | None) -> str:
+    """A one-line, escaped description of a service message."""
+    if action.text:
+        return escape_inline(action.text)
+    phrase = _ACTION_PHRASES.get(action.kind, action.kind.replace("_", " "))
+    parts = [actor, phrase] if actor else [phrase[:1].upper() + phrase[1:]]
+    if action.title:
+        parts.append(f"“{action.title}”")
+    if action.members:
+        parts.append(", ".join(action.members))
+    if action.duration:
+        parts.append(f"({int(action.duration)} s)")
+    text = " ".join(p for p in parts if p)
+    details = ", ".join(f"{k}: {_plain(v)}" for k, v in action.details.items())
+    return escape_inline(f"{text} [{details}]" if details else text)
+
+
+def _plain(value: Any) -> str:
+    """A JSON-like value as short plain text."""
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {_plain(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_plain(v) for v in value) + "]"
+    return str(value)
