@@ -1,0 +1,61 @@
+"""Test helper: what a generated vault must satisfy, checked the way Obsidian reads it.
+
+Every note parses as YAML frontmatter + Markdown; every wikilink and embed tobs-sync wrote (in
+the body or in a property) resolves to a file in the vault; no temp file is left behind.
+Escaped brackets (``\\[\\[``) are text, not links, and are not checked.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import frontmatter
+
+LINK = re.compile(r"(?<!\\)(!?)\[\[([^\]|#^]+)(?:[#^][^\]|]*)?(?:\|[^\]]*)?\]\]")
+SKIP = {".obsidian", ".tobs", ".trash"}
+
+
+@dataclass
+class VaultReport:
+    notes: list[Path] = field(default_factory=list)
+    links: int = 0
+    broken: list[str] = field(default_factory=list)
+    metadata: dict[Path, dict[str, object]] = field(default_factory=dict)
+
+
+def vault_files(vault: Path) -> dict[str, bytes]:
+    """Every file of the vault outside the state folder, by vault-relative path."""
+    return {
+        p.relative_to(vault).as_posix(): p.read_bytes()
+        for p in sorted(vault.rglob("*"))
+        if p.is_file() and not (set(p.relative_to(vault).parts) & {".tobs"})
+    }
+
+
+def resolves(vault: Path, target: str) -> bool:
+    return (vault / target).is_file() or (vault / f"{target}.md").is_file()
+
+
+def check_vault(vault: Path) -> VaultReport:
+    report = VaultReport()
+    for path in sorted(vault.rglob("*")):
+        relative = path.relative_to(vault)
+        if set(relative.parts) & SKIP or not path.is_file():
+            continue
+        assert not path.name.startswith(".tobs-tmp-"), f"temp file left behind: {relative}"
+        if path.suffix != ".md" or "_templates" in relative.parts:
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert text.startswith("---\n"), f"{relative}: no frontmatter"
+        post = frontmatter.loads(text)
+        report.notes.append(relative)
+        report.metadata[relative] = post.metadata
+        values = [v for value in post.metadata.values() for v in (value if isinstance(value, list) else [value])]
+        for source in [post.content, *[v for v in values if isinstance(v, str)]]:
+            for match in LINK.finditer(source):
+                report.links += 1
+                if not resolves(vault, match.group(2)):
+                    report.broken.append(f"{relative}: {match.group(0)}")
+    return report

@@ -1,0 +1,112 @@
+"""The composition root: one vault's settings, store, writer, renderer and synchroniser.
+
+Everything is built here from :class:`~tobs_sync.config.Settings` and nothing else, so the CLI,
+the agent and tests assemble the same objects the same way. Opening an app also removes temp
+files a crash may have left in the vault. Limits: one app per vault at a time (the store is a
+single-writer SQLite database).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from tobs_sync.config import DEFAULT_CONFIG, Settings, load_settings
+from tobs_sync.errors import TobsError
+from tobs_sync.media import MediaCounts, MediaWriter
+from tobs_sync.render import TEMPLATE_NAMES, Renderer, builtin_templates_dir
+from tobs_sync.sources.base import Source
+from tobs_sync.sources.tdesktop import DesktopExport
+from tobs_sync.store import Store
+from tobs_sync.sync import Synchronizer, SyncReport
+from tobs_sync.vault import Vault
+
+DEFAULT_ATTACHMENTS_WITHOUT_OBSIDIAN = "Telegram/_attachments"
+
+
+def attachment_rule(settings: Settings, vault: Vault) -> str:
+    """The attachment folder rule: config first, then Obsidian's own setting."""
+    if settings.attachments:
+        return settings.attachments
+    app_config = vault.load_app_config(settings.obsidian_config)
+    if (settings.vault_root / settings.obsidian_config / "app.json").is_file():
+        value = app_config.get("attachmentFolderPath", "/")
+        return value if isinstance(value, str) else "/"
+    return DEFAULT_ATTACHMENTS_WITHOUT_OBSIDIAN
+
+
+@dataclass
+class App:
+    settings: Settings
+    store: Store
+    vault: Vault
+    renderer: Renderer
+    media: MediaWriter
+    synchronizer: Synchronizer
+    cleaned_temp_files: int = 0
+
+    @classmethod
+    def open(cls, vault_root: Path) -> App:
+        settings = load_settings(vault_root)
+        vault = Vault(settings.vault_root)
+        cleaned = vault.clean_temp_files()
+        store = Store.open(settings.database_path)
+        try:
+            renderer = Renderer(vault.resolve(settings.templates) if settings.templates else None)
+            media = MediaWriter(vault, store, attachment_rule(settings, vault), settings.timezone)
+            synchronizer = Synchronizer(settings, store, vault, renderer, media)
+        except BaseException:
+            store.close()
+            raise
+        return cls(settings, store, vault, renderer, media, synchronizer, cleaned)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def sync_source(self, source: Source) -> SyncReport:
+        return await self.synchronizer.sync(source)
+
+
+async def import_export(vault_root: Path, export_path: Path) -> tuple[SyncReport, MediaCounts]:
+    """Import a Telegram Desktop export (folder or ``result.json``) into a vault, incrementally.
+
+    The export is read end to end before the vault is opened, so a malformed export leaves the
+    vault exactly as it was.
+    """
+    settings = load_settings(vault_root)
+    async with DesktopExport(export_path, local_timezone=settings.timezone) as source:
+        with App.open(vault_root) as app:
+            report = await app.sync_source(source)
+            return report, app.media.counts
+
+
+def init_vault(vault_root: Path) -> list[Path]:
+    """Create the config and template overrides of a vault; existing files are kept. Returns what was made."""
+    vault_root.mkdir(parents=True, exist_ok=True)
+    settings = load_settings(vault_root)
+    created: list[Path] = []
+    settings.state_dir.mkdir(exist_ok=True)
+    if not settings.config_path.exists():
+        settings.config_path.write_text(DEFAULT_CONFIG, encoding="utf-8")
+        created.append(settings.config_path)
+    vault = Vault(settings.vault_root)
+    templates = vault.ensure_folder(settings.templates)
+    for name in TEMPLATE_NAMES:
+        target = templates / name
+        if not target.exists():
+            shutil.copyfile(builtin_templates_dir() / name, target)
+            created.append(target)
+    return created
+
+
+def ensure_vault_folder(vault_root: Path) -> None:
+    if vault_root.exists() and not vault_root.is_dir():
+        raise TobsError(f"{vault_root} exists and is not a folder")
+    vault_root.mkdir(parents=True, exist_ok=True)

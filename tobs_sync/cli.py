@@ -1,0 +1,181 @@
+"""The ``tobs-sync`` command: thin commands over :mod:`tobs_sync.app`.
+
+Commands: ``init``, ``import``, ``render``, ``status``. Errors a user can cause are printed as
+one line (``error: ...``) with exit status 1, never as a traceback; ``-v`` shows debug logs.
+Output goes through rich, which degrades to plain text when not on a terminal.
+Limits: no command talks to Telegram yet; ``import`` reads Telegram Desktop exports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+from rich.text import Text
+
+from tobs_sync import __version__
+from tobs_sync.app import App, ensure_vault_folder, import_export, init_vault
+from tobs_sync.errors import TobsError
+from tobs_sync.media import MediaCounts
+from tobs_sync.sync import SyncReport
+
+log = logging.getLogger("tobs_sync")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tobs-sync", description="Keep an Obsidian vault in sync with Telegram."
+    )
+    parser.add_argument("--version", action="version", version=f"tobs-sync {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show debug logs")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    init = commands.add_parser("init", help="prepare a vault: config and editable templates")
+    init.add_argument("vault", type=Path, help="the Obsidian vault folder (created if missing)")
+
+    imp = commands.add_parser("import", help="import a Telegram Desktop JSON export (incremental)")
+    imp.add_argument("export", type=Path, help="the export folder or its result.json")
+    imp.add_argument("--vault", type=Path, required=True, help="the Obsidian vault folder (created if missing)")
+
+    render = commands.add_parser("render", help="re-render every note from the store, writing only changed ones")
+    render.add_argument("--vault", type=Path, required=True)
+
+    status = commands.add_parser("status", help="chats, cursors, media and conflicts of a vault")
+    status.add_argument("--vault", type=Path, required=True)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(highlight=False, markup=False, soft_wrap=True)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=Console(stderr=True, markup=False), show_path=False, markup=False)],
+    )
+    try:
+        return _run(args, console)
+    except TobsError as exc:
+        Console(stderr=True, highlight=False).print(Text("error: ", style="red") + Text(str(exc)), soft_wrap=True)
+        return 1
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted; nothing half-written, run the command again to continue")
+        return 130
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    if args.command == "init":
+        created = init_vault(args.vault)
+        for path in created:
+            console.print(f"created {path}")
+        if not created:
+            console.print(f"{args.vault} is already set up")
+        return 0
+    if args.command == "import":
+        ensure_vault_folder(args.vault)
+        with console.status(f"importing {args.export} ..."):
+            report, counts = asyncio.run(import_export(args.vault, args.export))
+        _print_report(console, report, counts)
+        return 0
+    if args.command == "render":
+        with App.open(_existing_vault(args.vault)) as app:
+            report = app.synchronizer.render_all()
+            _print_report(console, report, app.media.counts)
+        return 0
+    if args.command == "status":
+        with App.open(_existing_vault(args.vault)) as app:
+            status = collect_status(app)
+        if args.json:
+            console.print_json(json.dumps(status))
+        else:
+            _print_status(console, status)
+        return 0
+    raise AssertionError(args.command)  # pragma: no cover
+
+
+def _existing_vault(path: Path) -> Path:
+    if not (path / ".tobs" / "state.db").is_file():
+        raise TobsError(f"{path} has no tobs-sync state yet; run 'tobs-sync import EXPORT --vault {path}' first")
+    return path
+
+
+def _print_report(console: Console, report: SyncReport, counts: MediaCounts) -> None:
+    console.print(
+        f"{report.chats} chats, {report.messages} new messages; notes: {report.notes_written} written, "
+        f"{report.notes_unchanged} unchanged; media: {counts.stored} stored, {counts.deduplicated} deduplicated, "
+        f"{counts.unavailable} unavailable"
+    )
+    for reason, count in sorted(counts.reasons.items()):
+        console.print(f"  {count} media not stored: {reason}")
+    if report.conflicts:
+        console.print(Text(f"{len(report.conflicts)} notes edited outside tobs-sync were left as they are:", "yellow"))
+        for path in report.conflicts[:20]:
+            console.print(f"  {path}")
+        if len(report.conflicts) > 20:
+            console.print("  ... ('tobs-sync status' lists all)")
+
+
+def collect_status(app: App) -> dict[str, Any]:
+    store = app.store
+    chats = []
+    for state in store.chat_states():
+        count, _first, _last = store.message_stats(state.chat.id)
+        chat_note = store.chat_note(state.chat.id)
+        chats.append({
+            "id": state.chat.id,
+            "title": state.chat.title,
+            "kind": str(state.chat.kind),
+            "folder": state.folder,
+            "cursor": state.cursor,
+            "messages": count,
+            "chat_note": chat_note.path if chat_note else None,
+        })
+    media_files, media_bytes = store.media_count()
+    return {
+        "vault": str(app.settings.vault_root),
+        "chats": chats,
+        "messages": store.message_count(),
+        "notes": store.note_count(),
+        "media": {"files": media_files, "bytes": media_bytes, "by_status": store.media_status_counts()},
+        "conflicts": [
+            {"path": row.path, "chat_id": row.chat_id, "message_ids": list(row.message_ids)}
+            for row in store.conflicts()
+        ],
+        "templates": {name: app.renderer.template_file(name) for name in ("message.md", "chat.md")},
+    }
+
+
+def _print_status(console: Console, status: dict[str, Any]) -> None:
+    table = Table(title=Text(f"tobs-sync: {status['vault']}"))
+    for column in ("chat", "id", "kind", "messages", "cursor"):
+        table.add_column(column, justify="right" if column in ("id", "messages", "cursor") else "left")
+    for chat in status["chats"]:
+        table.add_row(Text(chat["title"]), str(chat["id"]), chat["kind"], str(chat["messages"]), str(chat["cursor"]))
+    console.print(table)
+    media = status["media"]
+    console.print(
+        f"{status['messages']} messages, {status['notes']} notes, "
+        f"{media['files']} media files ({media['bytes'] / 1e6:.1f} MB)"
+    )
+    for name, path in status["templates"].items():
+        console.print(f"template {name}: {path}")
+    if status["conflicts"]:
+        console.print(Text(f"{len(status['conflicts'])} notes edited outside tobs-sync (left untouched):", "yellow"))
+        for conflict in status["conflicts"]:
+            console.print(f"  {conflict['path']}")
+    else:
+        console.print("no conflicts")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""Media into the vault: streamed, hashed, stored once, and never half-written.
+
+Each file is streamed from its source into a hidden temp file inside the target attachment
+folder while it is hashed (sha256), fsynced, then either renamed into place or dropped because
+identical bytes are already stored. The media index (in the store) maps content hash -> vault
+path and Telegram file identity -> content hash, so a known file is not fetched again. A new
+file's name is reserved in the index just before the rename, and what each message's media
+became is recorded after it: a crash leaves at most a hidden temp file (removed at the next
+start) or a reserved name whose file the next run puts in place.
+
+Where files go follows Obsidian's ``attachmentFolderPath`` (vault root ``/``, a named folder,
+``./`` next to the note, ``./sub`` under the note's folder) unless the config overrides it.
+Limits: a file stored once is embedded from every note that uses it, by its full vault path, so
+in the ``./`` modes a file shared by several chats lives next to the first note that needed it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import mimetypes
+import posixpath
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tobs_sync.errors import MediaUnavailable
+from tobs_sync.model import MediaRef, Message
+from tobs_sync.store import Store
+from tobs_sync.vault import Vault, sanitize_filename
+from tobs_sync.views import StoredMedia
+
+STORED = "stored"
+UNAVAILABLE = "unavailable"
+
+ACTIVE_EXTENSIONS = frozenset({"md", "markdown", "mdown", "mkd", "canvas", "base", "js", "mjs", "cjs"})
+"""Files Obsidian (or its plugins) read as notes or code; received files never keep these."""
+
+_EXTENSION_OVERRIDES = {
+    "image/jpeg": ".jpg",
+    "audio/ogg": ".ogg",
+    "audio/mpeg": ".mp3",
+    "video/mp4": ".mp4",
+    "image/webp": ".webp",
+    "application/x-tgsticker": ".tgs",
+    "text/plain": ".txt",
+}
+_KIND_EXTENSIONS = {"photo": ".jpg", "voice": ".ogg", "video": ".mp4", "video_note": ".mp4", "animation": ".mp4"}
+
+
+def extension_for(media: MediaRef) -> str:
+    """A file extension for media without a usable file name (from its MIME type or kind)."""
+    if media.mime_type:
+        ext = _EXTENSION_OVERRIDES.get(media.mime_type) or mimetypes.guess_extension(media.mime_type)
+        if ext:
+            return ext
+    return _KIND_EXTENSIONS.get(str(media.kind), ".bin")
+
+
+def attachment_folder(rule: str, note_path: str) -> str:
+    """The vault folder for attachments of the note at ``note_path`` under Obsidian's rule."""
+    note_folder = posixpath.dirname(note_path)
+    if rule in ("", "/"):
+        return ""
+    if rule in (".", "./"):
+        return note_folder
+    if rule.startswith("./"):
+        return posixpath.join(note_folder, rule[2:].strip("/"))
+    return rule.strip("/")
+
+
+@dataclass(slots=True)
+class MediaCounts:
+    stored: int = 0
+    deduplicated: int = 0
+    unavailable: int = 0
+    fetched_bytes: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+class MediaWriter:
+    """Stores the media of messages into the vault and the media index."""
+
+    def __init__(self, vault: Vault, store: Store, folder_rule: str, tz: dt.tzinfo) -> None:
+        self._vault = vault
+        self._store = store
+        self._folder_rule = folder_rule
+        self._tz = tz
+        self.counts = MediaCounts()
+
+    async def store_message_media(
+        self,
+        message: Message,
+        chat_folder: str,
+        note_path: str,
+        fetch: Callable[[MediaRef], AsyncIterator[bytes]],
+    ) -> list[StoredMedia]:
+        known = self._store.media_slots(message.chat_id, message.id)
+        results = []
+        for slot, media in enumerate(message.media):
+            previous = known.get(slot)
+            if previous and previous.status == STORED and previous.path and self._exists(previous.path):
+                results.append(StoredMedia(media, previous.path, STORED))
+                continue
+            results.append(await self._store_one(message, slot, media, chat_folder, note_path, fetch))
+        return results
+
+    def stored_media(self, message: Message) -> list[StoredMedia]:
+        """What the index says about a message's media (for re-rendering without a source)."""
+        known = self._store.media_slots(message.chat_id, message.id)
+        results = []
+        for slot, media in enumerate(message.media):
+            row = known.get(slot)
+            if row is None:
+                results.append(StoredMedia(media, None, UNAVAILABLE, media.unavailable or "not fetched yet"))
+            else:
+                results.append(StoredMedia(media, row.path if row.status == STORED else None, row.status,
+                                           row.reason))
+        return results
+
+    def _exists(self, path: str) -> bool:
+        return self._vault.resolve(path).is_file()
+
+    async def _store_one(
+        self,
+        message: Message,
+        slot: int,
+        media: MediaRef,
+        chat_folder: str,
+        note_path: str,
+        fetch: Callable[[MediaRef], AsyncIterator[bytes]],
+    ) -> StoredMedia:
+        if media.unavailable or media.locator is None:
+            return self._unavailable(message, slot, media, media.unavailable or "no file")
+        if media.file_key:
+            content_hash = self._store.hash_of_remote(media.file_key)
+            path = self._store.media_path(content_hash) if content_hash else None
+            if content_hash and path and self._exists(path):
+                self._store.record_media(message.chat_id, message.id, slot, status=STORED,
+                                         content_hash=content_hash)
+                self.counts.deduplicated += 1
+                return StoredMedia(media, path, STORED)
+        folder = attachment_folder(self._folder_rule, note_path)
+        try:
+            content_hash, size, temp = await self._stream_to_temp(folder, media, fetch)
+        except MediaUnavailable as exc:
+            return self._unavailable(message, slot, media, str(exc))
+        path = self._place(temp, folder, content_hash, size, media, message, chat_folder)
+        self._store.record_media(message.chat_id, message.id, slot, status=STORED,
+                                 content_hash=content_hash, file_key=media.file_key)
+        return StoredMedia(media, path, STORED)
+
+    def _unavailable(self, message: Message, slot: int, media: MediaRef, reason: str) -> StoredMedia:
+        self._store.record_media(message.chat_id, message.id, slot, status=UNAVAILABLE, reason=reason)
+        self.counts.unavailable += 1
+        self.counts.reasons[reason] = self.counts.reasons.get(reason, 0) + 1
+        return StoredMedia(media, None, UNAVAILABLE, reason)
+
+    async def _stream_to_temp(
+        self, folder: str, media: MediaRef, fetch: Callable[[MediaRef], AsyncIterator[bytes]]
+    ) -> tuple[str, int, Path]:
+        digest = hashlib.sha256()
+        size = 0
+        with self._vault.temp_file(folder) as (out, temp):
+            async for chunk in fetch(media):
+                digest.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+        self.counts.fetched_bytes += size
+        return digest.hexdigest(), size, temp
+
+    def _place(
+        self, temp: Path, folder: str, content_hash: str, size: int, media: MediaRef, message: Message,
+        chat_folder: str,
+    ) -> str:
+        existing = self._store.media_path(content_hash)
+        if existing and self._exists(existing):
+            temp.unlink()
+            self.counts.deduplicated += 1
+            return existing
+        if existing:
+            # Indexed but not on disk: deleted by the user, or a crash struck between the
+            # reservation below and the rename. Either way it goes back where notes expect it.
+            target = existing
+        else:
+            target = self._vault.unique_path(
+                posixpath.join(folder, self._file_name(media, message, chat_folder)), self._store.path_taken
+            )
+            # Reserve the name before the rename, so a crash in between cannot leave a visible
+            # file the index does not know (the re-run would store a second copy beside it).
+            self._store.add_media_file(content_hash, target, size, media.mime_type)
+        self._vault.place(temp, target)
+        self.counts.stored += 1
+        return target
+
+    def _file_name(self, media: MediaRef, message: Message, chat_folder: str) -> str:
+        date = dt.datetime.fromtimestamp(message.date, self._tz).strftime("%Y-%m-%d")
+        fallback = f"{chat_folder}-{date}-{message.id}"
+        wanted = media.file_name or fallback + extension_for(media)
+        return inert_name(sanitize_filename(wanted, fallback_stem=fallback))
+
+
+def inert_name(file_name: str) -> str:
+    """A received file must not become a note, canvas or script in the vault: ``x.md`` -> ``x.md.txt``."""
+    extension = file_name.rpartition(".")[2].lower() if "." in file_name else ""
+    return f"{file_name}.txt" if extension in ACTIVE_EXTENSIONS else file_name

@@ -1,0 +1,313 @@
+"""Sources -> store -> media -> notes: one pass of synchronisation, and re-rendering.
+
+This is the only module that moves cursors. For every batch of a chat it follows the
+durability protocol of DESIGN.md: (1) cache the batch in one transaction, (2) store its media,
+(3) render every note of the batch (a template error stops here, before any write), write them
+atomically, (4) record the notes and move the chat's cursor in one transaction. A crash at any
+point repeats at most the unfinished batch, and repeating it writes identical bytes, which the
+vault writer skips.
+
+Notes the user edited are never overwritten: the vault writer reports a conflict, which is
+recorded (``status`` lists it) and left alone. Albums (messages sharing ``grouped_id``) share one
+note, also when an album straddles two batches. Limits: a note's path is chosen once, when it is
+first written; later changes of the path template or of a chat's title apply to new notes only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import posixpath
+import string
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from tobs_sync.config import Settings
+from tobs_sync.media import MediaWriter
+from tobs_sync.model import Chat, Message
+from tobs_sync.render import CHAT_TEMPLATE, MESSAGE_TEMPLATE, Renderer, wikilink
+from tobs_sync.sources.base import Source
+from tobs_sync.store import CHAT_NOTE, MESSAGE_NOTE, ChatState, NoteRow, Store
+from tobs_sync.vault import NoteWrite, Vault, WriteOutcome, sanitize_component, sha256_hex
+from tobs_sync.views import StoredMedia, chat_view, local_datetime, message_view
+
+RECENT_IN_CHAT_NOTE = 50
+
+
+@dataclass(slots=True)
+class SyncReport:
+    """What a pass did; printed by the CLI and returned to callers."""
+
+    chats: int = 0
+    messages: int = 0
+    notes_written: int = 0
+    notes_unchanged: int = 0
+    conflicts: list[str] = field(default_factory=list)
+
+    def count(self, outcome: NoteWrite, path: str) -> None:
+        if outcome.outcome == WriteOutcome.WRITTEN:
+            self.notes_written += 1
+        elif outcome.outcome == WriteOutcome.UNCHANGED:
+            self.notes_unchanged += 1
+        else:
+            self.conflicts.append(path)
+
+
+@dataclass(slots=True)
+class _Note:
+    """One note to write: its messages (several for an album) and where it goes."""
+
+    messages: list[Message]
+    path: str
+    previous: NoteRow | None
+
+
+class Synchronizer:
+    """Runs sync passes and re-renders for one vault."""
+
+    def __init__(
+        self, settings: Settings, store: Store, vault: Vault, renderer: Renderer, media: MediaWriter
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._vault = vault
+        self._renderer = renderer
+        self._media = media
+        self._tz = settings.timezone
+
+    # -- sync ------------------------------------------------------------------------------
+
+    async def sync(self, source: Source) -> SyncReport:
+        """Bring every chat of ``source`` up to date in the vault."""
+        self._renderer.check()
+        report = SyncReport()
+        async for chat in source.chats():
+            await self.sync_chat(source, chat, report)
+        return report
+
+    async def sync_chat(self, source: Source, chat: Chat, report: SyncReport) -> None:
+        state = self._store.upsert_chat(chat, lambda c: sanitize_component(c.title, fallback=f"chat {abs(c.id)}"))
+        report.chats += 1
+        self._reserve_chat_note(state)
+        async for batch in source.batches(chat, state.cursor):
+            await self._sync_batch(source, state, batch, report)
+        self._write_chat_note(state, report)
+
+    async def _sync_batch(
+        self, source: Source, state: ChatState, batch: Sequence[Message], report: SyncReport
+    ) -> None:
+        self._store.put_messages(batch)
+        notes = list(self._group_notes(state, batch))
+        media: dict[int, list[StoredMedia]] = {}
+        for note in notes:
+            for message in note.messages:
+                if message.media:
+                    media[message.id] = await self._media.store_message_media(
+                        message, state.folder, note.path, source.media_chunks
+                    )
+        assigned = {m.id: n.path for n in notes for m in n.messages}
+        rendered = [(note, self._render_message_note(state, note, media, assigned)) for note in notes]
+        # Reserve the paths first: after a crash the re-run finds its own notes instead of
+        # mistaking them for someone else's files and writing duplicates beside them.
+        self._store.commit_notes([_reservation(note, state.chat.id) for note in notes if note.previous is None])
+        rows = [self._write(note.path, data, note, state.chat.id, report) for note, data in rendered]
+        self._store.commit_notes(rows, cursor=(state.chat.id, batch[-1].id))
+        report.messages += len(batch)
+
+    def _group_notes(self, state: ChatState, batch: Sequence[Message]) -> Iterator[_Note]:
+        """Split a batch into notes: one per message, one per album."""
+        current: _Note | None = None
+        for message in batch:
+            if current and message.grouped_id and message.grouped_id == current.messages[-1].grouped_id:
+                current.messages.append(message)
+                continue
+            if current:
+                yield current
+            current = self._note_for(state, message)
+        if current:
+            yield current
+
+    def _note_for(self, state: ChatState, message: Message) -> _Note:
+        existing = self._store.note_of_message(state.chat.id, message.id)
+        if existing is None and message.grouped_id:
+            existing = self._album_note(state.chat.id, message)
+        if existing is not None:
+            members = [m for mid in existing.message_ids if mid != message.id
+                       if (m := self._store.message(state.chat.id, mid)) is not None]
+            return _Note(sorted([*members, message], key=lambda m: m.id), existing.path, existing)
+        path = self._vault.unique_path(self._note_path(state, message), self._store.path_taken)
+        return _Note([message], path, None)
+
+    def _album_note(self, chat_id: int, message: Message) -> NoteRow | None:
+        """The note of an album this message continues (its predecessor in the same album)."""
+        for previous in self._store.messages_before(chat_id, message.id, limit=1):
+            if previous.grouped_id == message.grouped_id:
+                return self._store.note_of_message(chat_id, previous.id)
+        return None
+
+    def _note_path(self, state: ChatState, message: Message) -> str:
+        when = dt.datetime.fromtimestamp(message.date, self._tz)
+        fields = {
+            "chat": state.folder,
+            "chat_id": str(state.chat.id),
+            "date": when.strftime("%Y-%m-%d"),
+            "year": when.strftime("%Y"),
+            "month": when.strftime("%m"),
+            "day": when.strftime("%d"),
+            "time": when.strftime("%H%M%S"),
+            "id": str(message.id),
+        }
+        return _fill_path(self._settings.note_path, fields)
+
+    def _reserve_chat_note(self, state: ChatState) -> None:
+        if self._store.chat_note(state.chat.id) is not None:
+            return
+        wanted = _fill_path(self._settings.chat_note_path, {"chat": state.folder, "chat_id": str(state.chat.id)})
+        path = self._vault.unique_path(wanted, self._store.path_taken)
+        self._store.commit_notes([NoteRow(path, CHAT_NOTE, state.chat.id, 0, (), "")])
+
+    def _chat_note_path(self, state: ChatState) -> str:
+        row = self._store.chat_note(state.chat.id)
+        if row is None:
+            self._reserve_chat_note(state)
+            row = self._store.chat_note(state.chat.id)
+        return row.path if row else ""
+
+    # -- rendering -------------------------------------------------------------------------
+
+    def _render_message_note(
+        self,
+        state: ChatState,
+        note: _Note,
+        media: dict[int, list[StoredMedia]],
+        assigned: dict[int, str],
+    ) -> bytes:
+        first = note.messages[0]
+        stored = [
+            item
+            for m in note.messages
+            for item in (media[m.id] if m.id in media else self._media.stored_media(m))
+        ]
+        reply_path = None
+        if first.reply and first.reply.chat_id in (None, state.chat.id):
+            reply_path = assigned.get(first.reply.message_id)
+            if reply_path is None and (row := self._store.note_of_message(state.chat.id, first.reply.message_id)):
+                reply_path = row.path
+        context = {
+            "message": message_view(note.messages, stored, tz=self._tz, reply_path=reply_path, note_path=note.path),
+            "chat": chat_view(state.chat, self._chat_note_path(state)),
+        }
+        ids = [m.id for m in note.messages]
+        identity = {"tg_chat_id": state.chat.id, "tg_message_id": ids[0] if len(ids) == 1 else ids}
+        return self._renderer.render(MESSAGE_TEMPLATE, context, identity)
+
+    def _render_chat_note(self, state: ChatState, path: str) -> bytes:
+        count, first, last = self._store.message_stats(state.chat.id)
+        recent = []
+        for row in self._store.recent_notes(state.chat.id, RECENT_IN_CHAT_NOTE):
+            message = self._store.message(state.chat.id, row.message_id)
+            when = local_datetime(message.date, self._tz) if message else None
+            label = f"{when:%Y-%m-%d %H:%M}" if when else posixpath.basename(row.path)
+            recent.append({"path": row.path, "link": wikilink(row.path, label), "date": when})
+        context = {
+            "chat": chat_view(state.chat, path),
+            "stats": {"count": count, "first": local_datetime(first, self._tz), "last": local_datetime(last, self._tz)},
+            "recent": recent,
+        }
+        return self._renderer.render(CHAT_TEMPLATE, context, {"tg_chat_id": state.chat.id})
+
+    def _write_chat_note(self, state: ChatState, report: SyncReport) -> None:
+        path = self._chat_note_path(state)
+        data = self._render_chat_note(state, path)
+        previous = self._store.chat_note(state.chat.id)
+        row = self._write(path, data, previous, state.chat.id, report, kind=CHAT_NOTE)
+        self._store.commit_notes([row])
+
+    def _write(
+        self,
+        path: str,
+        data: bytes,
+        note: _Note | NoteRow | None,
+        chat_id: int,
+        report: SyncReport,
+        *,
+        kind: str = MESSAGE_NOTE,
+    ) -> NoteRow:
+        previous = note.previous if isinstance(note, _Note) else note
+        ids = tuple(m.id for m in note.messages) if isinstance(note, _Note) else ()
+        outcome = self._vault.write_note(path, data, previous.content_hash or None if previous else None)
+        report.count(outcome, path)
+        if outcome.outcome == WriteOutcome.CONFLICT:
+            content_hash = previous.content_hash if previous else ""
+            conflict = outcome.disk_hash or ""
+        else:
+            content_hash, conflict = sha256_hex(data), None
+        return NoteRow(
+            path=path,
+            kind=kind,
+            chat_id=chat_id,
+            message_id=ids[0] if ids else 0,
+            message_ids=ids,
+            content_hash=content_hash,
+            conflict_hash=conflict,
+        )
+
+    # -- re-render -------------------------------------------------------------------------
+
+    def render_all(self) -> SyncReport:
+        """Re-render every note from the store, writing only those whose bytes change.
+
+        Two phases: every note is rendered first without writing, so a template error stops the
+        run before any note is touched; then the changed ones are rendered again and written.
+        """
+        self._renderer.check()
+        report = SyncReport()
+        states = {s.chat.id: s for s in self._store.chat_states()}
+        changed = [row for row in self._store.notes() if self._needs_write(row, self._rerender(row, states))]
+        for row in changed:
+            data = self._rerender(row, states)
+            outcome = self._vault.write_note(row.path, data, row.content_hash or None)
+            report.count(outcome, row.path)
+            self._store.commit_notes([self._rerendered_row(row, data, outcome)])
+        report.chats = len(states)
+        report.notes_unchanged += self._store.note_count() - len(changed)
+        return report
+
+    def _rerender(self, row: NoteRow, states: dict[int, ChatState]) -> bytes:
+        state = states[row.chat_id]
+        if row.kind == CHAT_NOTE:
+            return self._render_chat_note(state, row.path)
+        messages = [m for mid in row.message_ids if (m := self._store.message(row.chat_id, mid)) is not None]
+        note = _Note(messages, row.path, row)
+        media = {m.id: self._media.stored_media(m) for m in messages}
+        return self._render_message_note(state, note, media, {})
+
+    def _needs_write(self, row: NoteRow, data: bytes) -> bool:
+        if row.conflict_hash is not None:
+            return True  # re-check: the user may have reverted the edit
+        return sha256_hex(data) != row.content_hash or not self._vault.resolve(row.path).exists()
+
+    @staticmethod
+    def _rerendered_row(row: NoteRow, data: bytes, outcome: NoteWrite) -> NoteRow:
+        if outcome.outcome == WriteOutcome.CONFLICT:
+            return NoteRow(row.path, row.kind, row.chat_id, row.message_id, row.message_ids, row.content_hash,
+                           outcome.disk_hash)
+        return NoteRow(row.path, row.kind, row.chat_id, row.message_id, row.message_ids, sha256_hex(data), None)
+
+
+def _reservation(note: _Note, chat_id: int) -> NoteRow:
+    ids = tuple(m.id for m in note.messages)
+    return NoteRow(note.path, MESSAGE_NOTE, chat_id, ids[0], ids, "")
+
+
+def _fill_path(template: str, fields: dict[str, str]) -> str:
+    """Fill a validated path template; every value is sanitised into one path component."""
+    parts = []
+    for literal, name, _spec, _conv in string.Formatter().parse(template):
+        parts.append(literal)
+        if name is not None:
+            parts.append(sanitize_component(fields[name]) if name != "chat" else fields[name])
+    path = "".join(parts)
+    folders, _, filename = path.rpartition("/")
+    components = [sanitize_component(c) for c in folders.split("/") if c] if folders else []
+    stem = filename[:-3]
+    return "/".join([*components, sanitize_component(stem) + ".md"])
