@@ -17,7 +17,7 @@ from vaultcheck import check_vault, vault_files
 from tobs_sync.app import App, import_export
 from tobs_sync.cli import main
 from tobs_sync.config import load_settings
-from tobs_sync.errors import TemplateError, VaultError
+from tobs_sync.errors import ExportFormatError, TemplateError, VaultError
 from tobs_sync.sources.tdesktop import DesktopExport
 from tobs_sync.vault import Vault
 
@@ -353,3 +353,27 @@ def test_symlinked_attachment_folder_out_of_the_vault_is_refused(vault: Path, tm
     with pytest.raises(VaultError):
         run_import(vault, SAMPLE_EXPORT)
     assert list(outside.iterdir()) == []
+
+
+def test_every_external_export_imports_into_a_valid_vault(vault: Path, external: Path) -> None:
+    exports = sorted(external.glob("tdesktop-*.json"))
+    assert len(exports) >= 5
+    for export in exports:
+        run_import(vault, export)
+    checked = check_vault(vault)
+    assert checked.broken == []
+    with App.open(vault) as app:
+        chats = {state.chat.id: state for state in app.store.chat_states()}
+        # the 2020 and 2021 exports of one channel (integer vs prefixed ids) are one chat
+        assert chats[-1001292077344].cursor == 26
+        # every cached message sits in exactly one note
+        members = [mid for row in app.store.notes(kind="message") for mid in row.message_ids]
+        assert len(members) == app.store.message_count()
+    assert len(checked.notes) > 150
+
+
+def test_invalid_external_export_is_refused_without_touching_the_vault(vault: Path, external: Path) -> None:
+    with pytest.raises(ExportFormatError, match=r"tdesktop-joweich-chat-miner-minimal-full-export\.json") as error:
+        run_import(vault, external / "invalid" / "tdesktop-joweich-chat-miner-minimal-full-export.json")
+    assert "message 1" in str(error.value)
+    assert not (vault / "Telegram").exists()

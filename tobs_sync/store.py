@@ -299,7 +299,7 @@ class Store:
 
     def note_of_message(self, chat_id: int, message_id: int) -> NoteRow | None:
         row = self._db.execute(
-            _NOTE_SELECT + " WHERE path=(SELECT path FROM note_members WHERE chat_id=? AND message_id=?)",  # noqa: S608  # nosec B608 (constant SQL, bound values)
+            _NOTE_SELECT + " WHERE path=(SELECT path FROM note_members WHERE chat_id=? AND message_id=?)",  # noqa: S608  # nosec B608
             (chat_id, message_id),
         ).fetchone()
         return None if row is None else _note_row(row)

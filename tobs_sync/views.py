@@ -160,6 +160,7 @@ def _media_view(item: StoredMedia) -> dict[str, Any]:
         "reason": item.reason,
         "file_name": media.file_name,
         "name_md": escape_inline(name or str(media.kind)),
+        "label": escape_inline(_MEDIA_LABELS.get(str(media.kind), str(media.kind)) + (f" {name}" if name else "")),
         "mime_type": media.mime_type,
         "size": media.size,
         "width": media.width,
@@ -169,6 +170,18 @@ def _media_view(item: StoredMedia) -> dict[str, Any]:
         "title": media.title,
         "emoji": media.emoji,
     }
+
+
+_MEDIA_LABELS: Mapping[str, str] = {
+    "photo": "Photo",
+    "video": "Video",
+    "animation": "GIF",
+    "voice": "Voice message",
+    "audio": "Audio",
+    "video_note": "Video message",
+    "sticker": "Sticker",
+    "document": "File",
+}
 
 
 def _poll_view(message: Message) -> dict[str, Any] | None:
