@@ -74,3 +74,49 @@ def test_vault_that_is_not_a_folder_is_refused(tmp_path: Path) -> None:
 def test_attachment_rules_are_accepted(tmp_path: Path, rule: str) -> None:
     write_config(tmp_path, f"[vault]\nattachments = '{rule}'\n")
     assert load_settings(tmp_path).attachments == rule
+
+
+def test_telegram_and_media_sections_are_read(tmp_path: Path) -> None:
+    write_config(
+        tmp_path,
+        '[telegram]\napi_id = 12345\napi_hash = "abc"\nchats = ["channels", "@news", -1001234, "title:Fam*"]\n'
+        'exclude = ["saved"]\nflood_max_wait_s = 120\ndownload_workers_per_dc = 3\n'
+        '[media]\nkinds = ["photo", "video"]\nmax_mb = { video = 200 }\n',
+    )
+    settings = load_settings(tmp_path)
+    assert settings.telegram.api_id == 12345
+    assert settings.telegram.chats == ("channels", "@news", -1001234, "title:Fam*")
+    assert settings.telegram.flood_max_wait_s == 120.0
+    assert "abc" not in repr(settings)
+    assert settings.media.skip_reason("voice", 10) == "voice files are not stored (media.kinds)"
+    assert settings.media.skip_reason("video", 250_000_000) == "larger than 200 MB (media.max_mb.video)"
+    assert settings.media.skip_reason("video", 150_000_000) is None
+    assert settings.media.skip_reason("hologram", 1) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[telegram]\napi_id = 'x'\n", "telegram.api_id: must be a number, not str"),
+        ("[telegram]\napi_id = -1\n", "telegram.api_id: must be at least 0"),
+        ("[telegram]\nchats = 'all'\n", "telegram.chats: must be a list"),
+        ("[telegram]\nchats = ['everything']\n", "telegram.chats: 'everything' is not a chat selector"),
+        ("[telegram]\nchats = [true]\n", "telegram.chats: True is neither"),
+        ("[telegram]\ntakeout = 'yes'\n", "telegram.takeout: must be true or false, not str"),
+        ("[telegram]\nstall_timeout_s = 0\n", "telegram.stall_timeout_s: must be at least 1"),
+        (
+            "[telegram]\ndownload_workers_per_dc = 100\n",
+            "telegram.download_workers_per_dc: must be at least 1 and at most 64",
+        ),
+        ("[telegram]\napi_hsh = 'x'\n", "telegram.api_hsh: unknown key (did you mean 'api_hash'?)"),
+        ("[media]\nkinds = ['photos']\n", "media.kinds: unknown kind 'photos' (did you mean 'photo'?)"),
+        ("[media]\nmax_mb = { vidoe = 3 }\n", "media.max_mb.vidoe: unknown kind (did you mean 'video'?)"),
+        ("[media]\nmax_mb = { video = -3 }\n", "media.max_mb.video: must be at least 0"),
+        ("[media]\nmax_mb = 5\n", "media.max_mb: must be a table"),
+    ],
+)
+def test_bad_telegram_and_media_keys_are_named(tmp_path: Path, text: str, message: str) -> None:
+    write_config(tmp_path, text)
+    with pytest.raises(ConfigError) as error:
+        load_settings(tmp_path)
+    assert message in str(error.value)

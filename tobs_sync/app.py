@@ -21,6 +21,7 @@ from tobs_sync.sources.tdesktop import DesktopExport
 from tobs_sync.store import Store
 from tobs_sync.sync import Synchronizer, SyncReport
 from tobs_sync.vault import Vault
+from tobs_sync.workers import DcScheduler
 
 DEFAULT_ATTACHMENTS_WITHOUT_OBSIDIAN = "Telegram/_attachments"
 
@@ -54,7 +55,16 @@ class App:
         store = Store.open(settings.database_path)
         try:
             renderer = Renderer(vault.resolve(settings.templates) if settings.templates else None)
-            media = MediaWriter(vault, store, attachment_rule(settings, vault), settings.timezone)
+            telegram = settings.telegram
+            scheduler = DcScheduler(
+                per_dc=telegram.download_workers_per_dc,
+                total=telegram.download_workers_total,
+                max_flood_wait=telegram.flood_max_wait_s,
+            )
+            media = MediaWriter(
+                vault, store, attachment_rule(settings, vault), settings.timezone,
+                settings=settings.media, scheduler=scheduler,
+            )
             synchronizer = Synchronizer(settings, store, vault, renderer, media)
         except BaseException:
             store.close()

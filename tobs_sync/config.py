@@ -14,7 +14,7 @@ import difflib
 import string
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
 from typing import Any
@@ -48,12 +48,85 @@ templates = "Telegram/_templates"
 timezone = ""
 # Obsidian's configuration folder (change it only if you renamed it in Obsidian).
 obsidian_config = ".obsidian"
+
+[telegram]
+# From https://my.telegram.org; better given as the environment variables TOBS_API_ID and
+# TOBS_API_HASH, which take precedence. Never printed or logged.
+api_id = 0
+api_hash = ""
+# Folder for the login session (a full credential: kept outside the vault, 0700/0600).
+# "" = the user's config folder (~/.config/tobs-sync/sessions on Linux).
+session_dir = ""
+# Which chats to sync: "all", "channels", "groups", "users", "bots", "saved", a numeric id,
+# "@username", or "title:Pattern*" (shell-style, case-insensitive).
+chats = ["all"]
+exclude = []
+# Use a takeout session for the first backfill of a chat (lower flood limits; Telegram may ask
+# you to confirm it in another app first).
+takeout = false
+# A flood wait longer than this defers the chat to the next pass instead of sleeping.
+flood_max_wait_s = 300
+# Deadline of one request, and of one media chunk (a stalled connection is retried).
+request_timeout_s = 60
+stall_timeout_s = 60
+# Parallel downloads per Telegram data centre, and in total.
+download_workers_per_dc = 2
+download_workers_total = 6
+
+[media]
+# Media kinds to store; others are listed in the note as skipped.
+kinds = ["photo", "video", "animation", "voice", "audio", "video_note", "sticker", "document"]
+# Largest file to store per kind, in MB (0 or absent = no limit), e.g. { video = 200 }.
+max_mb = {}
 """
 
 _VAULT_KEYS = frozenset(
     {"note_path", "chat_note_path", "attachments", "templates", "timezone", "obsidian_config"}
 )
-_SECTIONS: Mapping[str, frozenset[str]] = {"vault": _VAULT_KEYS}
+_TELEGRAM_KEYS = frozenset(
+    {
+        "api_id", "api_hash", "session_dir", "chats", "exclude", "takeout", "flood_max_wait_s",
+        "request_timeout_s", "stall_timeout_s", "download_workers_per_dc", "download_workers_total",
+    }
+)
+_MEDIA_KEYS = frozenset({"kinds", "max_mb"})
+_SECTIONS: Mapping[str, frozenset[str]] = {"vault": _VAULT_KEYS, "telegram": _TELEGRAM_KEYS, "media": _MEDIA_KEYS}
+MEDIA_KINDS = ("photo", "video", "animation", "voice", "audio", "video_note", "sticker", "document")
+_CHAT_SELECTORS = frozenset({"all", "channels", "groups", "users", "bots", "saved"})
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramSettings:
+    """How to reach Telegram and what to sync. Secrets (api_hash) are never part of ``repr``."""
+
+    api_id: int = 0
+    api_hash: str = field(default="", repr=False)
+    session_dir: str = ""
+    chats: tuple[str | int, ...] = ("all",)
+    exclude: tuple[str | int, ...] = ()
+    takeout: bool = False
+    flood_max_wait_s: float = 300.0
+    request_timeout_s: float = 60.0
+    stall_timeout_s: float = 60.0
+    download_workers_per_dc: int = 2
+    download_workers_total: int = 6
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSettings:
+    """Which media to store, and size limits per kind (bytes; absent = no limit)."""
+
+    kinds: frozenset[str] = frozenset(MEDIA_KINDS)
+    max_bytes: Mapping[str, int] = field(default_factory=dict)
+
+    def skip_reason(self, kind: str, size: int | None) -> str | None:
+        """Why media of this kind and size is not stored, or None to store it."""
+        if kind in MEDIA_KINDS and kind not in self.kinds:
+            return f"{kind} files are not stored (media.kinds)"
+        limit = self.max_bytes.get(kind)
+        if limit is not None and size is not None and size > limit:
+            return f"larger than {limit / 1e6:g} MB (media.max_mb.{kind})"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +140,8 @@ class Settings:
     templates: str = "Telegram/_templates"
     timezone_name: str = ""
     obsidian_config: str = ".obsidian"
+    telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
 
     @property
     def state_dir(self) -> Path:
@@ -121,7 +196,12 @@ def settings_from_mapping(vault_root: Path, data: Mapping[str, Any]) -> Settings
     values = {key: _string(vault, key) for key in _VAULT_KEYS if key in vault}
     if "timezone" in values:
         values["timezone_name"] = values.pop("timezone")
-    settings = dataclasses.replace(Settings(vault_root=vault_root), **values)
+    settings = dataclasses.replace(
+        Settings(vault_root=vault_root),
+        **values,
+        telegram=_telegram_settings(data.get("telegram", {})),
+        media=_media_settings(data.get("media", {})),
+    )
     check_path_template("vault.note_path", settings.note_path, NOTE_PATH_FIELDS, required=frozenset({"id"}))
     check_path_template("vault.chat_note_path", settings.chat_note_path, CHAT_NOTE_PATH_FIELDS)
     check_vault_folder("vault.templates", settings.templates)
@@ -132,6 +212,92 @@ def settings_from_mapping(vault_root: Path, data: Mapping[str, Any]) -> Settings
         check_vault_folder("vault.attachments", settings.attachments.removeprefix("./"))
     resolve_timezone(settings.timezone_name)
     return settings
+
+
+def _telegram_settings(table: Mapping[str, Any]) -> TelegramSettings:
+    defaults = TelegramSettings()
+    values: dict[str, Any] = {}
+    if "api_id" in table:
+        values["api_id"] = _number("telegram", table, "api_id", int, minimum=0)
+    if "api_hash" in table:
+        values["api_hash"] = _typed("telegram", table, "api_hash", str)
+    if "session_dir" in table:
+        values["session_dir"] = _typed("telegram", table, "session_dir", str)
+    if "takeout" in table:
+        values["takeout"] = _typed("telegram", table, "takeout", bool)
+    for key in ("chats", "exclude"):
+        if key in table:
+            values[key] = _chat_list(key, table[key])
+    for key in ("flood_max_wait_s", "request_timeout_s", "stall_timeout_s"):
+        if key in table:
+            values[key] = float(_number("telegram", table, key, (int, float), minimum=1))
+    for key in ("download_workers_per_dc", "download_workers_total"):
+        if key in table:
+            values[key] = _number("telegram", table, key, int, minimum=1, maximum=64)
+    return dataclasses.replace(defaults, **values)
+
+
+def _chat_list(key: str, value: Any) -> tuple[str | int, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(f"telegram.{key}: must be a list, like [\"channels\", \"@name\", 12345]")
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, str | int):
+            raise ConfigError(f"telegram.{key}: {item!r} is neither a chat id nor text")
+        if isinstance(item, str) and not (
+            item in _CHAT_SELECTORS or item.startswith(("@", "title:")) or item.lstrip("-").isdigit()
+        ):
+            raise ConfigError(
+                f"telegram.{key}: {item!r} is not a chat selector; use one of "
+                + ", ".join(sorted(_CHAT_SELECTORS)) + ", a chat id, \"@username\" or \"title:Pattern*\""
+            )
+    return tuple(int(i) if isinstance(i, str) and i.lstrip("-").isdigit() else i for i in value)
+
+
+def _media_settings(table: Mapping[str, Any]) -> MediaSettings:
+    values: dict[str, Any] = {}
+    if "kinds" in table:
+        kinds = table["kinds"]
+        if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
+            raise ConfigError("media.kinds: must be a list of media kinds, like [\"photo\", \"voice\"]")
+        for kind in kinds:
+            if kind not in MEDIA_KINDS:
+                raise ConfigError(f"media.kinds: unknown kind {kind!r}{_suggest(kind, MEDIA_KINDS)}")
+        values["kinds"] = frozenset(kinds)
+    if "max_mb" in table:
+        limits = table["max_mb"]
+        if not isinstance(limits, dict):
+            raise ConfigError("media.max_mb: must be a table, like { video = 200 }")
+        max_bytes = {}
+        for kind in limits:
+            if kind not in MEDIA_KINDS:
+                raise ConfigError(f"media.max_mb.{kind}: unknown kind{_suggest(kind, MEDIA_KINDS)}")
+            number = _number("media.max_mb", limits, kind, (int, float), minimum=0)
+            if number:
+                max_bytes[kind] = int(number * 1_000_000)
+        values["max_bytes"] = max_bytes
+    return MediaSettings(**values)
+
+
+def _typed(section: str, table: Mapping[str, Any], key: str, kind: type) -> Any:
+    value = table[key]
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise ConfigError(f"{section}.{key}: must be {_TYPE_NAMES[kind]}, not {type(value).__name__}")
+    return value
+
+
+def _number(
+    section: str, table: Mapping[str, Any], key: str, kind: Any, *, minimum: float, maximum: float | None = None
+) -> Any:
+    value = table[key]
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ConfigError(f"{section}.{key}: must be a number, not {type(value).__name__}")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"at least {minimum:g}" + (f" and at most {maximum:g}" if maximum is not None else "")
+        raise ConfigError(f"{section}.{key}: must be {bound}, not {value}")
+    return value
+
+
+_TYPE_NAMES: Mapping[type, str] = {str: "text", bool: "true or false", int: "a whole number"}
 
 
 def _check_keys(data: Mapping[str, Any]) -> None:

@@ -18,20 +18,31 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import mimetypes
 import posixpath
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
-from tobs_sync.errors import MediaUnavailable
+from tobs_sync.config import MediaSettings
+from tobs_sync.errors import MediaUnavailable, SourceError
 from tobs_sync.model import MediaRef, Message
-from tobs_sync.store import Store
+from tobs_sync.store import MediaSlot, Store
 from tobs_sync.vault import Vault, sanitize_filename
 from tobs_sync.views import StoredMedia
+from tobs_sync.workers import DcScheduler, Job
+
+log = logging.getLogger(__name__)
 
 STORED = "stored"
 UNAVAILABLE = "unavailable"
+"""The source cannot provide the file (left out of an export, deleted): not retried."""
+SKIPPED = "skipped"
+"""Left out on purpose (media.kinds, media.max_mb)."""
+FAILED = "failed"
+"""The fetch failed (timeouts, flood waits): retried on a later pass."""
 
 ACTIVE_EXTENSIONS = frozenset({"md", "markdown", "mdown", "mkd", "canvas", "base", "js", "mjs", "cjs"})
 """Files Obsidian (or its plugins) read as notes or code; received files never keep these."""
@@ -74,36 +85,81 @@ class MediaCounts:
     stored: int = 0
     deduplicated: int = 0
     unavailable: int = 0
+    skipped: int = 0
+    failed: int = 0
     fetched_bytes: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaItem:
+    """One media slot of a message, and the note it will be embedded in."""
+
+    message: Message
+    slot: int
+    note_path: str
+
+    @property
+    def media(self) -> MediaRef:
+        return self.message.media[self.slot]
+
+
+Fetch = Callable[[MediaRef], AsyncIterator[bytes]]
 
 
 class MediaWriter:
     """Stores the media of messages into the vault and the media index."""
 
-    def __init__(self, vault: Vault, store: Store, folder_rule: str, tz: dt.tzinfo) -> None:
+    def __init__(
+        self,
+        vault: Vault,
+        store: Store,
+        folder_rule: str,
+        tz: dt.tzinfo,
+        *,
+        settings: MediaSettings | None = None,
+        scheduler: DcScheduler | None = None,
+    ) -> None:
         self._vault = vault
         self._store = store
         self._folder_rule = folder_rule
         self._tz = tz
+        self._settings = settings or MediaSettings()
+        self._scheduler = scheduler or DcScheduler()
         self.counts = MediaCounts()
 
-    async def store_message_media(
-        self,
-        message: Message,
-        chat_folder: str,
-        note_path: str,
-        fetch: Callable[[MediaRef], AsyncIterator[bytes]],
-    ) -> list[StoredMedia]:
-        known = self._store.media_slots(message.chat_id, message.id)
-        results = []
-        for slot, media in enumerate(message.media):
-            previous = known.get(slot)
-            if previous and previous.status == STORED and previous.path and self._exists(previous.path):
-                results.append(StoredMedia(media, previous.path, STORED))
-                continue
-            results.append(await self._store_one(message, slot, media, chat_folder, note_path, fetch))
-        return results
+    async def store_media(
+        self, messages: Sequence[tuple[Message, str]], chat_folder: str, fetch: Fetch
+    ) -> dict[int, list[StoredMedia]]:
+        """Store the media of ``(message, note_path)`` pairs; what became of each slot, by message id.
+
+        Files already known (by Telegram file identity or by an earlier slot) are not fetched;
+        the rest are fetched concurrently, queued per data centre. A failed fetch is recorded as
+        ``failed`` (retried on a later pass); the note is written without that embed meanwhile.
+        """
+        results: dict[int, list[StoredMedia | None]] = {m.id: [None] * len(m.media) for m, _ in messages}
+        pending: dict[str, list[MediaItem]] = {}
+        for message, note_path in messages:
+            known = self._store.media_slots(message.chat_id, message.id)
+            for slot in range(len(message.media)):
+                item = MediaItem(message, slot, note_path)
+                settled = self._settle_without_fetch(item, known.get(slot))
+                if settled is not None:
+                    results[message.id][slot] = settled
+                else:
+                    key = item.media.file_key or f"slot:{message.chat_id}:{message.id}:{slot}"
+                    pending.setdefault(key, []).append(item)
+        jobs = [
+            Job(key, items[0].media.dc_id, partial(self._fetch_and_place, items[0], chat_folder, fetch))
+            for key, items in pending.items()
+        ]
+        outcomes = await self._scheduler.run_all(jobs)
+        for key, items in pending.items():
+            outcome = outcomes[key]
+            for index, item in enumerate(items):
+                stored = self._record(item, outcome, first=index == 0)
+                results[item.message.id][item.slot] = stored
+        return {mid: [s for s in slots if s is not None] for mid, slots in results.items()}
 
     def stored_media(self, message: Message) -> list[StoredMedia]:
         """What the index says about a message's media (for re-rendering without a source)."""
@@ -121,17 +177,15 @@ class MediaWriter:
     def _exists(self, path: str) -> bool:
         return self._vault.resolve(path).is_file()
 
-    async def _store_one(
-        self,
-        message: Message,
-        slot: int,
-        media: MediaRef,
-        chat_folder: str,
-        note_path: str,
-        fetch: Callable[[MediaRef], AsyncIterator[bytes]],
-    ) -> StoredMedia:
+    def _settle_without_fetch(self, item: MediaItem, previous: MediaSlot | None) -> StoredMedia | None:
+        """The outcome of a slot when nothing needs fetching, else None."""
+        message, slot, media = item.message, item.slot, item.media
+        if previous and previous.status == STORED and previous.path and self._exists(previous.path):
+            return StoredMedia(media, previous.path, STORED)
         if media.unavailable or media.locator is None:
-            return self._unavailable(message, slot, media, media.unavailable or "no file")
+            return self._not_stored(message, slot, media, UNAVAILABLE, media.unavailable or "no file")
+        if reason := self._settings.skip_reason(str(media.kind), media.size):
+            return self._not_stored(message, slot, media, SKIPPED, reason)
         if media.file_key:
             content_hash = self._store.hash_of_remote(media.file_key)
             path = self._store.media_path(content_hash) if content_hash else None
@@ -140,21 +194,42 @@ class MediaWriter:
                                          content_hash=content_hash)
                 self.counts.deduplicated += 1
                 return StoredMedia(media, path, STORED)
-        folder = attachment_folder(self._folder_rule, note_path)
-        try:
-            content_hash, size, temp = await self._stream_to_temp(folder, media, fetch)
-        except MediaUnavailable as exc:
-            return self._unavailable(message, slot, media, str(exc))
-        path = self._place(temp, folder, content_hash, size, media, message, chat_folder)
+        return None
+
+    async def _fetch_and_place(self, item: MediaItem, chat_folder: str, fetch: Fetch) -> tuple[str, str]:
+        """Fetch one file into the vault; ``(content_hash, vault path)``."""
+        folder = attachment_folder(self._folder_rule, item.note_path)
+        content_hash, size, temp = await self._stream_to_temp(folder, item.media, fetch)
+        path = self._place(temp, folder, content_hash, size, item.media, item.message, chat_folder)
+        return content_hash, path
+
+    def _record(self, item: MediaItem, outcome: tuple[str, str] | BaseException, *, first: bool) -> StoredMedia:
+        message, slot, media = item.message, item.slot, item.media
+        if isinstance(outcome, MediaUnavailable):
+            return self._not_stored(message, slot, media, UNAVAILABLE, str(outcome))
+        if isinstance(outcome, SourceError | TimeoutError | ConnectionError):
+            reason = f"download failed, will retry: {outcome or type(outcome).__name__}"
+            log.warning("media of message %s in chat %s: %s", message.id, message.chat_id, reason)
+            return self._not_stored(message, slot, media, FAILED, reason)
+        if isinstance(outcome, BaseException):
+            raise outcome  # the vault refused a write, or a bug: stop the run, nothing is recorded
+        content_hash, path = outcome
+        if not first:
+            self.counts.deduplicated += 1
         self._store.record_media(message.chat_id, message.id, slot, status=STORED,
                                  content_hash=content_hash, file_key=media.file_key)
         return StoredMedia(media, path, STORED)
 
-    def _unavailable(self, message: Message, slot: int, media: MediaRef, reason: str) -> StoredMedia:
-        self._store.record_media(message.chat_id, message.id, slot, status=UNAVAILABLE, reason=reason)
-        self.counts.unavailable += 1
+    def _not_stored(self, message: Message, slot: int, media: MediaRef, status: str, reason: str) -> StoredMedia:
+        self._store.record_media(message.chat_id, message.id, slot, status=status, reason=reason)
+        if status == UNAVAILABLE:
+            self.counts.unavailable += 1
+        elif status == SKIPPED:
+            self.counts.skipped += 1
+        else:
+            self.counts.failed += 1
         self.counts.reasons[reason] = self.counts.reasons.get(reason, 0) + 1
-        return StoredMedia(media, None, UNAVAILABLE, reason)
+        return StoredMedia(media, None, status, reason)
 
     async def _stream_to_temp(
         self, folder: str, media: MediaRef, fetch: Callable[[MediaRef], AsyncIterator[bytes]]

@@ -97,13 +97,9 @@ class Synchronizer:
     ) -> None:
         self._store.put_messages(batch)
         notes = list(self._group_notes(state, batch))
-        media: dict[int, list[StoredMedia]] = {}
-        for note in notes:
-            for message in note.messages:
-                if message.media:
-                    media[message.id] = await self._media.store_message_media(
-                        message, state.folder, note.path, source.media_chunks
-                    )
+        media = await self._media.store_media(
+            [(m, note.path) for note in notes for m in note.messages if m.media], state.folder, source.media_chunks
+        )
         assigned = {m.id: n.path for n in notes for m in n.messages}
         rendered = [(note, self._render_message_note(state, note, media, assigned)) for note in notes]
         # Reserve the paths first: after a crash the re-run finds its own notes instead of
