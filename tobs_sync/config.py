@@ -78,6 +78,11 @@ download_workers_total = 6
 kinds = ["photo", "video", "animation", "voice", "audio", "video_note", "sticker", "document"]
 # Largest file to store per kind, in MB (0 or absent = no limit), e.g. { video = 200 }.
 max_mb = {}
+# Media processors that add properties (duration, width, height, fps, codec): by default every
+# built-in but "reencode" (re-encodes videos to H.264 to save space; needs ffmpeg). To turn it on:
+# processors = ["ffprobe", "audio", "image", "reencode"]
+# Threads shared by all processors.
+processor_workers = 2
 """
 
 _VAULT_KEYS = frozenset(
@@ -89,7 +94,7 @@ _TELEGRAM_KEYS = frozenset(
         "request_timeout_s", "stall_timeout_s", "download_workers_per_dc", "download_workers_total",
     }
 )
-_MEDIA_KEYS = frozenset({"kinds", "max_mb"})
+_MEDIA_KEYS = frozenset({"kinds", "max_mb", "processors", "processor_workers"})
 _SECTIONS: Mapping[str, frozenset[str]] = {"vault": _VAULT_KEYS, "telegram": _TELEGRAM_KEYS, "media": _MEDIA_KEYS}
 MEDIA_KINDS = ("photo", "video", "animation", "voice", "audio", "video_note", "sticker", "document")
 _CHAT_SELECTORS = frozenset({"all", "channels", "groups", "users", "bots", "saved"})
@@ -118,6 +123,9 @@ class MediaSettings:
 
     kinds: frozenset[str] = frozenset(MEDIA_KINDS)
     max_bytes: Mapping[str, int] = field(default_factory=dict)
+    processors: tuple[str, ...] | None = None
+    """Processors to run by name; None = every one that is on by default (not ``reencode``)."""
+    processor_workers: int = 2
 
     def skip_reason(self, kind: str, size: int | None) -> str | None:
         """Why media of this kind and size is not stored, or None to store it."""
@@ -275,6 +283,13 @@ def _media_settings(table: Mapping[str, Any]) -> MediaSettings:
             if number:
                 max_bytes[kind] = int(number * 1_000_000)
         values["max_bytes"] = max_bytes
+    if "processors" in table:
+        names = table["processors"]
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+            raise ConfigError('media.processors: must be a list of names, like ["ffprobe", "image", "reencode"]')
+        values["processors"] = tuple(names)
+    if "processor_workers" in table:
+        values["processor_workers"] = _number("media", table, "processor_workers", int, minimum=1, maximum=32)
     return MediaSettings(**values)
 
 

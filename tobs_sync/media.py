@@ -16,19 +16,23 @@ in the ``./`` modes a file shared by several chats lives next to the first note 
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
 import mimetypes
 import posixpath
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from tobs_sync.config import MediaSettings
 from tobs_sync.errors import MediaUnavailable, SourceError
 from tobs_sync.model import MediaRef, Message
+from tobs_sync.processors.pool import ProcessorPool
 from tobs_sync.store import MediaSlot, Store
 from tobs_sync.vault import Vault, sanitize_filename
 from tobs_sync.views import StoredMedia
@@ -92,6 +96,15 @@ class MediaCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class Placed:
+    """A fetched file in the vault, and the processing started on it (if it is new)."""
+
+    content_hash: str
+    path: str
+    processing: asyncio.Future[Mapping[str, Any]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class MediaItem:
     """One media slot of a message, and the note it will be embedded in."""
 
@@ -119,6 +132,7 @@ class MediaWriter:
         *,
         settings: MediaSettings | None = None,
         scheduler: DcScheduler | None = None,
+        processors: ProcessorPool | None = None,
     ) -> None:
         self._vault = vault
         self._store = store
@@ -126,6 +140,7 @@ class MediaWriter:
         self._tz = tz
         self._settings = settings or MediaSettings()
         self._scheduler = scheduler or DcScheduler()
+        self._processors = processors
         self.counts = MediaCounts()
 
     async def store_media(
@@ -154,12 +169,37 @@ class MediaWriter:
             for key, items in pending.items()
         ]
         outcomes = await self._scheduler.run_all(jobs)
+        await self._finish_processing(outcomes)
         for key, items in pending.items():
             outcome = outcomes[key]
             for index, item in enumerate(items):
                 stored = self._record(item, outcome, first=index == 0)
                 results[item.message.id][item.slot] = stored
-        return {mid: [s for s in slots if s is not None] for mid, slots in results.items()}
+        stored = [s for slots in results.values() for s in slots if s is not None]
+        await self._process_unprocessed(stored)
+        return {
+            mid: [self._with_properties(s) for s in slots if s is not None] for mid, slots in results.items()
+        }
+
+    async def _process_unprocessed(self, stored: Sequence[StoredMedia]) -> None:
+        """Run processors on stored files they have not seen (e.g. a crash struck before they finished)."""
+        if self._processors is None:
+            return
+        todo = {
+            s.content_hash: s
+            for s in stored
+            if s.status == STORED and s.content_hash and s.path and self._store.media_properties(s.content_hash) is None
+        }
+        found = await asyncio.gather(
+            *(self._processors.run(self._vault.resolve(s.path), s.media) for s in todo.values() if s.path)
+        )
+        for content_hash, properties in zip(todo, found, strict=True):
+            self._store.set_media_properties(content_hash, properties, size=None)
+
+    def _with_properties(self, item: StoredMedia) -> StoredMedia:
+        if item.status != STORED or not item.content_hash:
+            return item
+        return dataclasses.replace(item, properties=self._store.media_properties(item.content_hash) or {})
 
     def stored_media(self, message: Message) -> list[StoredMedia]:
         """What the index says about a message's media (for re-rendering without a source)."""
@@ -170,8 +210,9 @@ class MediaWriter:
             if row is None:
                 results.append(StoredMedia(media, None, UNAVAILABLE, media.unavailable or "not fetched yet"))
             else:
-                results.append(StoredMedia(media, row.path if row.status == STORED else None, row.status,
-                                           row.reason))
+                stored = row.status == STORED
+                results.append(StoredMedia(media, row.path if stored else None, row.status, row.reason,
+                                           properties=(row.properties or {}) if stored else {}))
         return results
 
     def _exists(self, path: str) -> bool:
@@ -181,7 +222,7 @@ class MediaWriter:
         """The outcome of a slot when nothing needs fetching, else None."""
         message, slot, media = item.message, item.slot, item.media
         if previous and previous.status == STORED and previous.path and self._exists(previous.path):
-            return StoredMedia(media, previous.path, STORED)
+            return StoredMedia(media, previous.path, STORED, content_hash=previous.content_hash)
         if media.unavailable or media.locator is None:
             return self._not_stored(message, slot, media, UNAVAILABLE, media.unavailable or "no file")
         if reason := self._settings.skip_reason(str(media.kind), media.size):
@@ -193,17 +234,30 @@ class MediaWriter:
                 self._store.record_media(message.chat_id, message.id, slot, status=STORED,
                                          content_hash=content_hash)
                 self.counts.deduplicated += 1
-                return StoredMedia(media, path, STORED)
+                return StoredMedia(media, path, STORED, content_hash=content_hash)
         return None
 
-    async def _fetch_and_place(self, item: MediaItem, chat_folder: str, fetch: Fetch) -> tuple[str, str]:
-        """Fetch one file into the vault; ``(content_hash, vault path)``."""
+    async def _fetch_and_place(self, item: MediaItem, chat_folder: str, fetch: Fetch) -> Placed:
+        """Fetch one file into the vault; processors start on a new file while other downloads go on."""
         folder = attachment_folder(self._folder_rule, item.note_path)
         content_hash, size, temp = await self._stream_to_temp(folder, item.media, fetch)
-        path = self._place(temp, folder, content_hash, size, item.media, item.message, chat_folder)
-        return content_hash, path
+        path, new = self._place(temp, folder, content_hash, size, item.media, item.message, chat_folder)
+        processing = None
+        if new and self._processors is not None:
+            processing = asyncio.ensure_future(self._processors.run(self._vault.resolve(path), item.media))
+        return Placed(content_hash, path, processing)
 
-    def _record(self, item: MediaItem, outcome: tuple[str, str] | BaseException, *, first: bool) -> StoredMedia:
+    async def _finish_processing(self, outcomes: Mapping[Hashable, object]) -> None:
+        """Wait for the processors of this batch's new files and record what they found."""
+        for placed in outcomes.values():
+            if isinstance(placed, Placed) and placed.processing is not None:
+                properties = dict(await placed.processing)
+                size = None
+                if properties.get("reencoded"):
+                    size = self._vault.resolve(placed.path).stat().st_size
+                self._store.set_media_properties(placed.content_hash, properties, size=size)
+
+    def _record(self, item: MediaItem, outcome: Placed | BaseException, *, first: bool) -> StoredMedia:
         message, slot, media = item.message, item.slot, item.media
         if isinstance(outcome, MediaUnavailable):
             return self._not_stored(message, slot, media, UNAVAILABLE, str(outcome))
@@ -213,12 +267,11 @@ class MediaWriter:
             return self._not_stored(message, slot, media, FAILED, reason)
         if isinstance(outcome, BaseException):
             raise outcome  # the vault refused a write, or a bug: stop the run, nothing is recorded
-        content_hash, path = outcome
         if not first:
             self.counts.deduplicated += 1
         self._store.record_media(message.chat_id, message.id, slot, status=STORED,
-                                 content_hash=content_hash, file_key=media.file_key)
-        return StoredMedia(media, path, STORED)
+                                 content_hash=outcome.content_hash, file_key=media.file_key)
+        return StoredMedia(media, outcome.path, STORED, content_hash=outcome.content_hash)
 
     def _not_stored(self, message: Message, slot: int, media: MediaRef, status: str, reason: str) -> StoredMedia:
         self._store.record_media(message.chat_id, message.id, slot, status=status, reason=reason)
@@ -247,12 +300,13 @@ class MediaWriter:
     def _place(
         self, temp: Path, folder: str, content_hash: str, size: int, media: MediaRef, message: Message,
         chat_folder: str,
-    ) -> str:
+    ) -> tuple[str, bool]:
+        """Move a fetched temp file to its vault path; ``(path, whether the file is new)``."""
         existing = self._store.media_path(content_hash)
         if existing and self._exists(existing):
             temp.unlink()
             self.counts.deduplicated += 1
-            return existing
+            return existing, False
         if existing:
             # Indexed but not on disk: deleted by the user, or a crash struck between the
             # reservation below and the rename. Either way it goes back where notes expect it.
@@ -266,7 +320,7 @@ class MediaWriter:
             self._store.add_media_file(content_hash, target, size, media.mime_type)
         self._vault.place(temp, target)
         self.counts.stored += 1
-        return target
+        return target, True
 
     def _file_name(self, media: MediaRef, message: Message, chat_folder: str) -> str:
         date = dt.datetime.fromtimestamp(message.date, self._tz).strftime("%Y-%m-%d")

@@ -72,6 +72,15 @@ def wikilink(path: str, label: str | None = None) -> str:
     return f"[[{target}|{' '.join(clean.split()) or target}]]"
 
 
+def merge(*mappings: Mapping[str, Any]) -> dict[str, Any]:
+    """A new mapping with the keys of all ``mappings``; the first one to have a key wins."""
+    merged: dict[str, Any] = {}
+    for mapping in mappings:
+        for key, value in mapping.items():
+            merged.setdefault(key, value)
+    return merged
+
+
 def _strftime(value: dt.datetime | dt.date, fmt: str) -> str:
     return value.strftime(fmt)
 
@@ -97,6 +106,7 @@ class Renderer:
         self._env.filters["wikilink"] = wikilink
         self._env.filters["strftime"] = _strftime
         self._env.globals["wikilink"] = wikilink
+        self._env.globals["merge"] = merge
 
     def template_file(self, name: str) -> str:
         """Where template ``name`` is loaded from (for messages and ``status``)."""

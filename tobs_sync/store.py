@@ -18,10 +18,11 @@ from __future__ import annotations
 import sqlite3
 import time
 import unicodedata
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import msgpack
 
@@ -100,7 +101,12 @@ def _schema_v1(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (_schema_v1,)
+def _schema_v2(db: sqlite3.Connection) -> None:
+    """Media processors' properties (duration, size, fps ...) stored with each file."""
+    db.execute("ALTER TABLE media_files ADD COLUMN properties BLOB")
+
+
+MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (_schema_v1, _schema_v2)
 """``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -140,6 +146,8 @@ class MediaSlot:
     content_hash: str | None
     path: str | None
     reason: str | None
+    properties: Mapping[str, Any] | None = None
+    """What processors found about the file; None if they have not run on it yet."""
 
 
 class Store:
@@ -369,6 +377,11 @@ class Store:
         row = self._db.execute("SELECT path FROM media_files WHERE content_hash=?", (content_hash,)).fetchone()
         return None if row is None else str(row[0])
 
+    def media_properties(self, content_hash: str) -> dict[str, Any] | None:
+        """What processors found about a stored file; None if they have not run on it yet."""
+        row = self._db.execute("SELECT properties FROM media_files WHERE content_hash=?", (content_hash,)).fetchone()
+        return msgpack.unpackb(row[0]) if row and row[0] is not None else None
+
     def hash_of_remote(self, file_key: str) -> str | None:
         row = self._db.execute("SELECT content_hash FROM remote_files WHERE file_key=?", (file_key,)).fetchone()
         return None if row is None else str(row[0])
@@ -411,12 +424,28 @@ class Store:
 
     def media_slots(self, chat_id: int, message_id: int) -> dict[int, MediaSlot]:
         rows = self._db.execute(
-            "SELECT m.slot, m.status, m.content_hash, f.path, m.reason FROM message_media m"
+            "SELECT m.slot, m.status, m.content_hash, f.path, m.reason, f.properties FROM message_media m"
             " LEFT JOIN media_files f ON f.content_hash = m.content_hash"
             " WHERE m.chat_id=? AND m.message_id=?",
             (chat_id, message_id),
         ).fetchall()
-        return {r[0]: MediaSlot(*r) for r in rows}
+        return {r[0]: MediaSlot(*r[:5], properties=msgpack.unpackb(r[5]) if r[5] is not None else None) for r in rows}
+
+    def set_media_properties(self, content_hash: str, properties: Mapping[str, Any], *, size: int | None) -> None:
+        """Record what media processors found about a stored file (and its new size if re-encoded)."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE media_files SET properties=?, size=COALESCE(?, size) WHERE content_hash=?",
+                (msgpack.packb(dict(properties)), size, content_hash),
+            )
+
+    def messages_with_failed_media(self, chat_id: int) -> list[int]:
+        """Ids of a chat's messages whose media fetch failed (to retry on this pass)."""
+        rows = self._db.execute(
+            "SELECT DISTINCT message_id FROM message_media WHERE chat_id=? AND status='failed' ORDER BY message_id",
+            (chat_id,),
+        ).fetchall()
+        return [r[0] for r in rows]
 
     def media_status_counts(self) -> dict[str, int]:
         rows = self._db.execute("SELECT status, COUNT(*) FROM message_media GROUP BY status").fetchall()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tobs_sync.markdown import escape_inline, render_text
@@ -40,6 +40,9 @@ class StoredMedia:
     path: str | None
     status: str
     reason: str | None = None
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    """What media processors found (duration, width, height, fps, codec ...)."""
+    content_hash: str | None = None
 
 
 def local_datetime(epoch: int | None, tz: dt.tzinfo) -> dt.datetime | None:
@@ -99,6 +102,7 @@ def message_view(
         "forward": _forward_view(first, tz),
         "reply": _reply_view(first, reply_path),
         "media": [_media_view(item) for item in media],
+        "media_properties": _media_properties(media),
         "service": _service_text(first.action, first.sender_name) if first.action else None,
         "poll": _poll_view(first),
         "location": _location_view(first),
@@ -169,6 +173,7 @@ def _media_view(item: StoredMedia) -> dict[str, Any]:
         "performer": media.performer,
         "title": media.title,
         "emoji": media.emoji,
+        "properties": dict(item.properties),
     }
 
 
@@ -182,6 +187,15 @@ _MEDIA_LABELS: Mapping[str, str] = {
     "sticker": "Sticker",
     "document": "File",
 }
+
+
+def _media_properties(media: Sequence[StoredMedia]) -> dict[str, Any]:
+    """Processor properties of a note's media, merged (the first file's value wins)."""
+    merged: dict[str, Any] = {}
+    for item in media:
+        for key, value in item.properties.items():
+            merged.setdefault(key, value)
+    return merged
 
 
 def _poll_view(message: Message) -> dict[str, Any] | None:
