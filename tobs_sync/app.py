@@ -12,12 +12,26 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from telethon import TelegramClient
+
 from tobs_sync.config import DEFAULT_CONFIG, Settings, load_settings
 from tobs_sync.errors import TobsError
 from tobs_sync.media import MediaCounts, MediaWriter
+from tobs_sync.processors.pool import ProcessorPool
+from tobs_sync.processors.registry import load_processors
 from tobs_sync.render import TEMPLATE_NAMES, Renderer, builtin_templates_dir
+from tobs_sync.session import (
+    LoginPrompts,
+    api_credentials,
+    check_private,
+    ensure_private_dir,
+    private_umask,
+    session_dir,
+    session_path,
+)
 from tobs_sync.sources.base import Source
 from tobs_sync.sources.tdesktop import DesktopExport
+from tobs_sync.sources.telegram import TelegramSource
 from tobs_sync.store import Store
 from tobs_sync.sync import Synchronizer, SyncReport
 from tobs_sync.vault import Vault
@@ -44,6 +58,7 @@ class App:
     vault: Vault
     renderer: Renderer
     media: MediaWriter
+    processors: ProcessorPool
     synchronizer: Synchronizer
     cleaned_temp_files: int = 0
 
@@ -61,17 +76,21 @@ class App:
                 total=telegram.download_workers_total,
                 max_flood_wait=telegram.flood_max_wait_s,
             )
+            processors = ProcessorPool(
+                load_processors(settings.media.processors), max_workers=settings.media.processor_workers
+            )
             media = MediaWriter(
                 vault, store, attachment_rule(settings, vault), settings.timezone,
-                settings=settings.media, scheduler=scheduler,
+                settings=settings.media, scheduler=scheduler, processors=processors,
             )
             synchronizer = Synchronizer(settings, store, vault, renderer, media)
         except BaseException:
             store.close()
             raise
-        return cls(settings, store, vault, renderer, media, synchronizer, cleaned)
+        return cls(settings, store, vault, renderer, media, processors, synchronizer, cleaned)
 
     def close(self) -> None:
+        self.processors.close()
         self.store.close()
 
     def __enter__(self) -> App:
@@ -95,6 +114,62 @@ async def import_export(vault_root: Path, export_path: Path) -> tuple[SyncReport
         with App.open(vault_root) as app:
             report = await app.sync_source(source)
             return report, app.media.counts
+
+
+async def sync_telegram(
+    vault_root: Path, *, simulate: str | None = None, repair_permissions: bool = False
+) -> tuple[SyncReport, MediaCounts]:
+    """One incremental pass over the selected Telegram chats (or over a simulated account).
+
+    ``simulate`` is a simulator spec (``"chats=4,messages=5000,media=0.2,seed=1"``): a real
+    Telethon client talks to an in-memory Telegram, so no account or network is needed.
+    """
+    settings = load_settings(vault_root)
+    if simulate is not None:
+        from tobs_sync.sim import SimulatedTelegram, parse_spec  # only demos, tests and benchmarks need it
+
+        simulated = SimulatedTelegram(parse_spec(simulate))
+        client = simulated.client(raise_last_call_error=True, request_retries=3)
+        if simulated.spec.live_every_s > 0:
+            simulated.start_live()
+    else:
+        client = open_client(settings, repair_permissions=repair_permissions)
+    async with TelegramSource(client, settings.telegram) as source:
+        with App.open(vault_root) as app:
+            report = await app.sync_source(source)
+            return report, app.media.counts
+
+
+def open_client(settings: Settings, *, repair_permissions: bool = False) -> TelegramClient:
+    """A Telethon client on this vault's session, after checking the session is private."""
+    credentials = api_credentials(settings)
+    folder = session_dir(settings)
+    ensure_private_dir(folder)
+    check_private(folder, repair=repair_permissions)
+    with private_umask():
+        return TelegramClient(
+            str(session_path(settings)),
+            credentials.api_id,
+            credentials.api_hash,
+            timeout=int(settings.telegram.request_timeout_s),
+            request_retries=3,
+            raise_last_call_error=True,
+            flood_sleep_threshold=0,
+        )
+
+
+async def login(settings: Settings, prompts: LoginPrompts, *, repair_permissions: bool = False) -> str:
+    """Log in interactively (or from TOBS_PHONE/TOBS_CODE/TOBS_PASSWORD); returns who is logged in."""
+    client = open_client(settings, repair_permissions=repair_permissions)
+    with private_umask():
+        await client.start(phone=prompts.phone, code_callback=prompts.code, password=prompts.password)
+    try:
+        me = await client.get_me()
+    finally:
+        await client.disconnect()
+    check_private(session_dir(settings), repair=True)
+    name = " ".join(p for p in (getattr(me, "first_name", None), getattr(me, "last_name", None)) if p)
+    return name or "your account"
 
 
 def init_vault(vault_root: Path) -> list[Path]:

@@ -1,15 +1,16 @@
 """The ``tobs-sync`` command: thin commands over :mod:`tobs_sync.app`.
 
-Commands: ``init``, ``import``, ``render``, ``status``. Errors a user can cause are printed as
+Commands: ``init``, ``import``, ``sync``, ``login``, ``render``, ``status``. Errors a user can cause are printed as
 one line (``error: ...``) with exit status 1, never as a traceback; ``-v`` shows debug logs.
 Output goes through rich, which degrades to plain text when not on a terminal.
-Limits: no command talks to Telegram yet; ``import`` reads Telegram Desktop exports.
+Limits: ``sync`` runs one pass; the long-running agent is a separate command (to come).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import logging
 import sys
@@ -23,9 +24,11 @@ from rich.table import Table
 from rich.text import Text
 
 from tobs_sync import __version__
-from tobs_sync.app import App, ensure_vault_folder, import_export, init_vault
+from tobs_sync.app import App, ensure_vault_folder, import_export, init_vault, login, sync_telegram
+from tobs_sync.config import load_settings
 from tobs_sync.errors import TobsError
 from tobs_sync.media import MediaCounts
+from tobs_sync.session import LoginPrompts
 from tobs_sync.sync import SyncReport
 
 log = logging.getLogger("tobs_sync")
@@ -45,6 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
     imp = commands.add_parser("import", help="import a Telegram Desktop JSON export (incremental)")
     imp.add_argument("export", type=Path, help="the export folder or its result.json")
     imp.add_argument("--vault", type=Path, required=True, help="the Obsidian vault folder (created if missing)")
+
+    sync = commands.add_parser("sync", help="one incremental pass over your Telegram chats")
+    sync.add_argument("--vault", type=Path, required=True, help="the Obsidian vault folder (created if missing)")
+    sync.add_argument(
+        "--simulate", metavar="SPEC",
+        help='use a simulated Telegram instead of your account, e.g. "chats=4,messages=5000,media=0.2,latency_ms=100,'
+        'seed=1" (keys: chats, messages, media, latency_ms, seed, dcs, live_every_s, bandwidth_kbps)',
+    )
+    sync.add_argument("--repair-permissions", action="store_true",
+                      help="make a session folder/file that others can read private again (with a warning)")
+
+    login = commands.add_parser("login", help="log in to Telegram (session kept outside the vault)")
+    login.add_argument("--vault", type=Path, required=True)
+    login.add_argument("--repair-permissions", action="store_true")
 
     render = commands.add_parser("render", help="re-render every note from the store, writing only changed ones")
     render.add_argument("--vault", type=Path, required=True)
@@ -87,6 +104,20 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             report, counts = asyncio.run(import_export(args.vault, args.export))
         _print_report(console, report, counts)
         return 0
+    if args.command == "sync":
+        ensure_vault_folder(args.vault)
+        with console.status(Text("syncing ...")):
+            report, counts = asyncio.run(
+                sync_telegram(args.vault, simulate=args.simulate, repair_permissions=args.repair_permissions)
+            )
+        _print_report(console, report, counts)
+        return 1 if report.failed else 0
+    if args.command == "login":
+        ensure_vault_folder(args.vault)
+        prompts = LoginPrompts.from_environment(ask=input, ask_secret=getpass.getpass)
+        who = asyncio.run(login(load_settings(args.vault), prompts, repair_permissions=args.repair_permissions))
+        console.print(f"logged in as {who}; the session is stored outside the vault, readable only by you")
+        return 0
     if args.command == "render":
         with App.open(_existing_vault(args.vault)) as app:
             report = app.synchronizer.render_all()
@@ -117,6 +148,12 @@ def _print_report(console: Console, report: SyncReport, counts: MediaCounts) -> 
     )
     for reason, count in sorted(counts.reasons.items()):
         console.print(f"  {count} media not stored: {reason}")
+    for line in report.deferred:
+        console.print(Text(f"deferred to the next pass: {line}", "yellow"))
+    for line in report.failed:
+        console.print(Text(f"failed: {line}", "red"))
+    if counts.skipped or counts.failed:
+        console.print(f"media: {counts.skipped} skipped by the media settings, {counts.failed} to retry next pass")
     if report.conflicts:
         console.print(Text(f"{len(report.conflicts)} notes edited outside tobs-sync were left as they are:", "yellow"))
         for path in report.conflicts[:20]:

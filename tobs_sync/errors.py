@@ -24,6 +24,10 @@ class ExportFormatError(SourceError):
     """A Telegram Desktop export is malformed; the message names the file and position."""
 
 
+class ChatDeferred(SourceError):
+    """A chat cannot be synced now (a long flood wait, a stalled connection); the next pass retries it."""
+
+
 class MediaUnavailable(SourceError):
     """A media file cannot be fetched from the source (not exported, deleted, too large)."""
 

@@ -16,12 +16,14 @@ first written; later changes of the path template or of a chat's title apply to 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import posixpath
 import string
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from tobs_sync.config import Settings
+from tobs_sync.errors import ChatDeferred, ExportFormatError, SourceError
 from tobs_sync.media import MediaWriter
 from tobs_sync.model import Chat, Message
 from tobs_sync.render import CHAT_TEMPLATE, MESSAGE_TEMPLATE, Renderer, wikilink
@@ -29,6 +31,8 @@ from tobs_sync.sources.base import Source
 from tobs_sync.store import CHAT_NOTE, MESSAGE_NOTE, ChatState, NoteRow, Store
 from tobs_sync.vault import NoteWrite, Vault, WriteOutcome, sanitize_component, sha256_hex
 from tobs_sync.views import StoredMedia, chat_view, local_datetime, message_view
+
+log = logging.getLogger(__name__)
 
 RECENT_IN_CHAT_NOTE = 50
 
@@ -42,6 +46,10 @@ class SyncReport:
     notes_written: int = 0
     notes_unchanged: int = 0
     conflicts: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)
+    """Chats left for the next pass (long flood waits, stalled connections), with the reason."""
+    failed: list[str] = field(default_factory=list)
+    """Chats that could not be read at all (no access), with the reason."""
 
     def count(self, outcome: NoteWrite, path: str) -> None:
         if outcome.outcome == WriteOutcome.WRITTEN:
@@ -81,13 +89,23 @@ class Synchronizer:
         self._renderer.check()
         report = SyncReport()
         async for chat in source.chats():
-            await self.sync_chat(source, chat, report)
+            try:
+                await self.sync_chat(source, chat, report)
+            except ChatDeferred as deferred:
+                log.warning("%s", deferred)
+                report.deferred.append(str(deferred))
+            except SourceError as error:
+                if isinstance(error, ExportFormatError):
+                    raise
+                log.error("%s", error)
+                report.failed.append(str(error))
         return report
 
     async def sync_chat(self, source: Source, chat: Chat, report: SyncReport) -> None:
         state = self._store.upsert_chat(chat, lambda c: sanitize_component(c.title, fallback=f"chat {abs(c.id)}"))
         report.chats += 1
         self._reserve_chat_note(state)
+        await self._retry_failed_media(source, state, report)
         async for batch in source.batches(chat, state.cursor):
             await self._sync_batch(source, state, batch, report)
         self._write_chat_note(state, report)
@@ -108,6 +126,28 @@ class Synchronizer:
         rows = [self._write(note.path, data, note, state.chat.id, report) for note, data in rendered]
         self._store.commit_notes(rows, cursor=(state.chat.id, batch[-1].id))
         report.messages += len(batch)
+
+    async def _retry_failed_media(self, source: Source, state: ChatState, report: SyncReport) -> None:
+        """Fetch media that failed on an earlier pass, and update the notes that embed it."""
+        rows: dict[str, NoteRow] = {}
+        pairs = []
+        for message_id in self._store.messages_with_failed_media(state.chat.id):
+            message = self._store.message(state.chat.id, message_id)
+            row = self._store.note_of_message(state.chat.id, message_id)
+            if message is not None and row is not None:
+                rows[row.path] = row
+                pairs.append((message, row.path))
+        if not pairs:
+            return
+        await self._media.store_media(pairs, state.folder, source.media_chunks)
+        states = {state.chat.id: state}
+        written = []
+        for row in rows.values():
+            data = self._rerender(row, states)
+            outcome = self._vault.write_note(row.path, data, row.content_hash or None)
+            report.count(outcome, row.path)
+            written.append(self._rerendered_row(row, data, outcome))
+        self._store.commit_notes(written)
 
     def _group_notes(self, state: ChatState, batch: Sequence[Message]) -> Iterator[_Note]:
         """Split a batch into notes: one per message, one per album."""

@@ -237,7 +237,7 @@ def run_ffprobe(ffprobe: str, path: Path, timeout: float = FFPROBE_TIMEOUT) -> d
         LOGGER.warning("cannot run ffprobe on %s: %s", path, exc)
         return None
     if result.returncode != 0:
-        LOGGER.warning("ffprobe cannot read %s: %s", path, _last_line(result.stderr) or f"exit {result.returncode}")
+        LOGGER.info("ffprobe cannot read %s: %s", path, _last_line(result.stderr) or f"exit {result.returncode}")
         return None
     try:
         data = json.loads(result.stdout.decode("utf-8", errors="replace"))

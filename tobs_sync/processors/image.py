@@ -169,9 +169,9 @@ class ImageProcessor:
             LOGGER.debug("%s is not a PNG, JPEG, GIF or WEBP image; no size read", path)
             return {}
         except OSError as exc:
-            LOGGER.warning("cannot read image %s: %s", path, exc)
+            LOGGER.info("cannot read image %s: %s", path, exc)
             return {}
         if size is None:
-            LOGGER.warning("image %s has a truncated or corrupt header; no size read", path)
+            LOGGER.info("image %s has a truncated or corrupt header; no size read", path)
             return {}
         return {"width": size[0], "height": size[1]}

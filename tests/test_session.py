@@ -1,0 +1,131 @@
+"""Login secrets: credentials from the environment, a private session folder, nothing logged."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tobs_sync.app import open_client
+from tobs_sync.config import Settings, TelegramSettings
+from tobs_sync.errors import ConfigError
+from tobs_sync.session import (
+    InsecurePermissions,
+    LoginPrompts,
+    api_credentials,
+    check_private,
+    ensure_private_dir,
+    session_dir,
+    session_path,
+)
+
+API_HASH = "0123456789abcdef0123456789abcdef"
+
+
+def settings_with(vault: Path, **telegram: Any) -> Settings:
+    return Settings(vault_root=vault, telegram=TelegramSettings(**telegram))
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_credentials_come_from_the_environment_first(tmp_path: Path) -> None:
+    settings = settings_with(tmp_path, api_id=1, api_hash="from-config")
+    credentials = api_credentials(settings, {"TOBS_API_ID": "4242", "TOBS_API_HASH": API_HASH})
+    assert (credentials.api_id, credentials.api_hash) == (4242, API_HASH)
+    assert API_HASH not in repr(credentials)
+    assert api_credentials(settings, {}).api_hash == "from-config"
+
+
+@pytest.mark.parametrize(
+    ("telegram", "environ", "message"),
+    [
+        ({}, {}, "telegram.api_id: not set; set TOBS_API_ID"),
+        ({"api_id": 5}, {}, "telegram.api_hash: not set; set TOBS_API_HASH"),
+        ({}, {"TOBS_API_ID": "12ab", "TOBS_API_HASH": "x"}, "TOBS_API_ID: must be a number"),
+    ],
+)
+def test_missing_or_bad_credentials_are_named(
+    tmp_path: Path, telegram: dict[str, Any], environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        api_credentials(settings_with(tmp_path, **telegram), environ)
+
+
+def test_session_lives_outside_the_vault(tmp_path: Path) -> None:
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    with pytest.raises(ConfigError, match="inside the vault"):
+        session_dir(settings_with(vault, session_dir=str(vault / "secrets")))
+    outside = settings_with(vault, session_dir=str(tmp_path / "sessions"))
+    assert session_path(outside).parent == tmp_path / "sessions"
+    assert session_path(outside) != session_path(settings_with(tmp_path / "other", session_dir=str(tmp_path)))
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_private_folder_is_0700_and_session_file_0600(tmp_path: Path, caplog: Any) -> None:
+    caplog.set_level(logging.DEBUG)
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    settings = settings_with(vault, api_id=4242, api_hash=API_HASH, session_dir=str(tmp_path / "sessions"))
+    old_umask = os.umask(0o022)
+    try:
+        client = open_client(settings)
+    finally:
+        os.umask(old_umask)
+    client.session.save()
+    client.session.close()
+    folder = tmp_path / "sessions"
+    assert mode(folder) == 0o700
+    files = list(folder.iterdir())
+    assert files, "Telethon created the session file"
+    assert all(mode(f) == 0o600 for f in files)
+    assert API_HASH not in caplog.text
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_readable_session_is_refused_with_a_fix(tmp_path: Path) -> None:
+    folder = tmp_path / "sessions"
+    ensure_private_dir(folder)
+    session = folder / "vault-x.session"
+    session.write_bytes(b"auth key")
+    session.chmod(0o644)
+    with pytest.raises(InsecurePermissions, match=r"chmod 600 .*--repair-permissions"):
+        check_private(folder)
+    assert mode(session) == 0o644
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_readable_folder_is_refused_and_can_be_repaired(tmp_path: Path, caplog: Any) -> None:
+    folder = tmp_path / "sessions"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    (folder / "s.session").write_bytes(b"k")
+    (folder / "s.session").chmod(0o640)
+    with pytest.raises(InsecurePermissions, match="mode 755"):
+        check_private(folder)
+    repaired = check_private(folder, repair=True)
+    assert len(repaired) == 2
+    assert mode(folder) == 0o700
+    assert mode(folder / "s.session") == 0o600
+    assert "repaired permissions" in caplog.text
+    assert check_private(folder) == []
+
+
+def test_login_answers_come_from_the_environment_or_the_prompt() -> None:
+    asked: list[str] = []
+
+    def ask(question: str) -> str:
+        asked.append(question)
+        return " +00 123 "
+
+    prompts = LoginPrompts.from_environment(ask, ask, {"TOBS_CODE": "12345", "TOBS_PASSWORD": ""})
+    assert prompts.code() == "12345"
+    assert prompts.phone() == "+00 123"
+    assert prompts.password() == "+00 123"
+    assert len(asked) == 2

@@ -1,0 +1,375 @@
+"""The Telethon source: a user's chats, read incrementally from Telegram itself.
+
+The only module that drives ``telethon.TelegramClient`` (conversion of TL objects lives in
+:mod:`tobs_sync.sources.telegram_convert`). It takes a client object, so production passes a
+real client and tests pass the simulator's (a real client whose network senders are fakes):
+the code here is the code users run.
+
+What it guarantees:
+
+* History is read with ``iter_messages(min_id=cursor, reverse=True)``; Telethon stops silently
+  when ids repeat or go backwards, so the end of every chat is confirmed by one more ``min_id``
+  query, and reading resumes from the last id seen if more is there.
+* Every request and every media chunk has a deadline (``request_timeout_s``,
+  ``stall_timeout_s``): Telethon's own timeout covers connecting only, and connections to other
+  data centres get no keepalive, so a half-open socket would otherwise hang forever. A timed-out
+  read is retried with backoff from where it stopped; downloads resume from their offset.
+* Flood waits: the client's automatic sleeping is turned off (``flood_sleep_threshold = 0``) so
+  each wait is handled by the work that hit it: history waits up to ``flood_max_wait_s`` (logged
+  once), longer waits defer the chat to the next pass (:class:`ChatDeferred`); download waits
+  surface as :class:`FloodWait`, which pauses only that data centre's queue.
+* An expired file reference is refreshed by fetching the message again, and the download
+  resumes where it stopped.
+* With ``takeout`` on, a chat's first backfill runs in a takeout session (its lower flood
+  limits); downloads never do (Telethon does not wrap them).
+
+Limits: live updates are not handled here yet; chats are listed from the dialogs once per pass.
+The client must be created with ``raise_last_call_error=True`` (otherwise Telethon turns a
+request's last error into a bare ``ValueError``); :func:`tobs_sync.app.open_client` does so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import fnmatch
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from telethon import TelegramClient, errors, utils
+
+from tobs_sync.config import TelegramSettings
+from tobs_sync.errors import ChatDeferred, FloodWait, MediaUnavailable, SourceError
+from tobs_sync.model import Chat, ChatKind, MediaRef, Message
+from tobs_sync.sources.base import DEFAULT_BATCH_SIZE
+from tobs_sync.sources.telegram_convert import chat_from_entity, message_from_tl, parse_locator, tl_media_for_slot
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_ATTEMPTS = 5
+"""Tries of one request or one download before it is given up for this pass."""
+RECENT_MESSAGES = 2000
+"""TL messages kept for their media (file references) after a batch is yielded."""
+MIN_PART, MAX_PART = 4096, 512 * 1024
+
+
+def part_size(file_size: int | None) -> int:
+    """Bytes per download request: the smallest power of two holding the file, 4 KiB to 512 KiB.
+
+    Telegram needs limits that divide 1 MiB; small files then take one request, large ones the
+    largest allowed part.
+    """
+    if not file_size or file_size >= MAX_PART:
+        return MAX_PART
+    size = MIN_PART
+    while size < file_size:
+        size *= 2
+    return size
+
+
+def chat_selected(chat: Chat, include: Sequence[str | int], exclude: Sequence[str | int]) -> bool:
+    """Whether the config's ``telegram.chats``/``telegram.exclude`` select ``chat``."""
+    return any(_matches(chat, rule) for rule in include) and not any(_matches(chat, rule) for rule in exclude)
+
+
+_KIND_RULES = {
+    "channels": {ChatKind.CHANNEL},
+    "groups": {ChatKind.GROUP, ChatKind.SUPERGROUP},
+    "users": {ChatKind.USER},
+    "bots": {ChatKind.BOT},
+    "saved": {ChatKind.SAVED},
+}
+
+
+def _matches(chat: Chat, rule: str | int) -> bool:
+    if isinstance(rule, int):
+        return chat.id == rule
+    if rule == "all":
+        return True
+    if rule in _KIND_RULES:
+        return chat.kind in _KIND_RULES[rule]
+    if rule.startswith("@"):
+        return chat.username is not None and chat.username.casefold() == rule[1:].casefold()
+    if rule.startswith("title:"):
+        return fnmatch.fnmatchcase(chat.title.casefold(), rule[6:].casefold())
+    return False
+
+
+class TelegramSource:
+    """A :class:`~tobs_sync.sources.base.Source` over a Telethon client."""
+
+    name = "telegram"
+
+    def __init__(
+        self,
+        client: TelegramClient,
+        settings: TelegramSettings,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        retry_delay: float = 1.0,
+    ) -> None:
+        self._client = client
+        self._settings = settings
+        self._batch_size = batch_size
+        self._retry_delay = retry_delay
+        self._peers: dict[int, Any] = {}
+        self._recent: OrderedDict[tuple[int, int], Any] = OrderedDict()
+        self._takeout: Any = None
+        self._takeout_client: Any = None
+        self._flood_logged: set[tuple[str, int]] = set()
+
+    async def __aenter__(self) -> Self:
+        if not self._client.is_connected():
+            await self._deadline(self._client.connect(), "connecting to Telegram")
+        self._client.flood_sleep_threshold = 0
+        if not await self._deadline(self._client.is_user_authorized(), "checking the login"):
+            raise SourceError("not logged in to Telegram; run 'tobs-sync login --vault VAULT' first")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._takeout is not None:
+            try:
+                await self._takeout.__aexit__(exc_type, exc, tb)
+            except errors.RPCError as error:  # finishing the takeout is a courtesy
+                log.warning("could not finish the takeout session: %s", error)
+            self._takeout = self._takeout_client = None
+        await self._client.disconnect()
+
+    # -- chats ------------------------------------------------------------------------------
+
+    async def chats(self) -> AsyncIterator[Chat]:
+        """The selected chats, from the dialog list (one listing per pass)."""
+        seen: set[int] = set()
+        usernames: set[str] = set()
+        dialogs = await self._with_retries(lambda: self._client.get_dialogs(limit=None), "listing chats")
+        for dialog in dialogs:
+            chat = chat_from_entity(dialog.entity)
+            if chat.id in seen or not chat_selected(chat, self._settings.chats, self._settings.exclude):
+                continue
+            seen.add(chat.id)
+            if chat.username:
+                usernames.add(f"@{chat.username.casefold()}")
+            self._peers[chat.id] = utils.get_input_peer(dialog.entity)
+            yield chat
+        for rule in self._settings.chats:
+            named = isinstance(rule, str) and rule.startswith("@") and rule.casefold() not in usernames
+            if named or (isinstance(rule, int) and rule not in seen):
+                chat = await self._resolve_outside_dialogs(rule)
+                if chat is not None and chat.id not in seen and chat_selected(chat, [rule], self._settings.exclude):
+                    seen.add(chat.id)
+                    yield chat
+
+    async def _resolve_outside_dialogs(self, rule: str | int) -> Chat | None:
+        """A chat named by id or @username that is not in the dialogs (resolved via the session cache)."""
+        try:
+            entity = await self._deadline(self._client.get_entity(rule), f"resolving {rule}")
+        except (ValueError, errors.RPCError) as error:
+            log.warning("telegram.chats: cannot find %s: %s", rule, error)
+            return None
+        chat = chat_from_entity(entity)
+        self._peers[chat.id] = utils.get_input_peer(entity)
+        return chat
+
+    # -- history ----------------------------------------------------------------------------
+
+    async def batches(self, chat: Chat, after: int) -> AsyncIterator[Sequence[Message]]:
+        peer = self._peers.get(chat.id) or await self._input_peer(chat)
+        reader = await self._history_client(after)
+        cursor = after
+        while True:
+            async for batch in self._read_history(reader, peer, chat, cursor):
+                cursor = batch[-1].id
+                yield batch
+            # Telethon ends a pass silently on repeated or out-of-order ids: confirm the end.
+            newer = await self._with_retries(
+                lambda cursor=cursor: self._client.get_messages(peer, limit=1, min_id=cursor, reverse=True),
+                f"checking for newer messages in {chat.title!r}", chat=chat,
+            )
+            if not [m for m in newer if m.id > cursor]:
+                return
+            log.info("chat %r: history read ended early at id %s; reading on", chat.title, cursor)
+
+    async def _read_history(
+        self, reader: Any, peer: Any, chat: Chat, after: int
+    ) -> AsyncIterator[list[Message]]:
+        cursor, attempts = after, 0
+        batch: list[Message] = []
+        while True:
+            iterator = reader.iter_messages(peer, min_id=cursor, reverse=True, wait_time=0).__aiter__()
+            try:
+                while True:
+                    try:
+                        tl_message = await asyncio.wait_for(
+                            iterator.__anext__(), self._settings.request_timeout_s
+                        )
+                    except StopAsyncIteration:
+                        if batch:
+                            yield batch
+                        return
+                    attempts = 0
+                    if tl_message.id <= cursor:
+                        continue
+                    cursor = tl_message.id
+                    self._remember(chat.id, tl_message)
+                    message = message_from_tl(tl_message, chat.id)
+                    if message is not None:
+                        batch.append(message)
+                    if len(batch) >= self._batch_size:
+                        yield batch
+                        batch = []
+            except errors.FloodWaitError as flood:
+                await self._flood_sleep(flood.seconds, chat)
+            except (TimeoutError, ConnectionError, errors.ServerError, errors.TimedOutError) as error:
+                attempts += 1
+                if attempts >= MAX_ATTEMPTS:
+                    raise ChatDeferred(
+                        f"chat {chat.title!r}: history request failed {attempts} times ({_describe(error)}); "
+                        "deferred to the next pass"
+                    ) from error
+                await asyncio.sleep(self._retry_delay * 2 ** (attempts - 1))
+            except errors.RPCError as error:
+                raise SourceError(f"chat {chat.title!r}: Telegram refused to read its history: {error}") from error
+            if batch:  # keep what was read before the interruption; the re-read starts after it
+                yield batch
+                batch = []
+
+    async def _history_client(self, after: int) -> Any:
+        """The takeout client for a first backfill when enabled, else the normal client."""
+        if not self._settings.takeout or after != 0:
+            return self._client
+        if self._takeout_client is None:
+            takeout = self._client.takeout(finalize=True, contacts=False, users=True, chats=True,
+                                           megagroups=True, channels=True, files=False)
+            try:
+                self._takeout_client = await self._deadline(takeout.__aenter__(), "starting a takeout session")
+                self._takeout = takeout
+            except errors.TakeoutInitDelayError as error:
+                log.warning("Telegram delays the takeout session (%s s; confirm it in another app); "
+                            "reading history normally", error.seconds)
+                self._settings = _without_takeout(self._settings)
+                return self._client
+        return self._takeout_client
+
+    async def _flood_sleep(self, seconds: float, chat: Chat) -> None:
+        if seconds > self._settings.flood_max_wait_s:
+            raise ChatDeferred(
+                f"chat {chat.title!r}: Telegram asks to wait {seconds:g} s (more than telegram.flood_max_wait_s = "
+                f"{self._settings.flood_max_wait_s:g}); deferred to the next pass"
+            )
+        key = ("history", chat.id)
+        if key not in self._flood_logged:
+            self._flood_logged.add(key)
+            log.warning("chat %r: Telegram asks to wait %g s; waiting", chat.title, seconds)
+        await asyncio.sleep(seconds)
+
+    async def _input_peer(self, chat: Chat) -> Any:
+        peer = await self._deadline(self._client.get_input_entity(chat.id), f"resolving chat {chat.id}")
+        self._peers[chat.id] = peer
+        return peer
+
+    def _remember(self, chat_id: int, tl_message: Any) -> None:
+        self._recent[(chat_id, tl_message.id)] = tl_message
+        while len(self._recent) > RECENT_MESSAGES:
+            self._recent.popitem(last=False)
+
+    # -- media ------------------------------------------------------------------------------
+
+    async def media_chunks(self, media: MediaRef) -> AsyncIterator[bytes]:
+        """The file's bytes, chunk by chunk; resumes after stalls and expired references."""
+        if media.locator is None:
+            raise MediaUnavailable(media.unavailable or "no file")
+        try:
+            chat_id, message_id, slot = parse_locator(media.locator)
+        except ValueError as error:
+            raise MediaUnavailable(f"not a Telegram media reference: {media.locator!r}") from error
+        file = await self._tl_file(chat_id, message_id, slot, refresh=False)
+        request_size = part_size(media.size)
+        offset, attempts = 0, 0
+        while True:
+            iterator = self._client.iter_download(file, offset=offset, request_size=request_size, file_size=media.size)
+            try:
+                while True:
+                    try:
+                        chunk = await asyncio.wait_for(iterator.__anext__(), self._settings.stall_timeout_s)
+                    except StopAsyncIteration:
+                        return
+                    offset += len(chunk)
+                    attempts = 0
+                    yield chunk
+            except (errors.FileReferenceExpiredError, errors.FilerefUpgradeNeededError):
+                attempts += 1
+                self._check_attempts(attempts, media, "its file reference keeps expiring")
+                file = await self._tl_file(chat_id, message_id, slot, refresh=True)
+            except errors.FloodWaitError as flood:
+                raise FloodWait(flood.seconds, f"downloading from DC {media.dc_id}") from flood
+            except (TimeoutError, ConnectionError, errors.ServerError, errors.TimedOutError) as error:
+                attempts += 1
+                self._check_attempts(attempts, media, f"the connection stalled ({_describe(error)})")
+                log.info("download of %s stalled at %d bytes (%s); retrying", media.file_key, offset, _describe(error))
+                await asyncio.sleep(self._retry_delay * 2 ** (attempts - 1))
+            except errors.RPCError as error:
+                raise MediaUnavailable(f"Telegram refused the file: {error}") from error
+            finally:
+                await iterator.close()
+
+    def _check_attempts(self, attempts: int, media: MediaRef, why: str) -> None:
+        if attempts >= MAX_ATTEMPTS:
+            raise SourceError(f"giving up on {media.file_key or media.locator} for this pass: {why}")
+
+    async def _tl_file(self, chat_id: int, message_id: int, slot: int, *, refresh: bool) -> Any:
+        tl_message = None if refresh else self._recent.get((chat_id, message_id))
+        if tl_message is None:
+            peer = self._peers.get(chat_id) or await self._client.get_input_entity(chat_id)
+            fetched = await self._with_retries(
+                lambda: self._client.get_messages(peer, ids=message_id), f"fetching message {message_id}"
+            )
+            if fetched is None:
+                raise MediaUnavailable("the message was deleted")
+            tl_message = fetched
+            self._remember(chat_id, tl_message)
+        file = tl_media_for_slot(tl_message, slot)
+        if file is None:
+            raise MediaUnavailable("the message no longer has this file")
+        return file
+
+    # -- deadlines and retries --------------------------------------------------------------
+
+    async def _deadline(self, awaitable: Awaitable[T], what: str) -> T:
+        try:
+            return await asyncio.wait_for(awaitable, self._settings.request_timeout_s)
+        except TimeoutError as error:
+            raise SourceError(f"{what}: no answer from Telegram in {self._settings.request_timeout_s:g} s") from error
+
+    async def _with_retries(self, call: Callable[[], Awaitable[T]], what: str, chat: Chat | None = None) -> T:
+        attempts = 0
+        while True:
+            try:
+                return await asyncio.wait_for(call(), self._settings.request_timeout_s)
+            except errors.FloodWaitError as flood:
+                if chat is None:
+                    if flood.seconds > self._settings.flood_max_wait_s:
+                        raise SourceError(f"{what}: Telegram asks to wait {flood.seconds} s") from flood
+                    await asyncio.sleep(flood.seconds)
+                else:
+                    await self._flood_sleep(flood.seconds, chat)
+            except (TimeoutError, ConnectionError, errors.ServerError, errors.TimedOutError) as error:
+                attempts += 1
+                if attempts >= MAX_ATTEMPTS:
+                    error_type = ChatDeferred if chat is not None else SourceError
+                    raise error_type(f"{what}: failed {attempts} times ({_describe(error)})") from error
+                await asyncio.sleep(self._retry_delay * 2 ** (attempts - 1))
+
+
+def _describe(error: BaseException) -> str:
+    return str(error) or type(error).__name__
+
+
+def _without_takeout(settings: TelegramSettings) -> TelegramSettings:
+    return dataclasses.replace(settings, takeout=False)
