@@ -162,6 +162,7 @@ def _media_view(item: StoredMedia) -> dict[str, Any]:
         "embed": embed,
         "status": item.status,
         "reason": item.reason,
+        "reason_md": escape_inline(item.reason) if item.reason else "",
         "file_name": media.file_name,
         "name_md": escape_inline(name or str(media.kind)),
         "label": escape_inline(_MEDIA_LABELS.get(str(media.kind), str(media.kind)) + (f" {name}" if name else "")),

@@ -39,7 +39,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from telethon import TelegramClient, errors, utils
+from telethon import TelegramClient, errors, functions, utils
 
 from tobs_sync.config import TelegramSettings
 from tobs_sync.errors import ChatDeferred, FloodWait, MediaUnavailable, SourceError
@@ -308,6 +308,7 @@ class TelegramSource:
                 self._check_attempts(attempts, media, "its file reference keeps expiring")
                 file = await self._tl_file(chat_id, message_id, slot, refresh=True)
             except errors.FloodWaitError as flood:
+                self._forget_download_flood()
                 raise FloodWait(flood.seconds, f"downloading from DC {media.dc_id}") from flood
             except (TimeoutError, ConnectionError, errors.ServerError, errors.TimedOutError) as error:
                 attempts += 1
@@ -318,6 +319,18 @@ class TelegramSource:
                 raise MediaUnavailable(f"Telegram refused the file: {error}") from error
             finally:
                 await iterator.close()
+
+    def _forget_download_flood(self) -> None:
+        """Keep a download flood wait to its own data centre.
+
+        Telethon remembers a flood wait per request *type* and then refuses that type on every
+        connection until it ends, so a wait on one DC's ``GetFile`` would stop downloads from all
+        DCs. The DC scheduler already pauses the DC that asked; this drops Telethon's global note
+        (``TelegramClient._flood_waited_requests``, a private attribute covered by a contract test).
+        """
+        waited = getattr(self._client, "_flood_waited_requests", None)
+        if isinstance(waited, dict):
+            waited.pop(functions.upload.GetFileRequest.CONSTRUCTOR_ID, None)
 
     def _check_attempts(self, attempts: int, media: MediaRef, why: str) -> None:
         if attempts >= MAX_ATTEMPTS:

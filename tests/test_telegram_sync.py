@@ -1,0 +1,293 @@
+"""The Telethon source end to end, against the simulated Telegram (a real TelegramClient).
+
+Everything here runs the production code path: TelegramSource drives Telethon's own paging,
+flood handling, DC borrowing and downloads; only the network senders are the simulator's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from vaultcheck import check_vault, vault_files
+
+from tobs_sync.app import App, import_export, sync_telegram
+from tobs_sync.config import load_settings
+from tobs_sync.media import MediaCounts
+from tobs_sync.sim import SimulatedTelegram, parse_spec
+from tobs_sync.sources.telegram import TelegramSource, chat_selected, part_size
+from tobs_sync.sync import SyncReport
+
+SPEC = "chats=3,messages=150,media=0.3,seed=3"
+FAULT_SPEC = "chats=2,messages=50,media=0.4,seed=3"
+
+
+def sync_pass(vault: Path, sim: SimulatedTelegram, **telegram: Any) -> tuple[SyncReport, MediaCounts]:
+    """One pass of the real sync path over ``sim`` (fast retries; ``telegram`` overrides settings)."""
+
+    async def run() -> tuple[SyncReport, MediaCounts]:
+        settings = dataclasses.replace(load_settings(vault).telegram, **telegram)
+        client = sim.client(raise_last_call_error=True, request_retries=1)
+        async with TelegramSource(client, settings, retry_delay=0.01) as source:
+            with App.open(vault) as app:
+                return await app.sync_source(source), app.media.counts
+
+    return asyncio.run(run())
+
+
+def configure(vault: Path, extra: str) -> None:
+    config = vault / ".tobs" / "config.toml"
+    config.write_text(config.read_text(encoding="utf-8") + extra, encoding="utf-8")
+
+
+def reference_vault(tmp_path: Path, vault: Path, spec: str = SPEC) -> Path:
+    """The vault an uninterrupted, fault-free pass produces."""
+    reference = tmp_path / "reference"
+    shutil.copytree(vault, reference)
+    sync_pass(reference, SimulatedTelegram(parse_spec(spec)))
+    return reference
+
+
+def note_ids(vault: Path) -> Counter[tuple[int, int]]:
+    """(chat id, message id) of every message note; a duplicate would count twice."""
+    ids: Counter[tuple[int, int]] = Counter()
+    for meta in check_vault(vault).metadata.values():
+        if "tg_message_id" in meta:
+            mids = meta["tg_message_id"]
+            for mid in mids if isinstance(mids, list) else [mids]:
+                ids[(meta["tg_chat_id"], mid)] += 1
+    return ids
+
+
+def test_simulated_account_syncs_into_a_valid_vault(vault: Path) -> None:
+    sim = SimulatedTelegram(parse_spec(SPEC))
+    report, counts = sync_pass(vault, sim)
+    all_ids = {(chat_id, m.id) for chat_id in sim.chat_ids for m in sim.messages(chat_id)}
+    assert report.chats == 3
+    assert report.messages == len(all_ids)
+    assert report.deferred == [] and report.failed == []
+    checked = check_vault(vault)
+    assert checked.broken == []
+    assert set(note_ids(vault)) == all_ids
+    assert max(note_ids(vault).values()) == 1
+    metadata = list(checked.metadata.values())
+    assert any(isinstance(m.get("tg_message_id"), list) for m in metadata), "an album became one note"
+    assert any("forwarded_from" in m for m in metadata)
+    assert any("reply_to" in m for m in metadata)
+    assert counts.failed == 0
+    # every distinct file was downloaded exactly once, whatever number of chats posted it
+    assert sim.stats.file_downloads and set(sim.stats.file_downloads.values()) == {1}
+    attachments = [p for p in (vault / "Telegram" / "_attachments").iterdir()]
+    assert len(attachments) == counts.stored
+
+
+def test_second_pass_writes_nothing(vault: Path) -> None:
+    sim = SimulatedTelegram(parse_spec(SPEC))
+    sync_pass(vault, sim)
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in vault.rglob("*.md")}
+    downloads = sum(sim.stats.file_requests.values())
+    report, _ = sync_pass(vault, sim)
+    assert (report.messages, report.notes_written) == (0, 0)
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in vault.rglob("*.md")} == before
+    assert sum(sim.stats.file_requests.values()) == downloads
+    assert sim.stats.count("GetFile") == downloads
+
+
+def test_new_messages_appear_on_the_next_pass_and_only_they_are_written(vault: Path) -> None:
+    sim = SimulatedTelegram(parse_spec(SPEC))
+    sync_pass(vault, sim)
+    before = vault_files(vault)
+    first, second = sim.chat_ids[0], sim.chat_ids[1]
+    new = [sim.add_message(first, "fresh news"), sim.add_message(second, "with a photo", media_kind="photo")]
+    report, counts = sync_pass(vault, sim)
+    assert report.messages == 2
+    assert counts.stored == 1
+    after = vault_files(vault)
+    added = set(after) - set(before)
+    assert len([p for p in added if "_attachments" not in p]) == 2
+    changed = {p for p in before if before[p] != after[p]}
+    assert all(p.endswith(f"/{p.split('/')[1]}.md") for p in changed), changed  # only chat index notes
+    assert {(first, new[0].id), (second, new[1].id)} <= set(note_ids(vault))
+
+
+def test_a_larger_simulation_is_an_incremental_sync(vault: Path, capsys: Any) -> None:
+    from tobs_sync.cli import main
+
+    assert main(["sync", "--vault", str(vault), "--simulate", "chats=2,messages=40,media=0.2,seed=5"]) == 0
+    before = vault_files(vault)
+    capsys.readouterr()
+    assert main(["sync", "--vault", str(vault), "--simulate", "chats=2,messages=50,media=0.2,seed=5"]) == 0
+    assert "2 chats, 20 new messages" in capsys.readouterr().out
+    after = vault_files(vault)
+    assert all(after[p] == before[p] or p.count("/") == 2 for p in before)
+
+
+def test_short_flood_wait_on_history_is_slept_through(vault: Path) -> None:
+    sim = SimulatedTelegram(parse_spec("chats=2,messages=120,media=0,seed=2"))
+    sim.faults.flood("GetHistory", seconds=1, times=1)
+    start = time.monotonic()
+    report, _ = sync_pass(vault, sim)
+    assert time.monotonic() - start >= 1
+    assert report.deferred == []
+    assert report.messages == sum(len(sim.messages(c)) for c in sim.chat_ids)
+
+
+def test_long_flood_wait_defers_the_chat_and_the_next_pass_completes(vault: Path, tmp_path: Path) -> None:
+    spec = "chats=2,messages=120,media=0.2,seed=2"
+    reference = reference_vault(tmp_path, vault, spec)
+    sim = SimulatedTelegram(parse_spec(spec))
+    sim.faults.flood("GetHistory", seconds=3600, times=1)
+    start = time.monotonic()
+    report, _ = sync_pass(vault, sim, flood_max_wait_s=60)
+    assert time.monotonic() - start < 30, "never sleeps an hour, never busy-loops"
+    # Telethon remembers a flood wait per request type, so every chat's history waits: all deferred.
+    assert report.deferred and all("3600" in line for line in report.deferred)
+    assert check_vault(vault).broken == []
+    report, _ = sync_pass(vault, sim)
+    assert report.deferred == []
+    assert vault_files(vault) == vault_files(reference)
+
+
+def test_stalled_download_is_abandoned_after_its_deadline_and_retried(vault: Path, tmp_path: Path) -> None:
+    reference = reference_vault(tmp_path, vault, FAULT_SPEC)
+    sim = SimulatedTelegram(parse_spec(FAULT_SPEC))
+    sim.faults.stall("GetFile", times=2)
+    start = time.monotonic()
+    _, counts = sync_pass(vault, sim, stall_timeout_s=1)
+    assert time.monotonic() - start < 20
+    assert counts.failed == 0
+    assert vault_files(vault) == vault_files(reference)
+
+
+def test_dropped_connections_are_survived(vault: Path, tmp_path: Path) -> None:
+    reference = reference_vault(tmp_path, vault, FAULT_SPEC)
+    sim = SimulatedTelegram(parse_spec(FAULT_SPEC))
+    for dc in sim.dcs:
+        sim.faults.drop_connection(dc, times=2)
+    report, counts = sync_pass(vault, sim, stall_timeout_s=2)
+    assert (report.failed, report.deferred, counts.failed) == ([], [], 0)
+    assert vault_files(vault) == vault_files(reference)
+
+
+def test_expired_file_reference_is_refreshed_and_the_download_resumes(vault: Path, tmp_path: Path) -> None:
+    reference = reference_vault(tmp_path, vault, FAULT_SPEC)
+    sim = SimulatedTelegram(parse_spec(FAULT_SPEC))
+    sim.faults.expire_file_reference(times=3)
+    _, counts = sync_pass(vault, sim)
+    assert counts.failed == 0
+    assert sim.stats.count("GetMessages") >= 1
+    assert vault_files(vault) == vault_files(reference)
+
+
+def test_failed_downloads_are_recorded_and_retried_on_the_next_pass(vault: Path, tmp_path: Path) -> None:
+    spec = "chats=2,messages=40,media=0.3,seed=4"
+    reference = reference_vault(tmp_path, vault, spec)
+    sim = SimulatedTelegram(parse_spec(spec))
+    sim.faults.stall("GetFile", times=None)  # every download hangs this pass
+    report, counts = sync_pass(vault, sim, stall_timeout_s=0.2)
+    assert counts.failed > 0 and counts.stored == 0
+    assert report.messages == sum(len(sim.messages(c)) for c in sim.chat_ids)  # notes never wait on media
+    assert check_vault(vault).broken == []
+    assert any("will retry" in p.read_text(encoding="utf-8") for p in vault.rglob("*.md"))
+    sim.faults.clear()
+    _, counts = sync_pass(vault, sim)
+    assert counts.failed == 0 and counts.stored > 0
+    assert vault_files(vault) == vault_files(reference)
+
+
+def test_takeout_wraps_the_first_backfill_only(vault: Path) -> None:
+    sim = SimulatedTelegram(parse_spec("chats=2,messages=120,media=0.2,seed=6"))
+    sync_pass(vault, sim, takeout=True)
+    assert sum(n for (name, _dc), n in sim.stats.takeout_requests.items() if name == "GetHistory") > 0
+    assert sum(n for (name, _dc), n in sim.stats.takeout_requests.items() if name == "GetFile") == 0
+    sim.stats.reset()
+    sim.add_message(sim.chat_ids[0], "later")
+    sync_pass(vault, sim, takeout=True)
+    assert not sim.stats.takeout_requests
+
+
+def test_private_channel_fails_alone_and_is_reported(vault: Path, capsys: Any) -> None:
+    sim = SimulatedTelegram(parse_spec("chats=4,messages=30,media=0,seed=8"))
+    channel = next(c for c in sim.chat_ids if sim.kind(c) == "channel")
+    sim.faults.private_channel(channel)
+    report, _ = sync_pass(vault, sim)
+    assert len(report.failed) == 1 and sim.title(channel) in report.failed[0]
+    synced = {chat for chat, _ in note_ids(vault)}
+    assert synced == set(sim.chat_ids) - {channel}
+
+
+def test_chat_selection_by_kind_username_title_and_exclusion(vault: Path) -> None:
+    sim = SimulatedTelegram(parse_spec("chats=5,messages=10,media=0,seed=9"))
+    channels = {c for c in sim.chat_ids if sim.kind(c) == "channel"}
+    assert channels
+    sync_pass(vault, sim, chats=("channels",))
+    assert {chat for chat, _ in note_ids(vault)} == channels
+    first = sorted(channels)[0]
+    report, _ = sync_pass(vault, sim, chats=("all",), exclude=(first,))
+    assert first not in {chat for chat, _ in note_ids(vault)} - channels
+    assert report.chats == len(sim.chat_ids) - 1
+
+
+def test_chat_from_a_desktop_export_continues_live_without_duplicates(vault: Path, tmp_path: Path) -> None:
+    sim = SimulatedTelegram(parse_spec("chats=3,messages=40,media=0,seed=11"))
+    channel = next(c for c in sim.chat_ids if sim.kind(c) == "channel")
+    exported = sim.messages(channel)[:15]  # an export holds every message up to the moment it was made
+    export = {
+        "name": sim.title(channel), "type": "public_channel", "id": -channel - 1_000_000_000_000,
+        "messages": [
+            {"id": m.id, "type": "message", "date_unixtime": str(int(m.date.timestamp())),
+             "text": getattr(m, "message", "") or ""}
+            if not hasattr(m, "action") else
+            {"id": m.id, "type": "service", "date_unixtime": str(int(m.date.timestamp())), "action": "create_channel",
+             "text": ""}
+            for m in exported
+        ],
+    }
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(export), encoding="utf-8")
+    asyncio.run(import_export(vault, path))
+    imported = {p: p.read_bytes() for p in vault.rglob("*.md") if "tg_message_id" in p.read_text(encoding="utf-8")}
+    sync_pass(vault, sim)
+    ids = note_ids(vault)
+    assert max(ids.values()) == 1, "no message has two notes"
+    assert {(channel, m.id) for m in sim.messages(channel)} <= set(ids)
+    for path_, data in imported.items():
+        assert path_.read_bytes() == data, "imported notes are not rewritten by the live sync"
+
+
+def test_part_size_follows_the_file_size() -> None:
+    assert part_size(None) == 512 * 1024
+    assert part_size(1) == 4096
+    assert part_size(5000) == 8192
+    assert part_size(200_000) == 256 * 1024
+    assert part_size(300_000) == 512 * 1024
+    assert part_size(100 * 1024 * 1024) == 512 * 1024
+    for size in (1, 4096, 4097, 70_000, 600_000):
+        assert (1024 * 1024) % part_size(size) == 0
+
+
+def test_chat_rules() -> None:
+    from tobs_sync.model import Chat
+
+    news = Chat(-1001, "Daily News", "channel", "dailynews")
+    assert chat_selected(news, ["all"], [])
+    assert chat_selected(news, ["@DailyNews"], [])
+    assert chat_selected(news, ["title:daily*"], [])
+    assert not chat_selected(news, ["groups", "users"], [])
+    assert not chat_selected(news, ["all"], ["channels"])
+    assert chat_selected(news, [-1001], [])
+
+
+def test_sync_command_reports_failures_with_exit_status(vault: Path, capsys: Any) -> None:
+    from tobs_sync.cli import main
+
+    assert main(["sync", "--vault", str(vault), "--simulate", "chats=2,messages=5,sedd=1"]) == 1
+    assert "unknown key 'sedd'" in capsys.readouterr().err
+    report, _ = asyncio.run(sync_telegram(vault, simulate="chats=2,messages=5,media=0,seed=1"))
+    assert report.chats == 2
