@@ -1,0 +1,26 @@
+"""A simulated Telegram server behind a real ``telethon.TelegramClient``.
+
+``SimulatedTelegram(parse_spec("chats=4,messages=5000,media=0.2,latency_ms=100,seed=1"))`` generates a
+deterministic account (channels, a megagroup, a basic group, private chats; texts with entities,
+forwards, replies, service messages, photos, videos, voice notes, documents, albums, re-posted files)
+and ``sim.client()`` returns a ``TelegramClient`` whose connections are answered from it: Telethon's own
+paging, flood-wait retries, DC borrowing, ``FILE_MIGRATE`` handling, takeout wrapping and update handling
+run on real TL objects, with no network and no crypto. ``sim.faults`` injects flood waits, stalls,
+dropped connections, outages, expired file references, timeouts and private channels; ``sim.stats``
+counts what was served.
+
+Modules: :mod:`.spec` (the ``--simulate`` syntax), :mod:`.content` and :mod:`.account` (generation),
+:mod:`.media` and :mod:`.files` (media objects; lazily computed file bytes), :mod:`.updates` (pts logs),
+:mod:`.server` (request handlers), :mod:`.faults`, :mod:`.stats`, :mod:`.sender` (the ``MTProtoSender``
+stand-in), :mod:`.client` (wiring; lists the private Telethon attributes touched) and :mod:`.simulator`
+(facade).
+Limits: see each module; the semantics are an approximation of Telegram's, verified against Telethon
+1.45 only.
+"""
+
+from tobs_sync.sim.faults import Faults
+from tobs_sync.sim.simulator import SimulatedTelegram
+from tobs_sync.sim.spec import SimSpec, parse_spec
+from tobs_sync.sim.stats import SimStats
+
+__all__ = ["Faults", "SimSpec", "SimStats", "SimulatedTelegram", "parse_spec"]

@@ -1,0 +1,493 @@
+"""The simulated account: users, chats, messages, media and files, generated from a :class:`SimSpec`.
+
+Everything is derived from the seed: ids, access hashes, titles, texts with entities, dates, media and
+file sizes. Each message is generated from its own RNG, seeded by ``(seed, chat index, message index)``;
+the only state carried from one message to the next is derived from earlier messages (id gaps, the
+album in progress, ids a reply may point to), so the account for ``messages=N`` is exactly the first
+``N`` messages of the account for ``messages=N+k`` in every chat (*prefix stability*).
+
+Chat kinds cycle through broadcast channel, private chat, megagroup, basic group, private chat, channel.
+Message ids follow Telegram's rules: per chat in channels and megagroups (with occasional gaps, as after
+deletions), one account-wide counter shared by private chats and basic groups. Dates start at
+2024-01-01T00:00Z and increase within every chat. Live changes (:meth:`Account.add_message`, ...) use a
+simulated clock that continues after the generated history, so they are deterministic too.
+
+Media objects and their files come from :mod:`tobs_sync.sim.media`.
+
+Limits: no forum topics, reactions, polls, stickers, web pages, secret chats or migrated groups; a chat's
+title never changes even when a service message says it was edited (it is "renamed" to its own title).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from telethon import utils
+from telethon.tl import types
+
+from tobs_sync.sim import content
+from tobs_sync.sim.content import Person, rng_for, signed64
+from tobs_sync.sim.media import POOL_SIZE, MediaStore
+from tobs_sync.sim.rpc import bad_request
+from tobs_sync.sim.spec import SimSpec
+from tobs_sync.sim.updates import UpdateLog
+
+BASE_DATE = datetime(2024, 1, 1, tzinfo=UTC)
+STEP_S = 97
+LIVE_STEP_S = 61
+
+CHANNEL, MEGAGROUP, GROUP, PRIVATE = "channel", "megagroup", "group", "private"
+KIND_CYCLE = (CHANNEL, PRIVATE, MEGAGROUP, GROUP, PRIVATE, CHANNEL)
+
+_MEDIA_BASE = 5_000_000_000_000_000
+_LIVE_MEDIA_BASE = 6_000_000_000_000_000
+_GROUPED_BASE = 13_000_000_000_000_000
+
+
+@dataclass(eq=False)
+class SimChat:
+    """One dialog of the account and its server-side history (ascending ids)."""
+
+    index: int
+    kind: str
+    raw_id: int
+    access_hash: int
+    title: str
+    username: str | None
+    member_ids: list[int]
+    created: datetime
+    participants: int
+    messages: list[types.TypeMessage] = field(default_factory=list)
+    by_id: dict[int, types.TypeMessage] = field(default_factory=dict)
+    log: UpdateLog = field(default_factory=lambda: UpdateLog(1))
+    last_id: int = 0
+
+    @property
+    def is_channel(self) -> bool:
+        return self.kind in (CHANNEL, MEGAGROUP)
+
+    @property
+    def peer(self) -> types.TypePeer:
+        if self.is_channel:
+            return types.PeerChannel(self.raw_id)
+        if self.kind == GROUP:
+            return types.PeerChat(self.raw_id)
+        return types.PeerUser(self.raw_id)
+
+    @property
+    def marked_id(self) -> int:
+        return utils.get_peer_id(self.peer)
+
+    @property
+    def input_peer(self) -> types.TypeInputPeer:
+        if self.is_channel:
+            return types.InputPeerChannel(self.raw_id, self.access_hash)
+        if self.kind == GROUP:
+            return types.InputPeerChat(self.raw_id)
+        return types.InputPeerUser(self.raw_id, self.access_hash)
+
+    def append(self, message: types.TypeMessage) -> None:
+        self.messages.append(message)
+        self.by_id[message.id] = message
+        self.last_id = max(self.last_id, message.id)
+
+
+class Account:
+    """The server-side state of one simulated Telegram account."""
+
+    def __init__(self, spec: SimSpec) -> None:
+        self.spec = spec
+        self.seed = spec.seed
+        self.store = MediaStore(self.seed, spec.dcs)
+        self.files = self.store.files
+        self.media = self.store.media
+        self.users: dict[int, types.User] = {}
+        self.people: dict[int, Person] = {}
+        self.self_user = self._make_user(content.SELF, 7_000_000_000, "self", is_self=True)
+        self._people_ids = [
+            self._make_user(person, 5_000_000_000 + k * 1_000_000, k).id for k, person in enumerate(content.PEOPLE)
+        ]
+        rng = rng_for(self.seed, "external")
+        self.external = types.Channel(
+            id=1_900_000_000 + rng.randrange(1_000_000),
+            title="Daily Digest 📰",
+            photo=types.ChatPhotoEmpty(),
+            date=BASE_DATE - timedelta(days=400),
+            broadcast=True,
+            left=True,
+            access_hash=signed64(rng),
+            username="dailydigest_sim",
+            participants_count=12_345,
+        )
+        self.chats = [self._make_chat(index) for index in range(spec.chats)]
+        self.by_marked = {chat.marked_id: chat for chat in self.chats}
+        self.channels = {chat.raw_id: chat for chat in self.chats if chat.is_channel}
+        self.groups = {chat.raw_id: chat for chat in self.chats if chat.kind == GROUP}
+        self.privates = {chat.raw_id: chat for chat in self.chats if chat.kind == PRIVATE}
+        self._non_channel = [chat for chat in self.chats if not chat.is_channel]
+        for chat in self.chats:
+            self._generate(chat)
+            chat.log = UpdateLog(len(chat.messages) + 1)
+        self.next_account_id = len(self._non_channel) * spec.messages + 1
+        self.account_log = UpdateLog(sum(len(c.messages) for c in self._non_channel) + 1)
+        self._clock_s = (spec.messages + 1) * spec.chats * STEP_S + 3600
+        self.live_counter = 0
+
+    # region entities
+
+    def _make_user(self, person: Person, base: int, label: object, *, is_self: bool = False) -> types.User:
+        rng = rng_for(self.seed, "user", label)
+        user = types.User(
+            id=base + rng.randrange(1_000_000),
+            is_self=is_self,
+            contact=not is_self,
+            mutual_contact=not is_self,
+            access_hash=signed64(rng),
+            first_name=person.first_name,
+            last_name=person.last_name,
+            username=person.username,
+            phone=f"999{rng.randrange(10**7):07d}" if is_self else None,
+            status=types.UserStatusRecently(),
+        )
+        self.users[user.id] = user
+        self.people[user.id] = person
+        return user
+
+    def _make_chat(self, index: int) -> SimChat:
+        kind = KIND_CYCLE[index % len(KIND_CYCLE)]
+        same_kind = sum(1 for i in range(index) if KIND_CYCLE[i % len(KIND_CYCLE)] == kind)
+        rng = rng_for(self.seed, "chat", index)
+        created = self._date(0, index, 0)
+        if kind == PRIVATE:
+            if same_kind < len(self._people_ids):
+                partner = self.users[self._people_ids[same_kind]]
+            else:
+                guest = Person(f"Guest {same_kind}", "Sim", None)
+                partner = self._make_user(guest, 6_000_000_000 + same_kind * 1_000_000, ("guest", same_kind))
+            name = f"{partner.first_name} {partner.last_name}".strip()
+            return SimChat(
+                index, kind, partner.id, partner.access_hash, name, partner.username,
+                [partner.id, self.self_user.id], created, 2,
+            )
+        titles = {
+            CHANNEL: content.CHANNEL_TITLES, MEGAGROUP: content.MEGAGROUP_TITLES, GROUP: content.GROUP_TITLES
+        }[kind]
+        title = titles[same_kind % len(titles)]
+        if same_kind >= len(titles):
+            title = f"{title} #{same_kind // len(titles) + 1}"
+        members = [self._people_ids[k] for k in sorted(rng.sample(range(len(self._people_ids)), rng.randint(3, 5)))]
+        members.append(self.self_user.id)
+        if kind == GROUP:
+            return SimChat(
+                index, kind, 100_000_000 + index * 1_000_000 + rng.randrange(1_000_000), 0,
+                title, None, members, created, len(members),
+            )
+        username = None
+        if kind == CHANNEL:
+            username = content.CHANNEL_USERNAMES[same_kind % len(content.CHANNEL_USERNAMES)]
+            if same_kind >= len(content.CHANNEL_USERNAMES):
+                username = f"{username}{same_kind}"
+        participants = rng.randint(100, 5000) if kind == CHANNEL else len(members)
+        return SimChat(
+            index, kind, 1_000_000_000 + index * 10_000_000 + rng.randrange(10_000_000), signed64(rng),
+            title, username, members, created, participants,
+        )
+
+    def chat_entity(self, chat: SimChat) -> types.TypeChat | types.TypeUser:
+        """The ``Channel``/``Chat``/``User`` object Telegram would send for ``chat``."""
+        if chat.kind == PRIVATE:
+            return self.users[chat.raw_id]
+        if chat.kind == GROUP:
+            return types.Chat(
+                id=chat.raw_id, title=chat.title, photo=types.ChatPhotoEmpty(),
+                participants_count=chat.participants, date=chat.created, version=1, creator=True,
+            )
+        return types.Channel(
+            id=chat.raw_id, title=chat.title, photo=types.ChatPhotoEmpty(), date=chat.created,
+            broadcast=chat.kind == CHANNEL, megagroup=chat.kind == MEGAGROUP, access_hash=chat.access_hash,
+            username=chat.username, participants_count=chat.participants,
+        )
+
+    def entities_for(
+        self, messages: Iterable[types.TypeMessage], extra_peers: Iterable[types.TypePeer] = ()
+    ) -> tuple[list[types.TypeUser], list[types.TypeChat]]:
+        """The ``users`` and ``chats`` lists a response carrying ``messages`` includes (sorted by id)."""
+        user_ids: set[int] = {self.self_user.id}
+        chat_marked: set[int] = set()
+
+        def add(peer: types.TypePeer | None) -> None:
+            if isinstance(peer, types.PeerUser):
+                user_ids.add(peer.user_id)
+            elif peer is not None:
+                chat_marked.add(utils.get_peer_id(peer))
+
+        for peer in extra_peers:
+            add(peer)
+        for message in messages:
+            add(getattr(message, "peer_id", None))
+            add(getattr(message, "from_id", None))
+            forward = getattr(message, "fwd_from", None)
+            if forward is not None:
+                add(forward.from_id)
+            for entity in getattr(message, "entities", None) or ():
+                if isinstance(entity, types.MessageEntityMentionName):
+                    user_ids.add(entity.user_id)
+            action = getattr(message, "action", None)
+            if isinstance(action, types.MessageActionChatCreate):
+                user_ids.update(action.users)
+        users = [self.users[uid] for uid in sorted(user_ids) if uid in self.users]
+        chats: list[types.TypeChat] = []
+        external_marked = utils.get_peer_id(types.PeerChannel(self.external.id))
+        for marked in sorted(chat_marked):
+            chat = self.by_marked.get(marked)
+            if chat is not None:
+                chats.append(self.chat_entity(chat))  # type: ignore[arg-type]
+            elif marked == external_marked:
+                chats.append(self.external)
+        return users, chats
+
+    # endregion
+
+    # region peers
+
+    def chat_for_peer(self, peer: types.TypeInputPeer) -> SimChat | None:
+        """The chat an input peer names; ``None`` for a known user without a chat or for self.
+
+        Raises ``CHANNEL_INVALID`` / ``PEER_ID_INVALID`` for unknown ids or wrong access hashes,
+        as Telegram does: an ``access_hash`` of 0 is not accepted.
+        """
+        if isinstance(peer, (types.InputPeerChannel, types.InputChannel)):
+            chat = self.channels.get(peer.channel_id)
+            if chat is None or peer.access_hash != chat.access_hash:
+                raise bad_request("CHANNEL_INVALID")
+            return chat
+        if isinstance(peer, types.InputPeerChat):
+            chat = self.groups.get(peer.chat_id)
+            if chat is None:
+                raise bad_request("PEER_ID_INVALID")
+            return chat
+        if isinstance(peer, (types.InputPeerUser, types.InputUser)):
+            user = self.users.get(peer.user_id)
+            if user is None or user.access_hash != peer.access_hash:
+                raise bad_request("PEER_ID_INVALID")
+            return self.privates.get(peer.user_id)
+        if isinstance(peer, (types.InputPeerSelf, types.InputUserSelf)):
+            return None
+        raise bad_request("PEER_ID_INVALID")
+
+    def chat_by_marked_id(self, chat_id: int) -> SimChat:
+        chat = self.by_marked.get(chat_id)
+        if chat is None:
+            known = ", ".join(str(c.marked_id) for c in self.chats)
+            raise KeyError(f"no simulated chat {chat_id} (chats: {known})")
+        return chat
+
+    def non_channel_message(self, msg_id: int) -> tuple[SimChat, types.TypeMessage] | None:
+        for chat in self._non_channel:
+            found = chat.by_id.get(msg_id)
+            if found is not None:
+                return chat, found
+        return None
+
+    # endregion
+
+    def rotate_file_reference(self, kind: str, media_id: int) -> None:
+        """Give the media a new file reference; the old one is refused from now on."""
+        self.store.rotate_file_reference(kind, media_id)
+
+    # region generation
+
+    def _date(self, i: int, chat_index: int, jitter: int) -> datetime:
+        return BASE_DATE + timedelta(seconds=(i * self.spec.chats + chat_index) * STEP_S + jitter)
+
+    def _sender(self, chat: SimChat, rng: random.Random) -> tuple[types.TypePeer | None, bool, bool]:
+        """``(from_id, out, post)`` for a new message in ``chat``."""
+        if chat.kind == CHANNEL:
+            return None, False, True
+        if chat.kind == PRIVATE:
+            out = rng.random() < 0.45
+            return (types.PeerUser(self.self_user.id) if out else None), out, False
+        user_id = rng.choice(chat.member_ids)
+        return types.PeerUser(user_id), user_id == self.self_user.id, False
+
+    def _mentionable(self, chat: SimChat) -> list[tuple[int, Person]]:
+        return [(uid, self.people[uid]) for uid in chat.member_ids if uid != self.self_user.id]
+
+    def _forward(self, rng: random.Random, date: datetime) -> types.MessageFwdHeader:
+        when = date - timedelta(days=rng.randint(1, 90), seconds=rng.randrange(86_400))
+        roll = rng.random()
+        if roll < 0.6:
+            return types.MessageFwdHeader(
+                date=when, from_id=types.PeerChannel(self.external.id), channel_post=rng.randint(1, 5000),
+                post_author=rng.choice((None, "Editor", "Zoë")),
+            )
+        if roll < 0.85:
+            return types.MessageFwdHeader(date=when, from_id=types.PeerUser(rng.choice(self._people_ids)))
+        return types.MessageFwdHeader(date=when, from_name="Hidden Sender")
+
+    def _generate(self, chat: SimChat) -> None:
+        positions = {c.raw_id: pos for pos, c in enumerate(self._non_channel)}
+        stride = len(self._non_channel)
+        album_left, grouped_id = 0, 0
+        for i in range(self.spec.messages):
+            rng = rng_for(self.seed, "msg", chat.index, i)
+            gap_roll, gap = rng.random(), rng.randint(1, 3)
+            if chat.is_channel:
+                msg_id = chat.last_id + 1 + (gap if i and gap_roll < 0.03 else 0)
+            else:
+                msg_id = i * stride + positions[chat.raw_id] + 1
+            date = self._date(i, chat.index, rng.randint(0, 59))
+            if album_left:
+                album_left -= 1
+                message = self._album_member(chat, msg_id, date, rng, grouped_id, i)
+            elif i == 0 and chat.kind != PRIVATE:
+                message = self._created(chat, msg_id, date)
+            else:
+                message, album_left, grouped_id = self._ordinary(chat, msg_id, date, rng, i)
+            chat.append(message)
+
+    def _created(self, chat: SimChat, msg_id: int, date: datetime) -> types.MessageService:
+        if chat.kind == GROUP:
+            action: types.TypeMessageAction = types.MessageActionChatCreate(chat.title, list(chat.member_ids))
+            return types.MessageService(
+                id=msg_id, peer_id=chat.peer, date=date, out=True,
+                from_id=types.PeerUser(self.self_user.id), action=action,
+            )
+        action = types.MessageActionChannelCreate(chat.title)
+        from_id = types.PeerUser(chat.member_ids[0]) if chat.kind == MEGAGROUP else None
+        return types.MessageService(
+            id=msg_id, peer_id=chat.peer, date=date, post=chat.kind == CHANNEL or None, from_id=from_id,
+            action=action,
+        )
+
+    def _album_member(
+        self, chat: SimChat, msg_id: int, date: datetime, rng: random.Random, grouped_id: int, i: int
+    ) -> types.Message:
+        from_id, out, post = self._sender(chat, rng_for(self.seed, "album-sender", chat.index, grouped_id))
+        kind = "photo" if rng.random() < 0.75 else "video"
+        media = self.store.make_media(kind, _MEDIA_BASE + chat.index * 10_000_000 + i, rng, date)
+        return types.Message(
+            id=msg_id, peer_id=chat.peer, date=date, message="", out=out or None, post=post or None,
+            from_id=from_id, media=media, grouped_id=grouped_id,
+        )
+
+    def _ordinary(
+        self, chat: SimChat, msg_id: int, date: datetime, rng: random.Random, i: int
+    ) -> tuple[types.TypeMessage, int, int]:
+        """A text, media or service message; returns it with ``(album members left, grouped id)``."""
+        from_id, out, post = self._sender(chat, rng)
+        earlier = [m.id for m in chat.messages[-50:]]
+        roll = rng.random()
+        if roll < 0.02 and chat.kind != PRIVATE and i > 1:
+            service = types.MessageService(
+                id=msg_id, peer_id=chat.peer, date=date, out=out or None, post=post or None, from_id=from_id,
+                action=types.MessageActionChatEditTitle(chat.title),
+            )
+            return service, 0, 0
+        if roll < 0.05 and earlier:
+            service = types.MessageService(
+                id=msg_id, peer_id=chat.peer, date=date, out=out or None, post=post or None, from_id=from_id,
+                reply_to=types.MessageReplyHeader(reply_to_msg_id=rng.choice(earlier)),
+                action=types.MessageActionPinMessage(),
+            )
+            return service, 0, 0
+        album_left, grouped_id = 0, None
+        media: types.TypeMessageMedia | None = None
+        if rng.random() < self.spec.media:
+            media_id = _MEDIA_BASE + chat.index * 10_000_000 + i
+            kind_roll = rng.random()
+            if kind_roll < 0.10:
+                media = self.store.wrap(self.store.pool[rng.randrange(POOL_SIZE)])
+            elif kind_roll < 0.40:
+                media = self.store.make_media("photo", media_id, rng, date)
+            elif kind_roll < 0.52:
+                media = self.store.make_media("video", media_id, rng, date)
+            elif kind_roll < 0.57:
+                media = self.store.make_media("round", media_id, rng, date)
+            elif kind_roll < 0.70:
+                media = self.store.make_media("voice", media_id, rng, date)
+            elif kind_roll < 0.80:
+                media = self.store.make_media("document", media_id, rng, date)
+            elif kind_roll < 0.86:
+                media = types.MessageMediaDocument(document=self.store.twin_document(media_id, rng, date))
+            else:
+                album_left = rng.randint(1, 3)
+                grouped_id = _GROUPED_BASE + chat.index * 10_000_000 + i
+                media = self.store.make_media("photo", media_id, rng, date)
+        text, entities = "", []
+        if media is None or rng.random() < 0.5:
+            text, entities = content.make_text(rng, self._mentionable(chat), short=media is not None)
+        forward = self._forward(rng, date) if rng.random() < 0.08 else None
+        reply = None
+        if earlier and rng.random() < 0.12:
+            reply = types.MessageReplyHeader(reply_to_msg_id=rng.choice(earlier))
+        edit_date = date + timedelta(minutes=rng.randint(1, 600)) if rng.random() < 0.05 else None
+        message = types.Message(
+            id=msg_id, peer_id=chat.peer, date=date, message=text, out=out or None, post=post or None,
+            from_id=from_id, fwd_from=forward, reply_to=reply, media=media, entities=entities or None,
+            views=rng.randint(10, 5000) if post else None, forwards=rng.randint(0, 50) if post else None,
+            edit_date=edit_date, grouped_id=grouped_id,
+        )
+        return message, album_left, grouped_id or 0
+
+    # endregion
+
+    # region live changes
+
+    def now(self) -> datetime:
+        return BASE_DATE + timedelta(seconds=self._clock_s)
+
+    def tick(self) -> datetime:
+        self._clock_s += LIVE_STEP_S
+        return self.now()
+
+    def new_message(
+        self, chat: SimChat, *, text: str | None = None, media_kind: str | None = None, size: int | None = None
+    ) -> types.Message:
+        """Append a live message to ``chat`` (not yet announced; see :meth:`announce_new`)."""
+        self.live_counter += 1
+        rng = rng_for(self.seed, "live-message", self.live_counter)
+        date = self.tick()
+        if chat.is_channel:
+            msg_id = chat.last_id + 1
+        else:
+            msg_id = self.next_account_id
+            self.next_account_id += 1
+        from_id, out, post = self._sender(chat, rng)
+        if chat.kind == PRIVATE:
+            from_id, out = None, False
+        media = None
+        if media_kind is not None:
+            media = self.store.make_media(media_kind, _LIVE_MEDIA_BASE + self.live_counter, rng, date, size=size)
+        entities: list[types.TypeMessageEntity] = []
+        if text is None:
+            text, entities = content.make_text(rng, self._mentionable(chat), short=media is not None)
+        message = types.Message(
+            id=msg_id, peer_id=chat.peer, date=date, message=text, out=out or None, post=post or None,
+            from_id=from_id, media=media, entities=entities or None,
+            views=1 if post else None, forwards=0 if post else None,
+        )
+        chat.append(message)
+        return message
+
+    def edit(self, chat: SimChat, msg_id: int, text: str) -> types.Message:
+        message = chat.by_id.get(msg_id)
+        if not isinstance(message, types.Message):
+            raise KeyError(f"chat {chat.marked_id} has no editable message {msg_id}")
+        message.message = text
+        message.entities = None
+        message.edit_date = self.tick()
+        return message
+
+    def delete(self, chat: SimChat, ids: Sequence[int]) -> list[int]:
+        gone = [i for i in ids if i in chat.by_id]
+        for msg_id in gone:
+            del chat.by_id[msg_id]
+        chat.messages = [m for m in chat.messages if m.id in chat.by_id]
+        return gone
+
+    # endregion
+

@@ -1,0 +1,181 @@
+"""Deterministic content for the simulated account: RNG derivation, names, titles and formatted text.
+
+Every random choice in the simulator comes from :func:`rng_for`, a ``random.Random`` seeded from a
+BLAKE2 digest of ``(seed, *labels)`` -- never from Python's salted ``hash()`` and never from one shared
+sequential generator -- so one message's content does not depend on how many other messages exist.
+
+:func:`make_text` returns message text with real Telegram entities whose offsets and lengths are in
+UTF-16 code units (emoji outside the BMP, skin tones and ZWJ sequences are included on purpose so that
+Python-index slicing goes wrong), plus plain-text Markdown metacharacters that a renderer must escape.
+Limits: the prose is word salad; it exercises formatting, not language.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from telethon.tl import types
+
+
+def rng_for(seed: int, *labels: object) -> random.Random:
+    """A generator determined only by ``seed`` and ``labels`` (ints and strings)."""
+    digest = hashlib.blake2b(repr((seed, *labels)).encode(), digest_size=16).digest()
+    # Reproducible simulation data, not secrets.
+    return random.Random(int.from_bytes(digest, "big"))  # noqa: S311
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def signed64(rng: random.Random) -> int:
+    """A non-zero signed 64-bit value, like Telegram's access hashes."""
+    value = rng.getrandbits(64) - (1 << 63)
+    return value or 1
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    first_name: str
+    last_name: str
+    username: str | None
+
+
+SELF = Person("Sim", "Owner", "sim_owner")
+
+PEOPLE: tuple[Person, ...] = (
+    Person("Jürgen", "Weiß", None),
+    Person("Ana María", "López", "ana_ml"),
+    Person("Сергей", "Иванов", "sergey_iv"),
+    Person("Zoë", "🌿 Green", "zoe_green"),
+    Person("Sam", "Gardner", "samgardner"),
+    Person("李", "雷", None),
+    Person("Priya", "Natarajan", "priya_n"),
+    Person("Kate", "O'Brien", None),
+)
+
+CHANNEL_TITLES = ("Field Notes 📓", "Rust/Go: Weekly", "Café Ünïcode ☕", "News 24:7", "Bibliothek der Dinge")
+MEGAGROUP_TITLES = ("Allotment: Plot 7/B 🌱", "Über-Gruppe", "Dev Chat <beta>")
+GROUP_TITLES = ("Family: Trips/Plans", "Book Club 📚", "Neighbours")
+CHANNEL_USERNAMES = ("field_notes_sim", "rustgo_weekly_sim", "cafe_unicode_sim", "news247_sim", "bibliothek_sim")
+
+WORDS = (
+    "garden", "seed", "river", "notes", "sync", "vault", "window", "morning", "tomato", "bicycle",
+    "library", "Grüße", "naïve", "façade", "привет", "日本語", "Ελληνικά", "coffee", "harvest", "lantern",
+    "compost", "bridge", "paper", "signal", "orbit", "meadow", "ticket", "pebble", "thunder", "quiet",
+)
+EMOJI = ("😀", "🌱", "🎉", "👍🏽", "❤️", "🇩🇪", "👨‍👩‍👧", "☕", "📎", "🧪")
+HASHTAGS = ("#garden", "#release", "#tobs", "#grüße", "#weekly")
+CODE_SNIPPETS = ("x = 42", "git push -f", "SELECT 1;", "a*b_c", "`tick`")
+PRE_BLOCKS = (
+    ("python", "def harvest(plot):\n    return [p for p in plot if p.ripe]\n"),
+    ("rust", "fn main() {\n    println!(\"hi 🌱\");\n}\n"),
+    ("", "plain block\n  with *stars* and _underscores_\n"),
+    ("json", "{\"key\": \"wert\", \"n\": [1, 2]}"),
+)
+METACHARACTERS = ("*not bold*", "under_score_name", "[not a link](nope)", "1. not a list", "<b>raw html</b>", "%% x %%")
+
+
+class TextBuilder:
+    """Accumulates text and entities, measuring offsets in UTF-16 code units."""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._entities: list[types.TypeMessageEntity] = []
+        self._offset = 0
+
+    def add(self, text: str, *entity: Callable[[int, int], types.TypeMessageEntity]) -> None:
+        length = utf16_len(text)
+        for make in entity:
+            self._entities.append(make(self._offset, length))
+        self._parts.append(text)
+        self._offset += length
+
+    @property
+    def offset(self) -> int:
+        """Current length in UTF-16 code units."""
+        return self._offset
+
+    def add_entity(self, entity: types.TypeMessageEntity) -> None:
+        self._entities.append(entity)
+
+    def build(self) -> tuple[str, list[types.TypeMessageEntity]]:
+        return "".join(self._parts), list(self._entities)
+
+
+def _words(rng: random.Random, low: int, high: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(low, high)))
+
+
+def _styled_span(rng: random.Random, out: TextBuilder, mentionable: Sequence[tuple[int, Person]]) -> None:
+    style = rng.randrange(13)
+    if style == 0:
+        out.add(_words(rng, 1, 3), types.MessageEntityBold)
+    elif style == 1:
+        out.add(_words(rng, 1, 3), types.MessageEntityItalic)
+    elif style == 2:
+        out.add(rng.choice(CODE_SNIPPETS), types.MessageEntityCode)
+    elif style == 3:
+        language, body = rng.choice(PRE_BLOCKS)
+        out.add("\n")
+        out.add(body, lambda o, n: types.MessageEntityPre(o, n, language))
+        out.add("\n")
+    elif style == 4:
+        url = f"https://example.org/docs/{rng.randrange(1000)}?q=a_b&x=(1)"
+        out.add(_words(rng, 1, 2), lambda o, n: types.MessageEntityTextUrl(o, n, url))
+    elif style == 5 and mentionable:
+        user_id, person = rng.choice(mentionable)
+        out.add(person.first_name, lambda o, n: types.MessageEntityMentionName(o, n, user_id))
+    elif style == 6:
+        out.add(rng.choice(HASHTAGS), types.MessageEntityHashtag)
+    elif style == 7:
+        out.add(f"https://example.com/{rng.choice(WORDS)}", types.MessageEntityUrl)
+    elif style == 8:
+        out.add(_words(rng, 1, 2), types.MessageEntitySpoiler)
+    elif style == 9:
+        out.add(_words(rng, 1, 2), types.MessageEntityUnderline, types.MessageEntityStrike)
+    elif style == 10:
+        out.add("\n")
+        out.add(_words(rng, 3, 8), lambda o, n: types.MessageEntityBlockquote(o, n))
+        out.add("\n")
+    elif style == 11:
+        # Nested: a bold span with an italic part inside it.
+        head, tail = _words(rng, 1, 2), _words(rng, 1, 2)
+        start = out.offset
+        out.add(head + " ")
+        out.add(tail, types.MessageEntityItalic)
+        out.add_entity(types.MessageEntityBold(start, out.offset - start))
+    else:
+        user_with_name = [p for _, p in mentionable if p.username]
+        if user_with_name:
+            out.add("@" + rng.choice(user_with_name).username, types.MessageEntityMention)  # type: ignore[operator]
+        else:
+            out.add(_words(rng, 1, 2), types.MessageEntityBold)
+
+
+def make_text(
+    rng: random.Random, mentionable: Sequence[tuple[int, Person]], *, short: bool = False
+) -> tuple[str, list[types.TypeMessageEntity]]:
+    """Text with entities; ``short`` for media captions. Entities are sorted by offset."""
+    out = TextBuilder()
+    sentences = 1 if short else rng.randint(1, 3)
+    for index in range(sentences):
+        if index:
+            out.add(" ")
+        if rng.random() < 0.35:
+            out.add(rng.choice(EMOJI) + " ")
+        out.add(_words(rng, 1, 4 if short else 8).capitalize())
+        if rng.random() < 0.6:
+            out.add(" ")
+            _styled_span(rng, out, mentionable)
+        if rng.random() < 0.1:
+            out.add(" " + rng.choice(METACHARACTERS))
+        if rng.random() < 0.25:
+            out.add(" " + rng.choice(EMOJI))
+        out.add(rng.choice((".", "!", "?", " …")))
+    text, entities = out.build()
+    entities.sort(key=lambda e: (e.offset, -e.length))
+    return text, entities

@@ -1,0 +1,222 @@
+"""Deterministic fault injection for the simulated Telegram.
+
+Every fault is a rule that fires a counted number of times (``times=``, default 1; ``None`` means
+forever) on the requests it matches, in the order rules were added. Requests are matched by name --
+the TL function without ``Request`` (``"GetHistory"``, ``"GetFile"``) or qualified
+(``"upload.GetFile"``, ``"channels.GetMessages"``) -- and optionally by data centre. Names are checked
+against Telethon's TL schema, so a typo fails at once instead of silently never firing.
+
+What a caller sees (all exceptions are the real Telethon classes, built by ``rpc_message_to_error``):
+
+* ``flood`` -- ``errors.FloodWaitError`` with ``e.seconds``; Telethon sleeps and retries when
+  ``seconds <= client.flood_sleep_threshold``, otherwise it raises.
+* ``timeout`` -- ``errors.TimedOutError`` (``-503 Timeout``); Telethon's ``_call`` retries it.
+* ``rpc_error`` -- any Telegram error, e.g. ``(420, "TAKEOUT_INIT_DELAY_3600")``.
+* ``stall`` -- the request is never answered (a half-open connection); only a caller's
+  ``asyncio.wait_for`` or a disconnect ends the wait.
+* ``drop_connection`` -- with ``reconnect=True`` (default) the connection drops and Telethon's
+  auto-reconnect re-sends the request: the caller sees only a delay of three round trips. With
+  ``reconnect=False`` reconnection fails: the pending requests on that connection raise
+  ``ConnectionError`` and the connection stays closed (``client.is_connected()`` turns false for the home
+  DC; an exported DC sender refuses further requests until the client disconnects and reconnects),
+  which is what Telethon does after ``connection_retries`` failed attempts.
+* ``outage`` -- for ``seconds`` of wall-clock time every request to the DC is held and answered only
+  when the outage ends (as if re-sent after reconnecting).
+* ``expire_file_reference`` -- the next ``times`` GetFile calls for the file (any file if ``None``)
+  rotate its file reference and fail with ``FileReferenceExpiredError``; the old reference stays invalid
+  until the message is fetched again (GetHistory/GetMessages return the new reference).
+* ``private_channel`` -- history, messages and differences of that channel raise ``ChannelPrivateError``.
+* ``flood_downloads`` -- a standing per-DC policy: every ``every_n``-th GetFile on the DC gets a flood wait.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from telethon.tl.alltlobjects import tlobjects
+from telethon.tl.tlobject import TLRequest
+
+from tobs_sync.sim.files import media_id_of_key
+
+
+def class_names(cls: type) -> tuple[str, str]:
+    """``(short, qualified)`` name of a request class, e.g. ``("GetFile", "upload.GetFile")``."""
+    short = cls.__name__.removesuffix("Request")
+    namespace = cls.__module__.rsplit(".", 1)[-1]
+    return short, short if namespace == "functions" else f"{namespace}.{short}"
+
+
+def request_names(request: TLRequest) -> tuple[str, str]:
+    """``(short, qualified)`` name of a request object."""
+    return class_names(type(request))
+
+
+KNOWN_REQUESTS = frozenset(
+    name
+    for cls in tlobjects.values()
+    if isinstance(cls, type) and issubclass(cls, TLRequest)
+    for name in class_names(cls)
+)
+
+
+@dataclass(slots=True)
+class FaultRule:
+    """One injected fault; ``times`` counts down (``None`` = unlimited)."""
+
+    kind: str
+    request: str | None = None
+    dc: int | None = None
+    times: int | None = 1
+    seconds: int = 0
+    code: int = 0
+    message: str = ""
+    reconnect: bool = True
+    file_key: str | None = None
+    every_n: int = 0
+    seen: int = 0
+
+    def matches(self, short: str, qualified: str, dc: int) -> bool:
+        return (self.request is None or self.request in (short, qualified)) and (self.dc is None or self.dc == dc)
+
+
+def _request_name(request: str | None) -> str | None:
+    if request is None:
+        return None
+    name = request.removesuffix("Request")
+    if name not in KNOWN_REQUESTS:
+        raise ValueError(f"unknown Telegram request {request!r} (use e.g. 'GetHistory' or 'upload.GetFile')")
+    return name
+
+
+def _times(times: int | None) -> int | None:
+    if times is not None and times < 1:
+        raise ValueError(f"times must be at least 1 or None (forever), got {times!r}")
+    return times
+
+
+def _dc(dc: int | None) -> int | None:
+    if dc is not None and not 1 <= dc <= 5:
+        raise ValueError(f"dc must be between 1 and 5, got {dc!r}")
+    return dc
+
+
+class Faults:
+    """The fault rules of one simulator; ``fired`` counts faults that actually happened, by kind."""
+
+    def __init__(self) -> None:
+        self._rules: list[FaultRule] = []
+        self._outages: dict[int, float] = {}
+        self._private: set[int] = set()
+        self.fired: Counter[str] = Counter()
+
+    # region injecting
+
+    def flood(self, request: str | None, seconds: int, dc: int | None = None, times: int | None = 1) -> None:
+        """Answer the next matching requests with ``FLOOD_WAIT_<seconds>``."""
+        if seconds < 0:
+            raise ValueError("seconds must be >= 0")
+        self._rules.append(FaultRule("flood", _request_name(request), _dc(dc), _times(times), seconds=int(seconds)))
+
+    def timeout(self, request: str | None, dc: int | None = None, times: int | None = 1) -> None:
+        """Answer the next matching requests with ``-503 Timeout`` (``errors.TimedOutError``)."""
+        self._rules.append(FaultRule("timeout", _request_name(request), _dc(dc), _times(times), code=-503))
+
+    def rpc_error(
+        self, request: str | None, code: int, message: str, dc: int | None = None, times: int | None = 1
+    ) -> None:
+        """Answer the next matching requests with an arbitrary Telegram error."""
+        self._rules.append(FaultRule("rpc", _request_name(request), _dc(dc), _times(times), code=code, message=message))
+
+    def stall(self, request: str | None = "GetFile", dc: int | None = None, times: int | None = 1) -> None:
+        """Never answer the next matching requests."""
+        self._rules.append(FaultRule("stall", _request_name(request), _dc(dc), _times(times)))
+
+    def drop_connection(
+        self, dc: int, times: int | None = 1, *, request: str | None = None, reconnect: bool = True
+    ) -> None:
+        """Drop the connection to ``dc`` while the next matching request is pending (see module docs)."""
+        self._rules.append(FaultRule("drop", _request_name(request), _dc(dc), _times(times), reconnect=reconnect))
+
+    def outage(self, dc: int, seconds: float) -> None:
+        """Hold every request to ``dc`` for the next ``seconds`` of wall-clock time."""
+        self._outages[_dc(dc) or 0] = time.monotonic() + seconds
+
+    def expire_file_reference(self, file_key: str | None = None, times: int | None = 1) -> None:
+        """Expire the file reference of ``file_key`` (any file if ``None``) at its next GetFile."""
+        if file_key is not None:
+            media_id_of_key(file_key)
+        self._rules.append(FaultRule("expire", "GetFile", None, _times(times), file_key=file_key))
+
+    def flood_downloads(self, dc: int, every_n: int, seconds: int) -> None:
+        """Standing policy: every ``every_n``-th GetFile on ``dc`` gets ``FLOOD_WAIT_<seconds>``."""
+        if every_n < 1:
+            raise ValueError("every_n must be at least 1")
+        self._rules.append(FaultRule("flood_every", "GetFile", _dc(dc), None, seconds=int(seconds), every_n=every_n))
+
+    def private_channel(self, chat_id: int) -> None:
+        """Make the channel (marked id) private: its history raises ``ChannelPrivateError``."""
+        self._private.add(chat_id)
+
+    def restore_channel(self, chat_id: int) -> None:
+        self._private.discard(chat_id)
+
+    def clear(self) -> None:
+        """Remove every rule, outage and private channel (``fired`` is kept)."""
+        self._rules.clear()
+        self._outages.clear()
+        self._private.clear()
+
+    def pending(self) -> list[FaultRule]:
+        """Rules that can still fire."""
+        return list(self._rules)
+
+    # endregion
+
+    # region consulted by the simulator
+
+    def _fire(self, rule: FaultRule) -> FaultRule:
+        self.fired[rule.kind] += 1
+        if rule.times is not None:
+            rule.times -= 1
+            if rule.times <= 0:
+                self._rules.remove(rule)
+        return rule
+
+    def take(self, short: str, qualified: str, dc: int) -> FaultRule | None:
+        """The fault to apply to this request, if any (expiry rules are handled by the GetFile handler)."""
+        for rule in self._rules:
+            if rule.kind == "expire" or not rule.matches(short, qualified, dc):
+                continue
+            if rule.kind == "flood_every":
+                rule.seen += 1
+                if rule.seen % rule.every_n:
+                    continue
+            return self._fire(rule)
+        return None
+
+    def take_expiry(self, file_key: str) -> bool:
+        """Whether this GetFile should expire the file's reference now."""
+        kind_id = media_id_of_key(file_key)
+        for rule in self._rules:
+            if rule.kind == "expire" and (rule.file_key is None or media_id_of_key(rule.file_key) == kind_id):
+                self._fire(rule)
+                return True
+        return False
+
+    def outage_left(self, dc: int) -> float:
+        """Seconds until the outage of ``dc`` ends (0 when there is none)."""
+        until = self._outages.get(dc)
+        if until is None:
+            return 0.0
+        left = until - time.monotonic()
+        if left <= 0:
+            del self._outages[dc]
+            return 0.0
+        return left
+
+    def is_private(self, chat_id: int) -> bool:
+        return chat_id in self._private
+
+    # endregion

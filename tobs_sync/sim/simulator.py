@@ -1,0 +1,246 @@
+"""``SimulatedTelegram``: the facade tests, demos and benchmarks use.
+
+It owns one account (:mod:`account`), the server answering requests on it (:mod:`server`), the fault
+rules (:mod:`faults`) and the counters (:mod:`stats`), and hands out real ``TelegramClient`` objects
+wired to it (:mod:`client`). Server-side helpers (``messages``, ``file_bytes`` ...) are for assertions;
+code under test must talk to Telegram through the client only.
+
+Live changes (``add_message``, ``edit_message``, ``delete_messages``, the ``start_live`` task) change the
+account and are pushed as ``types.Updates`` into every client whose update loop runs -- that is, after
+``await client.connect()``: the simulated client starts usable and reports itself connected, so
+``async with client`` / ``client.start()`` skip ``connect()`` and do not start Telethon's update loop.
+``start_live`` connects registered clients that have not run ``connect()`` yet, so their event
+handlers fire. Changes made while a client is not listening reach it only through its next history
+scan, or through ``getDifference`` when its ``MessageBox`` notices a gap -- as with Telegram.
+
+Entities: like Telegram, the server refuses peers without their real ``access_hash``, so a fresh client
+cannot address a chat by its marked id alone. List dialogs first (``client.get_dialogs()`` caches every
+entity in the session), or pass ``sim.input_peer(chat_id)`` -- what a client that stored the peer on an
+earlier run would have.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from telethon import TelegramClient
+from telethon.tl import types
+
+from tobs_sync.sim.account import Account, SimChat
+from tobs_sync.sim.client import build_client
+from tobs_sync.sim.content import rng_for
+from tobs_sync.sim.faults import Faults
+from tobs_sync.sim.files import document_key, photo_key, read_all, read_range
+from tobs_sync.sim.media import MEDIA_KINDS
+from tobs_sync.sim.server import SimServer
+from tobs_sync.sim.spec import SimSpec, parse_spec
+from tobs_sync.sim.stats import SimStats
+
+LIVE_LOG_LIMIT = 10_000
+
+
+class SimulatedTelegram:
+    """A deterministic, seedable Telegram account behind real Telethon clients."""
+
+    def __init__(self, spec: SimSpec | str | None = None) -> None:
+        self.spec = parse_spec(spec) if isinstance(spec, str) else (spec or SimSpec())
+        self.faults = Faults()
+        self.stats = SimStats()
+        self._account = Account(self.spec)
+        self._server = SimServer(self.spec, self._account, self.faults, self.stats)
+        self._clients: weakref.WeakSet[TelegramClient] = weakref.WeakSet()
+        self._live_task: asyncio.Task[None] | None = None
+        self._live_step = 0
+        self.live_events: deque[tuple[str, int, int]] = deque(maxlen=LIVE_LOG_LIMIT)
+
+    # region clients
+
+    def client(self, **options: Any) -> TelegramClient:
+        """A new ``TelegramClient`` on this account (``options`` go to its constructor, e.g.
+        ``flood_sleep_threshold``, ``request_retries``, ``raise_last_call_error``, ``receive_updates``)."""
+        client = build_client(self._server, **options)
+        self._clients.add(client)
+        return client
+
+    @property
+    def home_dc(self) -> int:
+        return self.spec.home_dc
+
+    @property
+    def dcs(self) -> list[int]:
+        return list(range(1, self.spec.dcs + 1))
+
+    # endregion
+
+    # region account, for assertions
+
+    @property
+    def chat_ids(self) -> list[int]:
+        """Marked ids (``telethon.utils.get_peer_id``) of every chat, in dialog order (newest first)."""
+        return [chat.marked_id for chat in self._server.dialog_order()]
+
+    def _chat(self, chat_id: int) -> SimChat:
+        return self._account.chat_by_marked_id(chat_id)
+
+    def kind(self, chat_id: int) -> str:
+        """``"channel"``, ``"megagroup"``, ``"group"`` or ``"private"``."""
+        return self._chat(chat_id).kind
+
+    def title(self, chat_id: int) -> str:
+        return self._chat(chat_id).title
+
+    def entity(self, chat_id: int) -> types.TypeChat | types.TypeUser:
+        """The ``Channel``/``Chat``/``User`` Telegram sends for the chat."""
+        return self._account.chat_entity(self._chat(chat_id))
+
+    def input_peer(self, chat_id: int) -> types.TypeInputPeer:
+        """The chat's input peer with its access hash, as a client that stored it earlier would have."""
+        return self._chat(chat_id).input_peer
+
+    @property
+    def me(self) -> types.User:
+        return self._account.self_user
+
+    def messages(self, chat_id: int) -> list[types.TypeMessage]:
+        """The server-side history of the chat, ascending by id (do not mutate the objects)."""
+        return list(self._chat(chat_id).messages)
+
+    def message(self, chat_id: int, msg_id: int) -> types.TypeMessage:
+        return self._chat(chat_id).by_id[msg_id]
+
+    # endregion
+
+    # region files
+
+    @staticmethod
+    def file_key(media: Any, thumb: str | None = None) -> str:
+        """The key of the file Telethon downloads for a message, media, ``Photo`` or ``Document``.
+
+        Photos: the last size in ``sizes`` (what ``iter_download``/``download_media`` fetch) unless
+        ``thumb`` names a size type; documents: the document itself unless ``thumb`` names a thumbnail.
+        """
+        if isinstance(media, types.Message):
+            media = media.media
+        if isinstance(media, types.MessageMediaPhoto):
+            media = media.photo
+        elif isinstance(media, types.MessageMediaDocument):
+            media = media.document
+        if isinstance(media, types.Photo):
+            return photo_key(media.id, thumb or media.sizes[-1].type)
+        if isinstance(media, types.Document):
+            return document_key(media.id, thumb or "")
+        raise TypeError(f"no downloadable file in {type(media).__name__}")
+
+    def file_size(self, file_key: str) -> int:
+        return self._account.files[file_key].size
+
+    def file_dc(self, file_key: str) -> int:
+        return self._account.files[file_key].dc_id
+
+    def file_bytes(self, file_key: str) -> bytes:
+        """The whole file (at most 64 MiB; use :meth:`file_range` for bigger ones)."""
+        return read_all(self.spec.seed, self._account.files[file_key])
+
+    def file_range(self, file_key: str, offset: int, length: int) -> bytes:
+        return read_range(self.spec.seed, self._account.files[file_key], offset, length)
+
+    def media_messages(self) -> list[tuple[int, types.Message]]:
+        """``(chat id, message)`` for every message with downloadable media, in dialog order."""
+        found = []
+        for chat in self._server.dialog_order():
+            for message in chat.messages:
+                media = getattr(message, "media", None)
+                if isinstance(media, (types.MessageMediaPhoto, types.MessageMediaDocument)):
+                    found.append((chat.marked_id, message))
+        return found
+
+    # endregion
+
+    # region live changes
+
+    def add_message(self, chat_id: int, text: str | None = None, media_kind: str | None = None) -> types.Message:
+        """Append a new message (generated text when ``text`` is ``None``) and push it to listening clients.
+
+        ``media_kind``: ``None``, ``"photo"``, ``"video"``, ``"round"``, ``"voice"`` or ``"document"``.
+        """
+        return self._publish_new(self._chat(chat_id), text=text, media_kind=media_kind)
+
+    def add_big_file(self, chat_id: int, size_bytes: int, text: str | None = "") -> types.Message:
+        """Append a message with a video document of ``size_bytes`` (bytes are generated per request)."""
+        if size_bytes <= 0:
+            raise ValueError("size_bytes must be positive")
+        return self._publish_new(self._chat(chat_id), text=text, media_kind="video", size=size_bytes)
+
+    def edit_message(self, chat_id: int, msg_id: int, text: str) -> types.Message:
+        chat = self._chat(chat_id)
+        message = self._account.edit(chat, msg_id, text)
+        self._server.broadcast(self._server.log_edit(chat, message), [message])
+        self.live_events.append(("edit", chat_id, msg_id))
+        return message
+
+    def delete_messages(self, chat_id: int, ids: Sequence[int]) -> list[int]:
+        """Delete messages; returns the ids that existed."""
+        chat = self._chat(chat_id)
+        gone = self._account.delete(chat, ids)
+        if gone:
+            self._server.broadcast(self._server.log_delete(chat, gone), [])
+            for msg_id in gone:
+                self.live_events.append(("delete", chat_id, msg_id))
+        return gone
+
+    def _publish_new(
+        self, chat: SimChat, *, text: str | None, media_kind: str | None, size: int | None = None
+    ) -> types.Message:
+        message = self._account.new_message(chat, text=text, media_kind=media_kind, size=size)
+        self._server.broadcast(self._server.log_new_message(chat, message), [message])
+        self.live_events.append(("new", chat.marked_id, message.id))
+        return message
+
+    def live_step(self) -> tuple[str, int, int]:
+        """Make the next deterministic live change now; returns ``(kind, chat id, message id)``."""
+        self._live_step += 1
+        rng = rng_for(self.spec.seed, "live", self._live_step)
+        chat = rng.choice(self._account.chats)
+        roll = rng.random()
+        editable = [m for m in chat.messages[-20:] if isinstance(m, types.Message)]
+        if roll < 0.1 and editable:
+            target = rng.choice(editable)
+            self.edit_message(chat.marked_id, target.id, f"{target.message} (edited {self._live_step})".strip())
+            return "edit", chat.marked_id, target.id
+        if roll < 0.16 and chat.messages:
+            victim = chat.messages[-1].id
+            self.delete_messages(chat.marked_id, [victim])
+            return "delete", chat.marked_id, victim
+        media_kind = rng.choice(MEDIA_KINDS) if rng.random() < self.spec.media else None
+        message = self._publish_new(chat, text=None, media_kind=media_kind)
+        return "new", chat.marked_id, message.id
+
+    def start_live(self, every_s: float | None = None) -> asyncio.Task[None]:
+        """Start making a live change every ``every_s`` (default ``spec.live_every_s``) on the running loop."""
+        interval = self.spec.live_every_s if every_s is None else every_s
+        if interval <= 0:
+            raise ValueError("live changes need live_every_s > 0 (in the spec or as every_s)")
+        if self._live_task is not None and not self._live_task.done():
+            raise RuntimeError("live changes are already running")
+        self._live_task = asyncio.get_running_loop().create_task(self._live(interval))
+        return self._live_task
+
+    def stop_live(self) -> None:
+        if self._live_task is not None:
+            self._live_task.cancel()
+            self._live_task = None
+
+    async def _live(self, interval: float) -> None:
+        for client in list(self._clients):
+            sender = client._sender
+            if sender.is_connected() and not sender.updates_enabled:
+                await client.connect()
+        while True:
+            await asyncio.sleep(interval)
+            self.live_step()
+
+    # endregion
