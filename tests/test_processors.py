@@ -151,7 +151,7 @@ def test_names_that_look_like_options_or_protocols_are_read_as_plain_files(
     assert properties["width"] == 320
 
 
-def test_unreadable_media_gives_nothing_and_one_warning_naming_the_file(
+def test_unreadable_media_gives_nothing_and_one_info_line_naming_the_file(
     tools: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     bad = tmp_path / "bad.mp4"
@@ -159,9 +159,12 @@ def test_unreadable_media_gives_nothing_and_one_warning_naming_the_file(
     caplog.set_level(logging.DEBUG, logger=LOGGER_NAME)
     assert FfprobeProcessor().process(bad, VIDEO) == {}
     assert AudioProcessor().process(tmp_path / "missing.ogg", VOICE) == {}
-    warnings = records(caplog, logging.WARNING)
-    assert len(warnings) == 2
-    assert str(bad) in warnings[0].getMessage() and "missing.ogg" in warnings[1].getMessage()
+    # A file a processor cannot read is common (odd encoders, truncated uploads) and harmless: the
+    # note just lacks its properties. One info line per file, no warning noise.
+    lines = [r for r in records(caplog, logging.INFO) if r.levelno == logging.INFO]
+    assert not records(caplog, logging.WARNING)
+    assert len(lines) == 2
+    assert str(bad) in lines[0].getMessage() and "missing.ogg" in lines[1].getMessage()
 
 
 # -- real ffprobe outputs (Jellyfin's probing fixtures) ---------------------------------------------
@@ -367,7 +370,7 @@ def test_jpeg_size_is_found_after_large_segments_fill_bytes_and_progressive_fram
     assert image_size(path) == (1920, 1080)
 
 
-def test_unknown_formats_are_not_warned_about_but_corrupt_headers_are(
+def test_unknown_formats_are_debug_and_corrupt_headers_info(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger=LOGGER_NAME)
@@ -378,8 +381,9 @@ def test_unknown_formats_are_not_warned_about_but_corrupt_headers_are(
     assert ImageProcessor().process(tgs, STICKER) == {}
     assert ImageProcessor().process(corrupt, PHOTO) == {}
     assert ImageProcessor().process(tmp_path / "missing.png", PHOTO) == {}
-    warnings = [r.getMessage() for r in records(caplog, logging.WARNING)]
-    assert len(warnings) == 2 and "corrupt.jpg" in warnings[0] and "missing.png" in warnings[1]
+    lines = [r.getMessage() for r in records(caplog, logging.INFO)]
+    assert not records(caplog, logging.WARNING)
+    assert len(lines) == 2 and "corrupt.jpg" in lines[0] and "missing.png" in lines[1]
 
 
 MAGICS = [b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF89a", b"RIFF\0\0\0\0WEBPVP8 ", b"RIFF\0\0\0\0WEBPVP8L",
