@@ -291,3 +291,14 @@ def test_sync_command_reports_failures_with_exit_status(vault: Path, capsys: Any
     assert "unknown key 'sedd'" in capsys.readouterr().err
     report, _ = asyncio.run(sync_telegram(vault, simulate="chats=2,messages=5,media=0,seed=1"))
     assert report.chats == 2
+
+
+def test_download_resumes_after_a_flood_wait_instead_of_starting_over(vault: Path) -> None:
+    sim = SimulatedTelegram(parse_spec("chats=1,messages=2,media=0,seed=13"))
+    big = sim.add_big_file(sim.chat_ids[0], 3_000_000, text="video")
+    key = sim.file_key(big.media)
+    sim.faults.flood_downloads(sim.file_dc(key), every_n=2, seconds=1)  # every other part is refused once
+    _, counts = sync_pass(vault, sim)
+    assert counts.stored == 1
+    assert sim.stats.file_bytes[key] == 3_000_000, "no part was downloaded twice"
+    assert sim.stats.file_downloads[key] == 1

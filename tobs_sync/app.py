@@ -35,7 +35,7 @@ from tobs_sync.sources.telegram import TelegramSource
 from tobs_sync.store import Store
 from tobs_sync.sync import Synchronizer, SyncReport
 from tobs_sync.vault import Vault
-from tobs_sync.workers import DcScheduler
+from tobs_sync.workers import DcScheduler, GlobalPool
 
 DEFAULT_ATTACHMENTS_WITHOUT_OBSIDIAN = "Telegram/_attachments"
 
@@ -63,7 +63,8 @@ class App:
     cleaned_temp_files: int = 0
 
     @classmethod
-    def open(cls, vault_root: Path) -> App:
+    def open(cls, vault_root: Path, *, scheduler: DcScheduler | GlobalPool | None = None) -> App:
+        """Everything for one vault; ``scheduler`` replaces the configured download scheduler (benchmarks)."""
         settings = load_settings(vault_root)
         vault = Vault(settings.vault_root)
         cleaned = vault.clean_temp_files()
@@ -71,7 +72,7 @@ class App:
         try:
             renderer = Renderer(vault.resolve(settings.templates) if settings.templates else None)
             telegram = settings.telegram
-            scheduler = DcScheduler(
+            scheduler = scheduler or DcScheduler(
                 per_dc=telegram.download_workers_per_dc,
                 total=telegram.download_workers_total,
                 max_flood_wait=telegram.flood_max_wait_s,

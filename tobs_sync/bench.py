@@ -17,78 +17,110 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import resource
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
 from tobs_sync.config import TelegramSettings
-from tobs_sync.model import MediaRef
 from tobs_sync.sim import SimulatedTelegram, parse_spec
 from tobs_sync.sources.telegram import TelegramSource
 from tobs_sync.workers import DcScheduler, GlobalPool, Job
 
 DC_SPEC = "chats=4,messages=60,media=1,latency_ms=20,dcs=3,bandwidth_kbps=16000,seed=21"
-FLOODED_DC = 4
+FLOODED_DC = 3
 
 
-async def _account_media(sim: SimulatedTelegram, source: TelegramSource) -> list[MediaRef]:
-    media: dict[str, MediaRef] = {}
-    async for chat in source.chats():
-        async for batch in source.batches(chat, 0):
-            for message in batch:
-                for item in message.media:
-                    if item.locator and item.file_key:
-                        media.setdefault(item.file_key, item)
-    return list(media.values())
+class _Timed:
+    """Wraps a scheduler to note when each DC's last download finished."""
+
+    def __init__(self, scheduler: DcScheduler | GlobalPool) -> None:
+        self._scheduler = scheduler
+        self.started = time.monotonic()
+        self.finished: dict[int | None, float] = {}
+
+    async def run_all(self, jobs: Sequence[Job[Any]]) -> dict[Hashable, Any]:
+        def timed(job: Job[Any]) -> Job[Any]:
+            async def run() -> Any:
+                result = await job.run()
+                self.finished[job.dc_id] = time.monotonic()
+                return result
+
+            return Job(job.key, job.dc_id, run)
+
+        return await self._scheduler.run_all([timed(job) for job in jobs])
 
 
-async def _download_all(scheduler: DcScheduler | GlobalPool, flood_every: int, flood_s: int) -> dict[str, Any]:
+async def _download_backlog(scheduler: DcScheduler | GlobalPool, flood_every: int, flood_s: int) -> dict[str, Any]:
+    """The media of the whole seeded account stored into a fresh vault by MediaWriter under ``scheduler``.
+
+    The history is read first; then every file is queued at once, as a backfill does (a sync pass
+    today waits for each batch's media before the next batch; the overlapped pipeline will queue
+    across batches, and this measures the scheduling that it will rely on).
+
+    The naive baseline (:class:`GlobalPool`) also keeps Telethon's default flood handling, which
+    remembers a flood wait per request type and so holds back downloads on every DC: what a plain
+    worker pool over Telethon gets.
+    """
+    naive = isinstance(scheduler, GlobalPool)
+    timed = _Timed(scheduler)
+    from tobs_sync.app import App
+
     sim = SimulatedTelegram(parse_spec(DC_SPEC))
     settings = TelegramSettings(stall_timeout_s=30, flood_max_wait_s=600)
-    async with TelegramSource(sim.client(raise_last_call_error=True), settings, retry_delay=0.05) as source:
-        media = await _account_media(sim, source)
-        sim.faults.flood_downloads(FLOODED_DC, every_n=flood_every, seconds=flood_s)
-
-        async def fetch(item: MediaRef) -> int:
-            digest = hashlib.sha256()
-            size = 0
-            async for chunk in source.media_chunks(item):
-                digest.update(chunk)
-                size += len(chunk)
-            return size
-
-        jobs = [Job(item.file_key, item.dc_id, lambda item=item: fetch(item)) for item in media]
-        started = time.monotonic()
-        results = await scheduler.run_all(jobs)
-        elapsed = time.monotonic() - started
-    done = [r for r in results.values() if isinstance(r, int)]
+    with tempfile.TemporaryDirectory() as folder:
+        vault = Path(folder) / "vault"
+        (vault / ".tobs").mkdir(parents=True)
+        (vault / ".tobs" / "config.toml").write_text("[media]\nprocessors = []\n", encoding="utf-8")
+        client = sim.client(raise_last_call_error=True)
+        async with TelegramSource(client, settings, retry_delay=0.05, per_dc_download_floods=not naive) as source:
+            with App.open(vault, scheduler=timed) as app:  # type: ignore[arg-type]
+                pairs = []
+                async for chat in source.chats():
+                    async for batch in source.batches(chat, 0):
+                        pairs += [(m, f"Telegram/{abs(chat.id)}/{m.id}.md") for m in batch if m.media]
+                sim.faults.throttle_downloads(FLOODED_DC, every_n=flood_every, seconds=flood_s)
+                started = timed.started = time.monotonic()
+                await app.media.store_media(pairs, "bench", source.media_chunks)
+                elapsed = time.monotonic() - started
+                counts = app.media.counts
+    megabytes = counts.fetched_bytes / 1e6
+    others = [dc for dc in timed.finished if dc != FLOODED_DC]
+    others_mb = sum(sim.stats.bytes_by_dc[dc] for dc in others) / 1e6
+    others_s = max(timed.finished[dc] for dc in others) - started
     return {
-        "files": len(done),
-        "failed": len(results) - len(done),
-        "megabytes": sum(done) / 1e6,
+        "messages_with_media": len(pairs),
+        "other_dcs_mb": others_mb,
+        "other_dcs_s": others_s,
+        "other_dcs_mb_per_s": others_mb / others_s,
+        "files": counts.stored,
+        "failed": counts.failed,
+        "megabytes": megabytes,
         "seconds": elapsed,
-        "mb_per_s": sum(done) / 1e6 / elapsed,
-        "flood_waits_served": sum(n for (kind, _), n in sim.stats.errors.items() if "FLOOD" in kind),
+        "mb_per_s": megabytes / elapsed,
+        "flood_waits_served": sim.faults.fired["throttle"],
     }
 
 
-def bench_dc(flood_every: int = 3, flood_s: int = 2) -> dict[str, Any]:
-    """DC-aware per-DC queues vs one global pool, 6 workers each, DC 4 flooding."""
-    aware = asyncio.run(_download_all(DcScheduler(per_dc=2, total=6), flood_every, flood_s))
-    naive = asyncio.run(_download_all(GlobalPool(total=6), flood_every, flood_s))
-    figures = {"spec": DC_SPEC, "flooded_dc": FLOODED_DC, "flood": f"every {flood_every}th GetFile, {flood_s} s",
-               "dc_aware": aware, "global_pool": naive, "speedup": aware["mb_per_s"] / naive["mb_per_s"]}
-    print(f"DC-aware  : {aware['files']} files, {aware['megabytes']:.1f} MB in {aware['seconds']:.1f} s "
-          f"= {aware['mb_per_s']:.2f} MB/s")
-    print(f"global pool: {naive['files']} files, {naive['megabytes']:.1f} MB in {naive['seconds']:.1f} s "
-          f"= {naive['mb_per_s']:.2f} MB/s")
-    print(f"speed-up   : {figures['speedup']:.2f}x (DC {FLOODED_DC} floods {figures['flood']})")
+def bench_dc(flood_every: int = 20, flood_s: int = 3) -> dict[str, Any]:
+    """A full sync pass with DC-aware per-DC queues vs one global pool, 6 workers each, one DC throttled."""
+    aware = asyncio.run(_download_backlog(DcScheduler(per_dc=2, total=6, max_flood_wait=600), flood_every, flood_s))
+    naive = asyncio.run(_download_backlog(GlobalPool(total=6, max_flood_wait=600), flood_every, flood_s))
+    flood = f"every {flood_every}th GetFile opens a {flood_s} s window"
+    figures = {"spec": DC_SPEC, "flooded_dc": FLOODED_DC, "flood": flood,
+               "dc_aware": aware, "global_pool": naive,
+               "speedup_other_dcs": aware["other_dcs_mb_per_s"] / naive["other_dcs_mb_per_s"],
+               "speedup_whole_pass": aware["mb_per_s"] / naive["mb_per_s"]}
+    for name, run in (("DC-aware   ", aware), ("global pool", naive)):
+        print(f"{name}: other DCs {run['other_dcs_mb']:.1f} MB in {run['other_dcs_s']:.1f} s = "
+              f"{run['other_dcs_mb_per_s']:.2f} MB/s; whole pass {run['megabytes']:.1f} MB in {run['seconds']:.1f} s = "
+              f"{run['mb_per_s']:.2f} MB/s; {run['flood_waits_served']} flood waits served")
+    print(f"speed-up   : {figures['speedup_other_dcs']:.2f}x on the DCs not throttled, "
+          f"{figures['speedup_whole_pass']:.2f}x for the whole pass (DC {FLOODED_DC} throttled: {flood})")
     return figures
 
 

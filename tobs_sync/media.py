@@ -27,16 +27,16 @@ from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from tobs_sync.config import MediaSettings
-from tobs_sync.errors import MediaUnavailable, SourceError
+from tobs_sync.errors import FloodWait, MediaUnavailable, SourceError
 from tobs_sync.model import MediaRef, Message
 from tobs_sync.processors.pool import ProcessorPool
 from tobs_sync.store import MediaSlot, Store
 from tobs_sync.vault import Vault, sanitize_filename
 from tobs_sync.views import StoredMedia
-from tobs_sync.workers import DcScheduler, Job
+from tobs_sync.workers import DcScheduler, GlobalPool, Job
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,39 @@ class MediaItem:
         return self.message.media[self.slot]
 
 
-Fetch = Callable[[MediaRef], AsyncIterator[bytes]]
+Fetch = Callable[[MediaRef, int], AsyncIterator[bytes]]
+
+
+class _Download:
+    """One file streaming into a hidden temp file; resumable after a flood wait.
+
+    The scheduler re-runs a job that ended in :class:`FloodWait` once the DC's pause is over;
+    the download then continues from the bytes it already has (hash state included) instead of
+    starting again, so a throttled DC still makes progress. Any other failure removes the temp file.
+    """
+
+    def __init__(self, vault: Vault, folder: str, media: MediaRef, fetch: Fetch) -> None:
+        self._vault, self._folder, self._media, self._fetch = vault, folder, media, fetch
+        self._digest = hashlib.sha256()
+        self._offset = 0
+        self._out: BinaryIO | None = None
+        self._temp: Path | None = None
+
+    async def run(self) -> tuple[str, int, Path]:
+        if self._out is None:
+            self._out, self._temp = self._vault.open_temp(self._folder)
+        try:
+            async for chunk in self._fetch(self._media, self._offset):
+                self._digest.update(chunk)
+                self._out.write(chunk)
+                self._offset += len(chunk)
+            temp = self._vault.finish_temp(self._out, self._temp)
+        except FloodWait:
+            raise  # keep what we have: the next run resumes at self._offset
+        except BaseException:
+            self._vault.discard_temp(self._out, self._temp)
+            raise
+        return self._digest.hexdigest(), self._offset, temp
 
 
 class MediaWriter:
@@ -131,7 +163,7 @@ class MediaWriter:
         tz: dt.tzinfo,
         *,
         settings: MediaSettings | None = None,
-        scheduler: DcScheduler | None = None,
+        scheduler: DcScheduler | GlobalPool | None = None,
         processors: ProcessorPool | None = None,
     ) -> None:
         self._vault = vault
@@ -164,10 +196,12 @@ class MediaWriter:
                 else:
                     key = item.media.file_key or f"slot:{message.chat_id}:{message.id}:{slot}"
                     pending.setdefault(key, []).append(item)
-        jobs = [
-            Job(key, items[0].media.dc_id, partial(self._fetch_and_place, items[0], chat_folder, fetch))
-            for key, items in pending.items()
-        ]
+        jobs = []
+        for key, items in pending.items():
+            folder = attachment_folder(self._folder_rule, items[0].note_path)
+            download = _Download(self._vault, folder, items[0].media, fetch)
+            jobs.append(Job(key, items[0].media.dc_id,
+                            partial(self._fetch_and_place, download, items[0], folder, chat_folder)))
         outcomes = await self._scheduler.run_all(jobs)
         await self._finish_processing(outcomes)
         for key, items in pending.items():
@@ -237,10 +271,10 @@ class MediaWriter:
                 return StoredMedia(media, path, STORED, content_hash=content_hash)
         return None
 
-    async def _fetch_and_place(self, item: MediaItem, chat_folder: str, fetch: Fetch) -> Placed:
+    async def _fetch_and_place(self, download: _Download, item: MediaItem, folder: str, chat_folder: str) -> Placed:
         """Fetch one file into the vault; processors start on a new file while other downloads go on."""
-        folder = attachment_folder(self._folder_rule, item.note_path)
-        content_hash, size, temp = await self._stream_to_temp(folder, item.media, fetch)
+        content_hash, size, temp = await download.run()
+        self.counts.fetched_bytes += size
         path, new = self._place(temp, folder, content_hash, size, item.media, item.message, chat_folder)
         processing = None
         if new and self._processors is not None:
@@ -283,19 +317,6 @@ class MediaWriter:
             self.counts.failed += 1
         self.counts.reasons[reason] = self.counts.reasons.get(reason, 0) + 1
         return StoredMedia(media, None, status, reason)
-
-    async def _stream_to_temp(
-        self, folder: str, media: MediaRef, fetch: Callable[[MediaRef], AsyncIterator[bytes]]
-    ) -> tuple[str, int, Path]:
-        digest = hashlib.sha256()
-        size = 0
-        with self._vault.temp_file(folder) as (out, temp):
-            async for chunk in fetch(media):
-                digest.update(chunk)
-                out.write(chunk)
-                size += len(chunk)
-        self.counts.fetched_bytes += size
-        return digest.hexdigest(), size, temp
 
     def _place(
         self, temp: Path, folder: str, content_hash: str, size: int, media: MediaRef, message: Message,

@@ -347,25 +347,36 @@ class Vault:
             raise VaultError(f"cannot create folder {folder}: {exc}") from exc
         return folder
 
-    @contextlib.contextmanager
-    def temp_file(self, folder: str) -> Iterator[tuple[BinaryIO, Path]]:
-        """A hidden temp file in vault folder ``folder`` to stream into; fsynced when the block ends.
+    def open_temp(self, folder: str) -> tuple[BinaryIO, Path]:
+        """A new hidden temp file in vault folder ``folder``, open for streaming into.
 
-        Hand it to :meth:`place` afterwards. If the block raises, the temp file is removed.
+        Finish it with :meth:`finish_temp` (then :meth:`place`) or drop it with :meth:`discard_temp`;
+        a crash leaves it for :meth:`clean_temp_files`.
         """
         fd, temp = _create_temp(self.ensure_folder(folder))
+        return os.fdopen(fd, "wb"), temp
+
+    def finish_temp(self, handle: BinaryIO, temp: Path) -> Path:
+        """Flush, fsync and close a temp file from :meth:`open_temp`; ready for :meth:`place`."""
         try:
-            with os.fdopen(fd, "wb") as handle:
-                yield handle, temp
-                handle.flush()
-                self._fsync(handle.fileno())
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
+            handle.flush()
+            self._fsync(handle.fileno())
+            handle.close()
+        except OSError as exc:
+            self.discard_temp(handle, temp)
+            raise VaultError(f"cannot write {temp}: {exc}") from exc
+        return temp
+
+    @staticmethod
+    def discard_temp(handle: BinaryIO, temp: Path) -> None:
+        """Close and remove an unfinished temp file."""
+        with contextlib.suppress(OSError):
+            handle.close()
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
 
     def place(self, temp: Path, relative: str) -> None:
-        """Rename a finished temp file (from :meth:`temp_file`) to ``relative``, durably."""
+        """Rename a finished temp file (from :meth:`finish_temp`) to ``relative``, durably."""
         target = self.resolve(relative)
         try:
             self._make_folders(target)

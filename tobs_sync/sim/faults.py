@@ -27,10 +27,13 @@ What a caller sees (all exceptions are the real Telethon classes, built by ``rpc
   until the message is fetched again (GetHistory/GetMessages return the new reference).
 * ``private_channel`` -- history, messages and differences of that channel raise ``ChannelPrivateError``.
 * ``flood_downloads`` -- a standing per-DC policy: every ``every_n``-th GetFile on the DC gets a flood wait.
+* ``throttle_downloads`` -- the same, but each flood opens a window in which every GetFile on that DC
+  is refused with the seconds left, as a throttled Telegram DC answers.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -76,6 +79,7 @@ class FaultRule:
     file_key: str | None = None
     every_n: int = 0
     seen: int = 0
+    until: float = 0.0
 
     def matches(self, short: str, qualified: str, dc: int) -> bool:
         return (self.request is None or self.request in (short, qualified)) and (self.dc is None or self.dc == dc)
@@ -155,6 +159,13 @@ class Faults:
             raise ValueError("every_n must be at least 1")
         self._rules.append(FaultRule("flood_every", "GetFile", _dc(dc), None, seconds=int(seconds), every_n=every_n))
 
+    def throttle_downloads(self, dc: int, every_n: int, seconds: int) -> None:
+        """Standing policy, as Telegram throttles a DC: every ``every_n``-th GetFile on ``dc`` opens a
+        window of ``seconds`` during which *every* GetFile on that DC gets ``FLOOD_WAIT_<seconds left>``."""
+        if every_n < 1 or seconds < 1:
+            raise ValueError("every_n and seconds must be at least 1")
+        self._rules.append(FaultRule("throttle", "GetFile", _dc(dc), None, seconds=int(seconds), every_n=every_n))
+
     def private_channel(self, chat_id: int) -> None:
         """Make the channel (marked id) private: its history raises ``ChannelPrivateError``."""
         self._private.add(chat_id)
@@ -193,8 +204,23 @@ class Faults:
                 rule.seen += 1
                 if rule.seen % rule.every_n:
                     continue
+            if rule.kind == "throttle":
+                if (window := self._throttle(rule)) is None:
+                    continue
+                return window
             return self._fire(rule)
         return None
+
+    def _throttle(self, rule: FaultRule) -> FaultRule | None:
+        """A flood answer while ``rule``'s window is open (opening it on every n-th request)."""
+        now = time.monotonic()
+        if rule.until <= now:
+            rule.seen += 1
+            if rule.seen % rule.every_n:
+                return None
+            rule.until = now + rule.seconds
+        self.fired["throttle"] += 1
+        return FaultRule("flood", rule.request, rule.dc, 1, seconds=max(1, math.ceil(rule.until - now)))
 
     def take_expiry(self, file_key: str) -> bool:
         """Whether this GetFile should expire the file's reference now."""

@@ -19,8 +19,9 @@ Contract (checked by the shared contract tests in ``tests/test_source_contract.p
 4. Sources may be read most efficiently in the order ``chats()`` yields them (the export source
    streams one file): callers iterate ``batches`` for the chat just yielded. Any order is still
    correct, only slower.
-5. ``media_chunks(media)`` yields the bytes of a file in order, without holding the whole file
-   in memory. It raises :class:`~tobs_sync.errors.MediaUnavailable` when the file cannot be
+5. ``media_chunks(media, offset)`` yields the bytes of a file in order from ``offset`` (a
+   multiple of the chunk size it yielded before, to resume an interrupted download), without
+   holding the whole file in memory. It raises :class:`~tobs_sync.errors.MediaUnavailable` when the file cannot be
    had, and never reads outside what the source owns (an export folder, the user's account).
 6. Failures are :class:`~tobs_sync.errors.SourceError` subclasses whose message names what
    failed (file and position, chat and request).
@@ -57,4 +58,4 @@ class Source(Protocol):
 
     def batches(self, chat: Chat, after: int) -> AsyncIterator[Sequence[Message]]: ...
 
-    def media_chunks(self, media: MediaRef) -> AsyncIterator[bytes]: ...
+    def media_chunks(self, media: MediaRef, offset: int = 0) -> AsyncIterator[bytes]: ...

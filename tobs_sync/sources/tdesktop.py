@@ -397,7 +397,7 @@ class DesktopExport:
         finally:
             self._release_stream(stream, shared, broken)
 
-    async def media_chunks(self, media: MediaRef) -> AsyncIterator[bytes]:
+    async def media_chunks(self, media: MediaRef, offset: int = 0) -> AsyncIterator[bytes]:
         what = f"{self._label}: {media.locator or media.file_name or media.kind}"
         if media.unavailable or media.locator is None:
             raise MediaUnavailable(f"{what}: {media.unavailable or 'no file'}")
@@ -409,6 +409,7 @@ class DesktopExport:
         except OSError as error:
             raise MediaUnavailable(f"{what}: {error.strerror or error}") from error
         with handle:
+            handle.seek(offset)
             while True:
                 try:
                     chunk = handle.read(MEDIA_CHUNK_SIZE)
