@@ -18,7 +18,7 @@ from typing import Any
 from vaultcheck import check_vault, vault_files
 
 from tobs_sync.app import App, import_export, sync_telegram
-from tobs_sync.config import load_settings
+from tobs_sync.config import TelegramSettings, load_settings
 from tobs_sync.media import MediaCounts
 from tobs_sync.sim import SimulatedTelegram, parse_spec
 from tobs_sync.sources.telegram import TelegramSource, chat_selected, part_size
@@ -302,3 +302,17 @@ def test_download_resumes_after_a_flood_wait_instead_of_starting_over(vault: Pat
     assert counts.stored == 1
     assert sim.stats.file_bytes[key] == 3_000_000, "no part was downloaded twice"
     assert sim.stats.file_downloads[key] == 1
+
+
+def test_telethon_still_keeps_flood_memory_where_the_source_clears_it() -> None:
+    """TelegramSource clears TelegramClient._flood_waited_requests for GetFile (a private attribute):
+    fail loudly if a Telethon upgrade renames it or changes what it holds."""
+    from telethon import functions
+
+    client = SimulatedTelegram(parse_spec("chats=1,messages=1,media=0")).client()
+    waited = getattr(client, "_flood_waited_requests", None)
+    assert isinstance(waited, dict), "telethon changed TelegramClient._flood_waited_requests; see sources/telegram.py"
+    source = TelegramSource(client, TelegramSettings())
+    waited[functions.upload.GetFileRequest.CONSTRUCTOR_ID] = time.time() + 60
+    source._forget_download_flood()
+    assert functions.upload.GetFileRequest.CONSTRUCTOR_ID not in waited
