@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -122,3 +125,33 @@ def test_names_for_files_without_a_name() -> None:
     assert inert_name("notes.MD") == "notes.MD.txt"
     assert inert_name("script.js") == "script.js.txt"
     assert inert_name("photo.jpg") == "photo.jpg"
+
+
+def test_reencoded_video_replaces_the_stored_file_and_the_index_size(vault: Path, tmp_path: Path) -> None:
+    if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
+        if os.environ.get("CI"):
+            pytest.fail("ffmpeg/ffprobe are required in CI: apt-get install -y ffmpeg")
+        pytest.skip("ffmpeg/ffprobe not installed")
+    export = tmp_path / "export"
+    (export / "video_files").mkdir(parents=True)
+    clip = export / "video_files" / "clip.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=duration=2:size=320x240:rate=25",
+         "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv444p", str(clip)],
+        check=True,
+    )
+    original_size = clip.stat().st_size
+    (export / "result.json").write_text(json.dumps({"name": "Clips", "type": "personal_chat", "id": 42, "messages": [
+        {"id": 1, "type": "message", "date_unixtime": "1709284500", "text": "a clip", "file": "video_files/clip.mp4",
+         "file_name": "clip.mp4", "media_type": "video_file", "mime_type": "video/mp4"}]}), encoding="utf-8")
+    config = vault / ".tobs" / "config.toml"
+    config.write_text(config.read_text(encoding="utf-8") + '[media]\nprocessors = ["ffprobe", "reencode"]\n')
+    asyncio.run(import_export(vault, export))
+    stored = vault / "Telegram" / "_attachments" / "clip.mp4"
+    assert stored.stat().st_size < original_size
+    note = (vault / "Telegram/Clips/2024-03-01 1.md").read_text(encoding="utf-8")
+    assert "reencoded: true" in note and f"original_size: {original_size}" in note
+    assert "width: 320" in note
+    with App.open(vault) as app:
+        assert app.store.media_count() == (1, stored.stat().st_size)
+    assert check_vault(vault).broken == []

@@ -126,6 +126,7 @@ async def sync_telegram(
     Telethon client talks to an in-memory Telegram, so no account or network is needed.
     """
     settings = load_settings(vault_root)
+    simulated = None
     if simulate is not None:
         from tobs_sync.sim import SimulatedTelegram, parse_spec  # only demos, tests and benchmarks need it
 
@@ -135,10 +136,14 @@ async def sync_telegram(
             simulated.start_live()
     else:
         client = open_client(settings, repair_permissions=repair_permissions)
-    async with TelegramSource(client, settings.telegram) as source:
-        with App.open(vault_root) as app:
-            report = await app.sync_source(source)
-            return report, app.media.counts
+    try:
+        async with TelegramSource(client, settings.telegram) as source:
+            with App.open(vault_root) as app:
+                report = await app.sync_source(source)
+                return report, app.media.counts
+    finally:
+        if simulated is not None:
+            simulated.stop_live()
 
 
 def open_client(settings: Settings, *, repair_permissions: bool = False) -> TelegramClient:
