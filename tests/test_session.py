@@ -129,3 +129,47 @@ def test_login_answers_come_from_the_environment_or_the_prompt() -> None:
     assert prompts.phone() == "+00 123"
     assert prompts.password() == "+00 123"
     assert len(asked) == 2
+
+
+def test_login_asks_for_phone_and_code_and_logs_no_secret(caplog: Any) -> None:
+    import asyncio
+
+    from tobs_sync.app import login
+    from tobs_sync.sim import SimulatedTelegram, parse_spec
+
+    sim = SimulatedTelegram(parse_spec("chats=1,messages=1,media=0"), logged_in=False)
+    asked: list[str] = []
+
+    def answer(what: str, value: str) -> Any:
+        def give() -> str:
+            asked.append(what)
+            return value
+
+        return give
+
+    prompts = LoginPrompts(
+        phone=answer("phone", "+00 123 4567"), code=answer("code", sim.login_code), password=answer("password", "x")
+    )
+    caplog.set_level(logging.DEBUG)
+    who = asyncio.run(login(sim.client(raise_last_call_error=True), prompts))
+    assert asked == ["phone", "code"]
+    assert sim.logged_in
+    assert who == " ".join(p for p in (sim.me.first_name, sim.me.last_name) if p)
+    assert "123 4567" not in caplog.text and sim.login_code not in caplog.text
+
+
+def test_sync_without_login_says_how_to_log_in(vault: Path) -> None:
+    import asyncio
+
+    from tobs_sync.errors import SourceError
+    from tobs_sync.sim import SimulatedTelegram, parse_spec
+    from tobs_sync.sources.telegram import TelegramSource
+
+    sim = SimulatedTelegram(parse_spec("chats=1,messages=1,media=0"), logged_in=False)
+
+    async def run() -> None:
+        async with TelegramSource(sim.client(raise_last_call_error=True), TelegramSettings()):
+            pass
+
+    with pytest.raises(SourceError, match="tobs-sync login --vault"):
+        asyncio.run(run())

@@ -164,16 +164,14 @@ def open_client(settings: Settings, *, repair_permissions: bool = False) -> Tele
         )
 
 
-async def login(settings: Settings, prompts: LoginPrompts, *, repair_permissions: bool = False) -> str:
-    """Log in interactively (or from TOBS_PHONE/TOBS_CODE/TOBS_PASSWORD); returns who is logged in."""
-    client = open_client(settings, repair_permissions=repair_permissions)
-    with private_umask():
-        await client.start(phone=prompts.phone, code_callback=prompts.code, password=prompts.password)
+async def login(client: TelegramClient, prompts: LoginPrompts) -> str:
+    """Log ``client`` in (asking via ``prompts``; already logged in asks nothing); who is logged in."""
     try:
+        with private_umask():
+            await client.start(phone=prompts.phone, code_callback=prompts.code, password=prompts.password)
         me = await client.get_me()
     finally:
         await client.disconnect()
-    check_private(session_dir(settings), repair=True)
     name = " ".join(p for p in (getattr(me, "first_name", None), getattr(me, "last_name", None)) if p)
     return name or "your account"
 

@@ -24,11 +24,11 @@ from rich.table import Table
 from rich.text import Text
 
 from tobs_sync import __version__
-from tobs_sync.app import App, ensure_vault_folder, import_export, init_vault, login, sync_telegram
+from tobs_sync.app import App, ensure_vault_folder, import_export, init_vault, login, open_client, sync_telegram
 from tobs_sync.config import load_settings
 from tobs_sync.errors import TobsError
 from tobs_sync.media import MediaCounts
-from tobs_sync.session import LoginPrompts
+from tobs_sync.session import LoginPrompts, check_private, session_dir
 from tobs_sync.sync import SyncReport
 
 log = logging.getLogger("tobs_sync")
@@ -115,7 +115,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     if args.command == "login":
         ensure_vault_folder(args.vault)
         prompts = LoginPrompts.from_environment(ask=input, ask_secret=getpass.getpass)
-        who = asyncio.run(login(load_settings(args.vault), prompts, repair_permissions=args.repair_permissions))
+        settings = load_settings(args.vault)
+        who = asyncio.run(login(open_client(settings, repair_permissions=args.repair_permissions), prompts))
+        check_private(session_dir(settings))
         console.print(f"logged in as {who}; the session is stored outside the vault, readable only by you")
         return 0
     if args.command == "render":

@@ -89,6 +89,17 @@ def copy_tl(obj: TLObject) -> TLObject:
     return BinaryReader(bytes(obj)).tgread_object()
 
 
+_WITHOUT_LOGIN: frozenset[type] = frozenset(
+    {
+        functions.auth.SendCodeRequest,
+        functions.auth.SignInRequest,
+        functions.help.GetConfigRequest,
+        functions.PingRequest,
+    }
+)
+"""Requests a session that is not logged in may make."""
+
+
 class SimServer:
     """Request handlers over one :class:`Account`, shared by every connection of the simulator."""
 
@@ -101,6 +112,9 @@ class SimServer:
         self._takeout_counter = 0
         self._exports: dict[int, tuple[int, bytes]] = {}
         self._subscribers: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.logged_in = True
+        """False simulates a new session: everything but the login requests answers AUTH_KEY_UNREGISTERED."""
+        self.login_code = "12345"
         self._handlers: dict[type, Callable[[Any, CallContext], Any]] = {
             functions.messages.GetHistoryRequest: self._get_history,
             functions.messages.GetMessagesRequest: self._get_messages,
@@ -120,6 +134,8 @@ class SimServer:
             functions.account.FinishTakeoutSessionRequest: self._finish_takeout,
             functions.upload.GetFileRequest: self._get_file,
             functions.PingRequest: self._ping,
+            functions.auth.SendCodeRequest: self._send_code,
+            functions.auth.SignInRequest: self._sign_in,
         }
 
     def handle(self, request: TLObject, ctx: CallContext) -> Any:
@@ -127,6 +143,8 @@ class SimServer:
         if ctx.takeout_id is not None and ctx.takeout_id not in self._takeouts:
             raise bad_request("TAKEOUT_INVALID")
         handler = self._handlers.get(type(request))
+        if not self.logged_in and type(request) not in _WITHOUT_LOGIN:
+            raise RpcFault(401, "AUTH_KEY_UNREGISTERED")
         if handler is None:
             raise UnsupportedRequest(
                 f"tobs_sync.sim has no handler for {type(request).__name__} "
@@ -300,6 +318,20 @@ class SimServer:
             raise bad_request("USERNAME_NOT_OCCUPIED")
         users, chats = self.account.entities_for([], [peer])
         return types.contacts.ResolvedPeer(peer=peer, chats=chats, users=users)
+
+    def _send_code(self, req: functions.auth.SendCodeRequest, ctx: CallContext) -> TLObject:
+        if not req.phone_number.strip("+ ").replace(" ", "").isdigit():
+            raise bad_request("PHONE_NUMBER_INVALID")
+        return types.auth.SentCode(type=types.auth.SentCodeTypeApp(length=len(self.login_code)),
+                                   phone_code_hash="sim-code-hash")
+
+    def _sign_in(self, req: functions.auth.SignInRequest, ctx: CallContext) -> TLObject:
+        if req.phone_code_hash != "sim-code-hash":
+            raise bad_request("PHONE_CODE_EXPIRED")
+        if req.phone_code != self.login_code:
+            raise bad_request("PHONE_CODE_INVALID")
+        self.logged_in = True
+        return types.auth.Authorization(user=self.account.self_user)
 
     def _get_users(self, req: functions.users.GetUsersRequest, ctx: CallContext) -> list[TLObject]:
         result: list[TLObject] = []

@@ -46,12 +46,14 @@ LIVE_LOG_LIMIT = 10_000
 class SimulatedTelegram:
     """A deterministic, seedable Telegram account behind real Telethon clients."""
 
-    def __init__(self, spec: SimSpec | str | None = None) -> None:
+    def __init__(self, spec: SimSpec | str | None = None, *, logged_in: bool = True) -> None:
+        """``logged_in=False`` starts like a new session: the client must log in (code ``login_code``)."""
         self.spec = parse_spec(spec) if isinstance(spec, str) else (spec or SimSpec())
         self.faults = Faults()
         self.stats = SimStats()
         self._account = Account(self.spec)
         self._server = SimServer(self.spec, self._account, self.faults, self.stats)
+        self._server.logged_in = logged_in
         self._clients: weakref.WeakSet[TelegramClient] = weakref.WeakSet()
         self._live_task: asyncio.Task[None] | None = None
         self._live_step = 0
@@ -65,6 +67,15 @@ class SimulatedTelegram:
         client = build_client(self._server, **options)
         self._clients.add(client)
         return client
+
+    @property
+    def login_code(self) -> str:
+        """The code the simulated Telegram "sends" when a client logs in."""
+        return self._server.login_code
+
+    @property
+    def logged_in(self) -> bool:
+        return self._server.logged_in
 
     @property
     def home_dc(self) -> int:
