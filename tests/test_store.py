@@ -111,3 +111,29 @@ def test_media_index_maps_file_identity_to_content(store: Store) -> None:
 def test_conflicts_are_listed(store: Store) -> None:
     store.commit_notes([NoteRow("a.md", MESSAGE_NOTE, 1, 1, (1,), "h", conflict_hash="x")])
     assert [c.path for c in store.conflicts()] == ["a.md"]
+
+
+def test_peers_are_remembered_by_id_and_username(store: Store) -> None:
+    chat = Chat(-1001, "News", "channel", "DailyNews")
+    store.remember_peer(chat, b"peer-bytes")
+    assert store.known_peer(-1001) == (chat, b"peer-bytes")
+    assert store.known_peer("@dailynews") == (chat, b"peer-bytes")
+    assert store.known_peer("@other") is None
+
+
+def test_an_older_database_is_migrated_forward_keeping_its_data(tmp_path: Path) -> None:
+    from tobs_sync.store import MIGRATIONS
+
+    path = tmp_path / "state.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    MIGRATIONS[0](db)
+    db.execute("PRAGMA user_version=1")
+    db.execute("INSERT INTO media_files (content_hash, path, path_key, size) VALUES ('h', 'a.jpg', 'a.jpg', 3)")
+    db.close()
+    with Store.open(path) as store:
+        assert store.media_count() == (1, 3)
+        assert store.media_properties("h") is None
+        store.set_media_properties("h", {"width": 2}, size=None)
+        assert store.media_properties("h") == {"width": 2}
+        store.remember_peer(Chat(1, "A"), b"p")
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3

@@ -34,8 +34,8 @@ def sync_pass(vault: Path, sim: SimulatedTelegram, **telegram: Any) -> tuple[Syn
     async def run() -> tuple[SyncReport, MediaCounts]:
         settings = dataclasses.replace(load_settings(vault).telegram, **telegram)
         client = sim.client(raise_last_call_error=True, request_retries=1)
-        async with TelegramSource(client, settings, retry_delay=0.01) as source:
-            with App.open(vault) as app:
+        with App.open(vault) as app:
+            async with TelegramSource(client, settings, retry_delay=0.01, peers=app.store) as source:
                 return await app.sync_source(source), app.media.counts
 
     return asyncio.run(run())
@@ -316,3 +316,18 @@ def test_telethon_still_keeps_flood_memory_where_the_source_clears_it() -> None:
     waited[functions.upload.GetFileRequest.CONSTRUCTOR_ID] = time.time() + 60
     source._forget_download_flood()
     assert functions.upload.GetFileRequest.CONSTRUCTOR_ID not in waited
+
+
+def test_chats_named_by_username_are_resolved_once_and_remembered(vault: Path) -> None:
+    sim = SimulatedTelegram(parse_spec("chats=4,messages=20,media=0,seed=14"))
+    channel = next(c for c in sim.chat_ids if sim.kind(c) == "channel" and sim.entity(c).username)
+    rule = f"@{sim.entity(channel).username.upper()}"
+    report, _ = sync_pass(vault, sim, chats=(rule,))
+    assert report.chats == 1
+    assert (sim.stats.count("ResolveUsername"), sim.stats.count("GetDialogs")) == (1, 0)
+    sim.stats.reset()
+    sim.add_message(channel, "more news")
+    report, _ = sync_pass(vault, sim, chats=(rule,))  # a new client: only the store remembers the peer
+    assert report.messages == 1
+    assert (sim.stats.count("ResolveUsername"), sim.stats.count("GetDialogs")) == (0, 0)
+    assert {chat for chat, _ in note_ids(vault)} == {channel}

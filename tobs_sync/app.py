@@ -137,8 +137,8 @@ async def sync_telegram(
     else:
         client = open_client(settings, repair_permissions=repair_permissions)
     try:
-        async with TelegramSource(client, settings.telegram) as source:
-            with App.open(vault_root) as app:
+        with App.open(vault_root) as app:
+            async with TelegramSource(client, settings.telegram, peers=app.store) as source:
                 report = await app.sync_source(source)
                 return report, app.media.counts
     finally:

@@ -106,7 +106,23 @@ def _schema_v2(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE media_files ADD COLUMN properties BLOB")
 
 
-MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (_schema_v1, _schema_v2)
+def _schema_v3(db: sqlite3.Connection) -> None:
+    """Telegram input peers (TL bytes) of chats, so a pass does not resolve usernames again."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE peers (
+            chat_id   INTEGER PRIMARY KEY,
+            username  TEXT,
+            record    BLOB NOT NULL,
+            peer      BLOB NOT NULL
+        );
+        CREATE INDEX peers_by_username ON peers (username)
+        """,
+    )
+
+
+MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (_schema_v1, _schema_v2, _schema_v3)
 """``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -248,6 +264,27 @@ class Store:
     def chat_states(self) -> list[ChatState]:
         rows = self._db.execute("SELECT record, folder, cursor FROM chats ORDER BY chat_id").fetchall()
         return [ChatState(decode_chat(r[0]), r[1], r[2]) for r in rows]
+
+    # -- Telegram peers -------------------------------------------------------------------
+
+    def remember_peer(self, chat: Chat, peer: bytes) -> None:
+        """Keep a chat's Telegram input peer (its TL bytes) for later passes."""
+        username = chat.username.casefold() if chat.username else None
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO peers (chat_id, username, record, peer) VALUES (?, ?, ?, ?)",
+                (chat.id, username, encode_chat(chat), peer),
+            )
+
+    def known_peer(self, rule: int | str) -> tuple[Chat, bytes] | None:
+        """The chat and input peer remembered for a chat id or an ``@username``."""
+        if isinstance(rule, int):
+            row = self._db.execute("SELECT record, peer FROM peers WHERE chat_id=?", (rule,)).fetchone()
+        else:
+            row = self._db.execute(
+                "SELECT record, peer FROM peers WHERE username=?", (rule.removeprefix("@").casefold(),)
+            ).fetchone()
+        return None if row is None else (decode_chat(row[0]), bytes(row[1]))
 
     # -- message cache ---------------------------------------------------------------------
 

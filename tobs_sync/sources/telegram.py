@@ -37,9 +37,10 @@ import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 from telethon import TelegramClient, errors, functions, utils
+from telethon.extensions import BinaryReader
 
 from tobs_sync.config import TelegramSettings
 from tobs_sync.errors import ChatDeferred, FloodWait, MediaUnavailable, SourceError
@@ -56,6 +57,14 @@ MAX_ATTEMPTS = 5
 RECENT_MESSAGES = 2000
 """TL messages kept for their media (file references) after a batch is yielded."""
 MIN_PART, MAX_PART = 4096, 512 * 1024
+
+
+class PeerCache(Protocol):
+    """Where input peers outlive a pass (the store): TL bytes by chat id and username."""
+
+    def remember_peer(self, chat: Chat, peer: bytes) -> None: ...
+
+    def known_peer(self, rule: int | str) -> tuple[Chat, bytes] | None: ...
 
 
 def part_size(file_size: int | None) -> int:
@@ -113,6 +122,7 @@ class TelegramSource:
         batch_size: int = DEFAULT_BATCH_SIZE,
         retry_delay: float = 1.0,
         per_dc_download_floods: bool = True,
+        peers: PeerCache | None = None,
     ) -> None:
         """``per_dc_download_floods=False`` keeps Telethon's own behaviour (a download flood wait on one
         DC blocks downloads on every DC); only the benchmark's naive baseline turns it off."""
@@ -126,6 +136,7 @@ class TelegramSource:
         self._takeout_client: Any = None
         self._flood_logged: set[tuple[str, int]] = set()
         self._per_dc_download_floods = per_dc_download_floods
+        self._peer_cache = peers
 
     async def __aenter__(self) -> Self:
         if not self._client.is_connected():
@@ -149,7 +160,16 @@ class TelegramSource:
     # -- chats ------------------------------------------------------------------------------
 
     async def chats(self) -> AsyncIterator[Chat]:
-        """The selected chats, from the dialog list (one listing per pass)."""
+        """The selected chats: from the dialog list (one listing per pass), or, when the config names
+        every chat by id or @username, from the peers remembered by earlier passes (no listing, no
+        username resolution)."""
+        include = self._settings.chats
+        if include and all(isinstance(r, int) or r.startswith("@") for r in include):
+            for rule in include:
+                chat = await self._named_chat(rule)
+                if chat is not None and chat_selected(chat, [rule], self._settings.exclude):
+                    yield chat
+            return
         seen: set[int] = set()
         usernames: set[str] = set()
         dialogs = await self._with_retries(lambda: self._client.get_dialogs(limit=None), "listing chats")
@@ -161,17 +181,22 @@ class TelegramSource:
             if chat.username:
                 usernames.add(f"@{chat.username.casefold()}")
             self._peers[chat.id] = utils.get_input_peer(dialog.entity)
+            self._remember_peer(chat, self._peers[chat.id])
             yield chat
         for rule in self._settings.chats:
             named = isinstance(rule, str) and rule.startswith("@") and rule.casefold() not in usernames
             if named or (isinstance(rule, int) and rule not in seen):
-                chat = await self._resolve_outside_dialogs(rule)
+                chat = await self._named_chat(rule)
                 if chat is not None and chat.id not in seen and chat_selected(chat, [rule], self._settings.exclude):
                     seen.add(chat.id)
                     yield chat
 
-    async def _resolve_outside_dialogs(self, rule: str | int) -> Chat | None:
-        """A chat named by id or @username that is not in the dialogs (resolved via the session cache)."""
+    async def _named_chat(self, rule: str | int) -> Chat | None:
+        """A chat named by id or @username: remembered from an earlier pass, else resolved once."""
+        if self._peer_cache is not None and (known := self._peer_cache.known_peer(rule)) is not None:
+            chat, raw = known
+            self._peers[chat.id] = BinaryReader(raw).tgread_object()
+            return chat
         try:
             entity = await self._deadline(self._client.get_entity(rule), f"resolving {rule}")
         except (ValueError, errors.RPCError) as error:
@@ -179,7 +204,12 @@ class TelegramSource:
             return None
         chat = chat_from_entity(entity)
         self._peers[chat.id] = utils.get_input_peer(entity)
+        self._remember_peer(chat, self._peers[chat.id])
         return chat
+
+    def _remember_peer(self, chat: Chat, peer: Any) -> None:
+        if self._peer_cache is not None:
+            self._peer_cache.remember_peer(chat, bytes(peer))
 
     # -- history ----------------------------------------------------------------------------
 
@@ -221,7 +251,7 @@ class TelegramSource:
                     if tl_message.id <= cursor:
                         continue
                     cursor = tl_message.id
-                    self._remember(chat.id, tl_message)
+                    self._remember_message(chat.id, tl_message)
                     message = message_from_tl(tl_message, chat.id)
                     if message is not None:
                         batch.append(message)
@@ -274,11 +304,14 @@ class TelegramSource:
         await asyncio.sleep(seconds)
 
     async def _input_peer(self, chat: Chat) -> Any:
+        if self._peer_cache is not None and (known := self._peer_cache.known_peer(chat.id)) is not None:
+            peer = self._peers[chat.id] = BinaryReader(known[1]).tgread_object()
+            return peer
         peer = await self._deadline(self._client.get_input_entity(chat.id), f"resolving chat {chat.id}")
         self._peers[chat.id] = peer
         return peer
 
-    def _remember(self, chat_id: int, tl_message: Any) -> None:
+    def _remember_message(self, chat_id: int, tl_message: Any) -> None:
         self._recent[(chat_id, tl_message.id)] = tl_message
         while len(self._recent) > RECENT_MESSAGES:
             self._recent.popitem(last=False)
@@ -355,7 +388,7 @@ class TelegramSource:
             if fetched is None:
                 raise MediaUnavailable("the message was deleted")
             tl_message = fetched
-            self._remember(chat_id, tl_message)
+            self._remember_message(chat_id, tl_message)
         file = tl_media_for_slot(tl_message, slot)
         if file is None:
             raise MediaUnavailable("the message no longer has this file")
