@@ -31,8 +31,6 @@ from tobs_sync.media import MediaCounts
 from tobs_sync.session import LoginPrompts, check_private, session_dir
 from tobs_sync.sync import SyncReport
 
-log = logging.getLogger("tobs_sync")
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

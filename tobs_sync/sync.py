@@ -81,6 +81,8 @@ class Synchronizer:
         self._renderer = renderer
         self._media = media
         self._tz = settings.timezone
+        self._chat_note_paths: dict[int, str] = {}
+        """Chat note paths, once reserved (they never change afterwards); spares a query per note."""
 
     # -- sync ------------------------------------------------------------------------------
 
@@ -202,11 +204,16 @@ class Synchronizer:
         self._store.commit_notes([NoteRow(path, CHAT_NOTE, state.chat.id, 0, (), "")])
 
     def _chat_note_path(self, state: ChatState) -> str:
+        if (known := self._chat_note_paths.get(state.chat.id)) is not None:
+            return known
         row = self._store.chat_note(state.chat.id)
         if row is None:
             self._reserve_chat_note(state)
             row = self._store.chat_note(state.chat.id)
-        return row.path if row else ""
+        if row is None:  # pragma: no cover - reserved just above
+            return ""
+        self._chat_note_paths[state.chat.id] = row.path
+        return row.path
 
     # -- rendering -------------------------------------------------------------------------
 

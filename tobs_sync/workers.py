@@ -22,7 +22,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from tobs_sync.errors import FloodWait
@@ -42,19 +42,10 @@ class Job(Generic[T]):
 
 
 @dataclass(slots=True)
-class LaneStats:
-    completed: int = 0
-    failed: int = 0
-    flood_waits: int = 0
-    paused_s: float = 0.0
-
-
-@dataclass(slots=True)
 class _Lane:
     jobs: list[Job[Any]]
     paused_until: float = 0.0
     given_up: FloodWait | None = None
-    stats: LaneStats = field(default_factory=LaneStats)
 
 
 class DcScheduler:
@@ -66,7 +57,6 @@ class DcScheduler:
         self._per_dc = per_dc
         self._total = total
         self._max_flood_wait = max_flood_wait
-        self.stats: dict[int | None, LaneStats] = {}
 
     async def run_all(self, jobs: Sequence[Job[T]]) -> dict[Hashable, T | BaseException]:
         """Run every job; the result of each, or the exception it ended with, by key."""
@@ -84,8 +74,6 @@ class DcScheduler:
             for _ in range(min(self._per_dc, len(lane.jobs)))
         ]
         await asyncio.gather(*workers)
-        for dc_id, lane in lanes.items():
-            self.stats[dc_id] = lane.stats
         return results
 
     async def _worker(
@@ -99,21 +87,17 @@ class DcScheduler:
             job = lane.jobs.pop()
             if lane.given_up is not None:
                 results[job.key] = lane.given_up
-                lane.stats.failed += 1
                 continue
             async with slots:
                 try:
                     results[job.key] = await job.run()
-                    lane.stats.completed += 1
                 except FloodWait as flood:
                     self._pause(dc_id, lane, flood)
                     lane.jobs.append(job)  # retried after the pause (or failed if the DC is given up)
                 except Exception as exc:
                     results[job.key] = exc
-                    lane.stats.failed += 1
 
     def _pause(self, dc_id: int | None, lane: _Lane, flood: FloodWait) -> None:
-        lane.stats.flood_waits += 1
         if flood.seconds > self._max_flood_wait:
             if lane.given_up is None:
                 log.warning("DC %s asks to wait %g s (more than %g s): its downloads are deferred to the next pass",
@@ -124,7 +108,6 @@ class DcScheduler:
         if until > lane.paused_until:
             if lane.paused_until <= time.monotonic():
                 log.info("DC %s asks to wait %g s: pausing its downloads, other DCs continue", dc_id, flood.seconds)
-                lane.stats.paused_s += flood.seconds
             lane.paused_until = until
 
 
