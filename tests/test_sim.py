@@ -752,11 +752,14 @@ def test_start_live_makes_deterministic_changes() -> None:
         sim = SimulatedTelegram(SimSpec(chats=3, messages=10, seed=seed, live_every_s=0.01))
 
         async def scenario() -> None:
-            sim.client()
-            sim.start_live()
-            while len(sim.live_events) < 8:
-                await asyncio.sleep(0.01)
-            sim.stop_live()
+            client = sim.client()
+            live = sim.start_live()
+            async with asyncio.timeout(10):
+                while len(sim.live_events) < 8 and not live.done():
+                    await asyncio.sleep(0.01)
+            assert client.is_connected()  # start_live connected it, so its event handlers would fire
+            await sim.stop_live()  # re-raises what ended the live task early, if anything did
+            assert not client.is_connected()
 
         run(scenario)
         return list(sim.live_events)[:8]

@@ -143,7 +143,7 @@ async def sync_telegram(
                 return report, app.media.counts
     finally:
         if simulated is not None:
-            simulated.stop_live()
+            await simulated.stop_live()
 
 
 def open_client(settings: Settings, *, repair_permissions: bool = False) -> TelegramClient:

@@ -22,6 +22,7 @@ earlier run would have.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from collections import deque
 from collections.abc import Sequence
@@ -56,6 +57,7 @@ class SimulatedTelegram:
         self._server.logged_in = logged_in
         self._clients: weakref.WeakSet[TelegramClient] = weakref.WeakSet()
         self._live_task: asyncio.Task[None] | None = None
+        self._live_connected: list[TelegramClient] = []
         self._live_step = 0
         self.live_events: deque[tuple[str, int, int]] = deque(maxlen=LIVE_LOG_LIMIT)
 
@@ -240,16 +242,28 @@ class SimulatedTelegram:
         self._live_task = asyncio.get_running_loop().create_task(self._live(interval))
         return self._live_task
 
-    def stop_live(self) -> None:
-        if self._live_task is not None:
-            self._live_task.cancel()
-            self._live_task = None
+    async def stop_live(self) -> None:
+        """Stop the live task and disconnect the clients it connected (their update loops end with them).
+
+        A client left connected keeps Telethon's update loop running; on Python 3.11 cancelling that loop
+        at the moment an update arrives can be swallowed by ``asyncio.wait_for``, and ``asyncio.run``
+        would then wait for it forever. Disconnecting first ends the loop through ``is_connected()``.
+        """
+        task, self._live_task = self._live_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        connected, self._live_connected = self._live_connected, []
+        for client in connected:
+            await client.disconnect()
 
     async def _live(self, interval: float) -> None:
         for client in list(self._clients):
             sender = client._sender
             if sender.is_connected() and not sender.updates_enabled:
                 await client.connect()
+                self._live_connected.append(client)
         while True:
             await asyncio.sleep(interval)
             self.live_step()

@@ -81,6 +81,16 @@ def part_size(file_size: int | None) -> int:
     return size
 
 
+async def within(seconds: float, awaitable: Awaitable[T]) -> T:
+    """``await awaitable`` with a deadline, raising ``TimeoutError``.
+
+    ``asyncio.timeout`` rather than ``asyncio.wait_for``: on Python 3.11 ``wait_for`` can swallow a
+    cancellation that arrives just as the awaited work completes, and a shutdown would then wait forever.
+    """
+    async with asyncio.timeout(seconds):
+        return await awaitable
+
+
 def chat_selected(chat: Chat, include: Sequence[str | int], exclude: Sequence[str | int]) -> bool:
     """Whether the config's ``telegram.chats``/``telegram.exclude`` select ``chat``."""
     return any(_matches(chat, rule) for rule in include) and not any(_matches(chat, rule) for rule in exclude)
@@ -240,9 +250,7 @@ class TelegramSource:
             try:
                 while True:
                     try:
-                        tl_message = await asyncio.wait_for(
-                            iterator.__anext__(), self._settings.request_timeout_s
-                        )
+                        tl_message = await within(self._settings.request_timeout_s, iterator.__anext__())
                     except StopAsyncIteration:
                         if batch:
                             yield batch
@@ -338,7 +346,7 @@ class TelegramSource:
             try:
                 while True:
                     try:
-                        chunk = await asyncio.wait_for(iterator.__anext__(), self._settings.stall_timeout_s)
+                        chunk = await within(self._settings.stall_timeout_s, iterator.__anext__())
                     except StopAsyncIteration:
                         return
                     offset += len(chunk)
@@ -398,7 +406,7 @@ class TelegramSource:
 
     async def _deadline(self, awaitable: Awaitable[T], what: str) -> T:
         try:
-            return await asyncio.wait_for(awaitable, self._settings.request_timeout_s)
+            return await within(self._settings.request_timeout_s, awaitable)
         except TimeoutError as error:
             raise SourceError(f"{what}: no answer from Telegram in {self._settings.request_timeout_s:g} s") from error
 
@@ -406,7 +414,7 @@ class TelegramSource:
         attempts = 0
         while True:
             try:
-                return await asyncio.wait_for(call(), self._settings.request_timeout_s)
+                return await within(self._settings.request_timeout_s, call())
             except errors.FloodWaitError as flood:
                 if chat is None:
                     if flood.seconds > self._settings.flood_max_wait_s:
