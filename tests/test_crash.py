@@ -19,7 +19,7 @@ from pathlib import Path
 
 import frontmatter
 import pytest
-from vaultcheck import check_vault, vault_files
+from vaultcheck import check_vault, vault_differences
 
 pytestmark = [
     pytest.mark.slow,
@@ -66,7 +66,7 @@ def test_sigkill_at_random_points_then_sync_gives_the_uninterrupted_vault(vault:
     assert any(0 < n < total for n in partial), f"no kill landed mid-sync: {partial} of {total}"
     result = subprocess.run(cli(vault, SPEC), capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
-    assert vault_files(vault) == vault_files(reference)
+    assert not (difference := vault_differences(vault, reference)), difference
     assert check_vault(vault).broken == []
     assert not [p for p in vault.rglob(".tobs-tmp-*")]
 

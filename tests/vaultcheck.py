@@ -7,6 +7,7 @@ Escaped brackets (``\\[\\[``) are text, not links, and are not checked.
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,27 @@ def vault_files(vault: Path) -> dict[str, bytes]:
         for p in sorted(vault.rglob("*"))
         if p.is_file() and not (set(p.relative_to(vault).parts) & {".tobs"})
     }
+
+
+def vault_differences(actual: Path, expected: Path, context_lines: int = 2) -> str:
+    """A short account of how two vaults differ ("" when they are byte-identical): files missing,
+    extra, and for each differing note the changed lines only (pytest's own diff of two vaults runs
+    to millions of lines)."""
+    mine, theirs = vault_files(actual), vault_files(expected)
+    lines = [f"missing: {name}" for name in sorted(theirs.keys() - mine.keys())]
+    lines += [f"extra: {name}" for name in sorted(mine.keys() - theirs.keys())]
+    for name in sorted(mine.keys() & theirs.keys()):
+        if mine[name] == theirs[name]:
+            continue
+        if not name.endswith(".md"):
+            lines.append(f"differs: {name} ({len(mine[name])} bytes, expected {len(theirs[name])})")
+            continue
+        diff = difflib.unified_diff(
+            theirs[name].decode("utf-8", "replace").splitlines(), mine[name].decode("utf-8", "replace").splitlines(),
+            "expected", "actual", n=context_lines, lineterm="",
+        )
+        lines += [f"differs: {name}", *("    " + line for line in diff)]
+    return "\n".join(lines)
 
 
 def resolves(vault: Path, target: str) -> bool:

@@ -68,6 +68,10 @@ class _Note:
     path: str
     previous: NoteRow | None
 
+    def add(self, message: Message) -> None:
+        """Add an album member; one already in the note (stored by a run that crashed) is replaced."""
+        self.messages = sorted([m for m in self.messages if m.id != message.id] + [message], key=lambda m: m.id)
+
 
 class Synchronizer:
     """Runs sync passes and re-renders for one vault."""
@@ -156,7 +160,7 @@ class Synchronizer:
         current: _Note | None = None
         for message in batch:
             if current and message.grouped_id and message.grouped_id == current.messages[-1].grouped_id:
-                current.messages.append(message)
+                current.add(message)
                 continue
             if current:
                 yield current
