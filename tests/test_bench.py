@@ -1,0 +1,46 @@
+"""The benchmark suite still runs and counts right, on tiny inputs (its figures are never asserted)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tobs_sync import bench
+
+TINY_DC_SPEC = "chats=2,messages=12,media=1,dcs=3,seed=21"
+
+
+def test_dc_benchmark_stores_every_file_under_both_schedulers(capsys: Any) -> None:
+    figures = bench.bench_dc_scenario(flood_every=6, flood_s=1, spec=TINY_DC_SPEC)
+    aware, naive = figures["dc_aware"], figures["global_pool"]
+    assert aware["files"] == naive["files"] > 0
+    assert aware["failed"] == naive["failed"] == 0
+    assert aware["megabytes"] == pytest.approx(naive["megabytes"])
+    assert aware["flood_waits_served"] > 0 and naive["flood_waits_served"] > 0
+    printed = capsys.readouterr().out
+    assert "DC-aware" in printed and "global pool" in printed and "speed-up" in printed
+
+
+def test_memory_benchmark_streams_one_file(capsys: Any) -> None:
+    figures = bench.bench_memory(size=3_000_000)
+    assert figures["stored"] == 1
+    assert figures["peak_rss_after_mb"] >= figures["peak_rss_before_mb"] > 0
+    assert "downloaded 3 MB" in capsys.readouterr().out
+
+
+def test_import_benchmark_writes_every_note_once_then_nothing(capsys: Any) -> None:
+    figures = bench.bench_import(chats=2, messages=15)
+    assert figures["messages"] == 30
+    assert figures["notes_written"] == 30 + 2  # a note per message and a chat index note per chat
+    assert figures["noop_written"] == 0
+    assert "30 messages" in capsys.readouterr().out
+
+
+def test_the_command_line_runs_one_custom_dc_scenario(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    ran: list[tuple[str, int, int]] = []
+    monkeypatch.setattr(bench, "bench_dc", lambda scenarios: ran.extend(scenarios) or {})
+    assert bench.main(["dc", "--flood-every", "7", "--flood-s", "5"]) == 0
+    assert ran == [("custom", 7, 5)]
+    assert bench.main(["dc"]) == 0
+    assert ran[1:] == list(bench.DC_SCENARIOS)
