@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import SAMPLE_EXPORT
+from crashing import CrashingVault, install
 from vaultcheck import check_vault, vault_files
 
 from tobs_sync.app import App, import_export
@@ -19,7 +20,6 @@ from tobs_sync.cli import main
 from tobs_sync.config import load_settings
 from tobs_sync.errors import ExportFormatError, TemplateError, VaultError
 from tobs_sync.sources.tdesktop import DesktopExport
-from tobs_sync.vault import Vault
 
 
 def run_import(vault: Path, export: Path) -> Any:
@@ -301,20 +301,6 @@ def test_markdown_attachments_cannot_become_notes(vault: Path) -> None:
     assert not any(name.endswith(".md") for name in attachments)
 
 
-class CrashingVault(Vault):
-    """A vault whose disk 'fails' (the process dies) after a number of renames."""
-
-    def __init__(self, root: Path, renames_before_crash: int) -> None:
-        super().__init__(root)
-        self.renames_left = renames_before_crash
-
-    def _replace(self, source: Path, target: Path) -> None:
-        if self.renames_left == 0:
-            raise SystemExit("simulated crash")
-        self.renames_left -= 1
-        super()._replace(source, target)
-
-
 @pytest.mark.parametrize("renames_before_crash", [0, 1, 3, 7, 12, 18, 21])
 def test_crash_at_any_write_then_rerun_gives_the_same_vault(
     vault: Path, tmp_path: Path, renames_before_crash: int
@@ -326,9 +312,7 @@ def test_crash_at_any_write_then_rerun_gives_the_same_vault(
     async def crashing_run() -> None:
         async with DesktopExport(SAMPLE_EXPORT, local_timezone=load_settings(vault).timezone) as source:
             with App.open(vault) as app:
-                crashing = CrashingVault(vault, renames_before_crash)
-                app.synchronizer._vault = crashing
-                app.media._vault = crashing
+                install(app, CrashingVault(vault, renames_before_crash))
                 await app.sync_source(source)
 
     with pytest.raises(SystemExit):

@@ -17,6 +17,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+from crashing import CrashingVault, install
 from vaultcheck import check_vault, vault_differences, vault_files
 
 from tobs_sync.app import App, import_export, sync_telegram
@@ -114,6 +116,46 @@ def test_history_read_again_after_a_crash_before_the_cursor_moved_changes_nothin
     assert report.notes_written == 0
     assert not (difference := vault_differences(vault, before)), difference
     assert max(note_ids(vault).values()) == 1
+
+
+CRASH_SPEC = "chats=2,messages=60,media=0.4,seed=3"
+
+
+def crashing_pass(vault: Path, sim: SimulatedTelegram, renames_before_crash: int) -> CrashingVault:
+    """A pass whose process "dies" just before its rename number ``renames_before_crash + 1``."""
+    crashing = CrashingVault(vault, renames_before_crash)
+
+    async def run() -> None:
+        client = sim.client(raise_last_call_error=True, request_retries=1)
+        with App.open(vault) as app:
+            install(app, crashing)
+            async with TelegramSource(client, load_settings(vault).telegram, peers=app.store) as source:
+                await app.sync_source(source)
+
+    with contextlib.suppress(SystemExit):
+        asyncio.run(run())
+    return crashing
+
+
+@pytest.mark.slow
+def test_crash_before_any_rename_twice_then_a_pass_gives_the_uninterrupted_vault(vault: Path, tmp_path: Path) -> None:
+    """Deterministic crash points spread over a whole pass (notes, albums, attachments, chat notes):
+    die before rename k + 1, again k renames into the next run (if that many remain), then finish;
+    compare with a clean run."""
+    reference = tmp_path / "reference"
+    shutil.copytree(vault, reference)
+    total = crashing_pass(reference, SimulatedTelegram(parse_spec(CRASH_SPEC)), 10**9).renames_done
+    assert any(isinstance(m.get("tg_message_id"), list) for m in check_vault(reference).metadata.values())
+    for k in sorted({0, 1, total - 1, *range(total // 9, total, total // 9)}):
+        attempt = tmp_path / f"crash-{k}"
+        shutil.copytree(vault, attempt)
+        crashed = crashing_pass(attempt, SimulatedTelegram(parse_spec(CRASH_SPEC)), k)
+        assert crashed.renames_left == 0, f"the pass finished before rename {k + 1}"
+        crashing_pass(attempt, SimulatedTelegram(parse_spec(CRASH_SPEC)), k)  # dies again if k renames remain
+        crashing_pass(attempt, SimulatedTelegram(parse_spec(CRASH_SPEC)), 10**9)
+        assert not (difference := vault_differences(attempt, reference)), f"crash before rename {k + 1}:\n{difference}"
+        assert max(note_ids(attempt).values()) == 1
+        assert not list(attempt.rglob(".tobs-tmp-*"))
 
 
 def test_new_messages_appear_on_the_next_pass_and_only_they_are_written(vault: Path) -> None:
