@@ -352,6 +352,17 @@ def test_sync_command_reports_failures_with_exit_status(vault: Path, capsys: Any
     assert report.chats == 2
 
 
+def test_a_pass_with_live_changes_arriving_returns_and_leaves_a_valid_vault(vault: Path) -> None:
+    """``live_every_s`` in the spec: new, edited and deleted messages arrive while the pass runs (and
+    reach the client's update loop); the pass must still end, every time, and leave no loop running."""
+    spec = "chats=2,messages=60,media=0,latency_ms=2,seed=1,live_every_s=0.005"
+    for _ in range(5):
+        report, _ = asyncio.run(sync_telegram(vault, simulate=spec))
+        assert report.chats == 2 and report.failed == [] and report.deferred == []
+    assert check_vault(vault).broken == []
+    assert max(note_ids(vault).values()) == 1
+
+
 def test_download_resumes_after_a_flood_wait_instead_of_starting_over(vault: Path) -> None:
     sim = SimulatedTelegram(parse_spec("chats=1,messages=2,media=0,seed=13"))
     big = sim.add_big_file(sim.chat_ids[0], 3_000_000, text="video")
