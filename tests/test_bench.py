@@ -44,3 +44,9 @@ def test_the_command_line_runs_one_custom_dc_scenario(monkeypatch: pytest.Monkey
     assert ran == [("custom", 7, 5)]
     assert bench.main(["dc"]) == 0
     assert ran[1:] == list(bench.DC_SCENARIOS)
+
+
+def test_parse_benchmark_reads_every_message_of_the_generated_export(capsys: Any) -> None:
+    figures = bench.bench_parse(chats=3, messages=40)
+    assert (figures["chats"], figures["messages"]) == (3, 120)
+    assert "120 messages read" in capsys.readouterr().out

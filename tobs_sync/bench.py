@@ -9,7 +9,9 @@
                                       a vault (streaming: memory must stay flat).
 ``python -m tobs_sync.bench import``  messages per second importing a generated Desktop export
                                       (durable writes: every note fsynced and renamed).
-``python -m tobs_sync.bench all``     all three.
+``python -m tobs_sync.bench parse``   messages per second and peak RSS reading a large generated
+                                      export without writing (streaming: memory must stay flat).
+``python -m tobs_sync.bench all``     all four.
 
 Every run uses the production code (TelegramSource over the simulator's real Telethon client,
 MediaWriter, the vault writer); the figures depend on the machine, so compare them on one machine.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import resource
 import sys
@@ -215,9 +218,41 @@ def bench_import(chats: int = 4, messages: int = 2500) -> dict[str, Any]:
     return figures
 
 
+async def _read_export(path: Path) -> tuple[int, int]:
+    from tobs_sync.sources.tdesktop import DesktopExport
+
+    chats = messages = 0
+    async with DesktopExport(path, local_timezone=dt.UTC) as source:
+        async for chat in source.chats():
+            chats += 1
+            async for batch in source.batches(chat, 0):
+                messages += len(batch)
+    return chats, messages
+
+
+def bench_parse(chats: int = 4, messages: int = 100_000) -> dict[str, Any]:
+    """Reading a large generated export (checking pass + every message built), nothing written:
+    messages per second and peak RSS, which must not grow with the file (the export is streamed)."""
+    with tempfile.TemporaryDirectory() as folder:
+        export = Path(folder) / "result.json"
+        _write_export(export, chats, messages)
+        size_mb = export.stat().st_size / 1e6
+        before = _peak_rss_mb()
+        started = time.monotonic()
+        read_chats, read_messages = asyncio.run(_read_export(export))
+        elapsed = time.monotonic() - started
+        after = _peak_rss_mb()
+    figures = {"export_mb": size_mb, "chats": read_chats, "messages": read_messages, "seconds": elapsed,
+               "messages_per_s": read_messages / elapsed, "peak_rss_before_mb": before, "peak_rss_after_mb": after}
+    print(f"parse: {size_mb:.0f} MB export, {read_messages} messages read in {elapsed:.1f} s = "
+          f"{read_messages / elapsed:.0f} messages/s; peak RSS {before:.0f} MB before, {after:.0f} MB after "
+          f"(+{after - before:.0f} MB)")
+    return figures
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tobs_sync.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("which", choices=["dc", "memory", "import", "all"])
+    parser.add_argument("which", choices=["dc", "memory", "import", "parse", "all"])
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     parser.add_argument("--flood-every", type=int, metavar="N",
                         help="dc: one scenario where every N-th download request opens a flood window")
@@ -231,6 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         figures["memory"] = bench_memory()
     if args.which in ("import", "all"):
         figures["import"] = bench_import()
+    if args.which in ("parse", "all"):
+        figures["parse"] = bench_parse()
     if args.json:
         print(json.dumps(figures, indent=2))
     return 0
