@@ -462,6 +462,24 @@ def test_unique_path_sees_files_on_disk_case_insensitively(vault: Vault) -> None
     assert vault.unique_path("Other/Note.md", lambda _: False) == "Other/Note.md"
 
 
+def test_unique_path_lists_a_folder_once_and_keeps_up_with_its_own_writes(vault: Vault) -> None:
+    assert vault.unique_path("Chats/Note.md", lambda _: False) == "Chats/Note.md"  # folder listed (absent)
+    vault.write_atomic("Chats/note.md", b"x")
+    assert vault.unique_path("Chats/NOTE.md", lambda _: False) == "Chats/NOTE 2.md"
+    vault.write_atomic("Chats/Sub/a.md", b"x")  # creating a folder is remembered too
+    assert vault.unique_path("Chats/SUB", lambda _: False) == "Chats/SUB 2"
+
+
+def test_unique_path_sees_files_others_add_exactly_at_once_and_by_case_after_forgetting(vault: Vault) -> None:
+    assert vault.unique_path("Chats/Note.md", lambda _: False) == "Chats/Note.md"
+    (vault.root / "Chats").mkdir()
+    (vault.root / "Chats" / "Note.md").write_bytes(b"the user's")
+    assert vault.unique_path("Chats/Note.md", lambda _: False) == "Chats/Note 2.md"  # same name: always seen
+    (vault.root / "Chats" / "other.md").write_bytes(b"the user's")
+    vault.forget_listings()  # as every sync pass does first: a name differing in case only is seen again
+    assert vault.unique_path("Chats/OTHER.md", lambda _: False) == "Chats/OTHER 2.md"
+
+
 def test_unique_path_without_extension_and_at_the_root(vault: Vault) -> None:
     (vault.root / "Family").mkdir()
     assert vault.unique_path("family", lambda _: False) == "family 2"

@@ -93,6 +93,7 @@ class Synchronizer:
     async def sync(self, source: Source) -> SyncReport:
         """Bring every chat of ``source`` up to date in the vault."""
         self._renderer.check()
+        self._vault.forget_listings()  # files may have appeared since the last pass
         report = SyncReport()
         async for chat in source.chats():
             try:

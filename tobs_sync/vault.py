@@ -221,6 +221,13 @@ class Vault:
         if not os.path.isdir(root):
             raise VaultError(f"vault folder {str(root)!r} does not exist or is not a folder")
         self.root = Path(os.path.realpath(root))
+        self._listings: dict[Path, set[str]] = {}
+        """Case-folded names per folder, listed once and kept up to date with this vault's own writes
+        (listing a chat folder for every new note made imports quadratic in the folder's size)."""
+
+    def forget_listings(self) -> None:
+        """Drop the remembered folder listings (call at the start of a pass: others may have added files)."""
+        self._listings.clear()
 
     def resolve(self, relative: str | PurePath) -> Path:
         """The absolute path of ``relative``, or VaultError (naming it) if it could leave the vault.
@@ -320,16 +327,14 @@ class Vault:
         The number goes before the extension; the stem is cut to keep the name in ``max_bytes``.
         """
         folder = self.resolve(relative_wanted).parent
-        try:
-            existing = {_fold(name) for name in os.listdir(folder)} if folder.is_dir() else set()
-        except OSError as exc:
-            raise VaultError(f"cannot list {folder}: {exc}") from exc
+        existing = self._folded_names(folder)
         prefix, _, name = relative_wanted.rpartition("/")
         prefix += "/" if prefix else ""
         stem, extension = _split_extension(name)
         candidate = relative_wanted
         for number in range(2, 100_000):
-            if not taken(candidate) and _fold(candidate.rpartition("/")[2]) not in existing:
+            leaf = candidate.rpartition("/")[2]
+            if not taken(candidate) and _fold(leaf) not in existing and not os.path.lexists(folder / leaf):
                 return candidate
             tail = f" {number}{extension}"
             stem_part = _truncate_utf8(stem, max_bytes - len(tail.encode("utf-8"))).rstrip(_EDGE_STRIP)
@@ -381,6 +386,7 @@ class Vault:
         try:
             self._make_folders(target)
             self._replace(temp, target)
+            self._remember_name(target)
             self._fsync_folder(target.parent)
         except OSError as exc:
             with contextlib.suppress(OSError):
@@ -450,6 +456,7 @@ class Vault:
                 self._fsync(handle.fileno())
             self._replace(temp, target)
             temp = None
+            self._remember_name(target)
             self._fsync_folder(target.parent)
         except OSError as exc:
             raise VaultError(f"cannot write {target}: {exc}") from exc
@@ -458,12 +465,27 @@ class Vault:
                 with contextlib.suppress(OSError):
                     os.unlink(temp)
 
+    def _folded_names(self, folder: Path) -> set[str]:
+        names = self._listings.get(folder)
+        if names is None:
+            try:
+                names = {_fold(name) for name in os.listdir(folder)} if folder.is_dir() else set()
+            except OSError as exc:
+                raise VaultError(f"cannot list {folder}: {exc}") from exc
+            self._listings[folder] = names
+        return names
+
+    def _remember_name(self, path: Path) -> None:
+        if (names := self._listings.get(path.parent)) is not None:
+            names.add(_fold(path.name))
+
     def _make_folders(self, target: Path) -> None:
         current = self.root
         for part in target.relative_to(self.root).parts[:-1]:
             current = current / part
             with contextlib.suppress(FileExistsError):
                 os.mkdir(current)
+                self._remember_name(current)
             if not stat.S_ISDIR(os.lstat(current).st_mode):  # lstat: a symlink is not a folder
                 raise VaultError(f"cannot write {target}: {current} is not a plain folder")
 
