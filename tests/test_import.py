@@ -274,6 +274,20 @@ def test_hostile_chat_titles_stay_inside_the_vault_and_distinct(vault: Path, tmp
         assert path.resolve().is_relative_to(vault.resolve())
 
 
+def test_chats_named_like_the_templates_or_attachments_folder_get_their_own(vault: Path, tmp_path: Path) -> None:
+    titles = ["_templates", "_Attachments", "Notes"]
+    chats = [
+        {"name": title, "type": "private_group", "id": 700 + number,
+         "messages": [{"id": 1, "type": "message", "date_unixtime": "1709284500", "from": "Ann", "from_id": "user1",
+                       "text": f"in {title}"}]}
+        for number, title in enumerate(titles, start=1)
+    ]
+    run_import(vault, write_export(tmp_path / "export", {"chats": {"list": chats}}))
+    folders = sorted(p.name for p in (vault / "Telegram").iterdir())
+    assert folders == ["Notes", "_Attachments (702)", "_templates (701)"]
+    assert check_vault(vault).broken == []
+
+
 def test_unknown_fields_and_types_are_kept_and_rendered_as_text(vault: Path, tmp_path: Path) -> None:
     chat = {"name": "Future", "type": "personal_chat", "id": 77, "messages": [{
         "id": 1, "type": "message", "date_unixtime": "1709284500", "from": "A", "from_id": "user77",

@@ -175,6 +175,11 @@ class MediaWriter:
         self._processors = processors
         self.counts = MediaCounts()
 
+    @property
+    def folder_rule(self) -> str:
+        """Where attachments go: a vault folder, ``/`` (the root), ``./`` or ``./sub`` (beside the note)."""
+        return self._folder_rule
+
     async def store_media(
         self, messages: Sequence[tuple[Message, str]], chat_folder: str, fetch: Fetch
     ) -> dict[int, list[StoredMedia]]:

@@ -28,7 +28,7 @@ from tobs_sync.media import MediaWriter
 from tobs_sync.model import Chat, Message
 from tobs_sync.render import CHAT_TEMPLATE, MESSAGE_TEMPLATE, Renderer, wikilink
 from tobs_sync.sources.base import Source
-from tobs_sync.store import CHAT_NOTE, MESSAGE_NOTE, ChatState, NoteRow, Store
+from tobs_sync.store import CHAT_NOTE, MESSAGE_NOTE, ChatState, NoteRow, Store, path_key
 from tobs_sync.vault import NoteWrite, Vault, WriteOutcome, sanitize_component, sha256_hex
 from tobs_sync.views import StoredMedia, chat_view, local_datetime, message_view
 
@@ -87,6 +87,7 @@ class Synchronizer:
         self._tz = settings.timezone
         self._chat_note_paths: dict[int, str] = {}
         """Chat note paths, once reserved (they never change afterwards); spares a query per note."""
+        self._reserved_names = _reserved_folder_names(settings.templates, media.folder_rule)
 
     # -- sync ------------------------------------------------------------------------------
 
@@ -109,13 +110,19 @@ class Synchronizer:
         return report
 
     async def sync_chat(self, source: Source, chat: Chat, report: SyncReport) -> None:
-        state = self._store.upsert_chat(chat, lambda c: sanitize_component(c.title, fallback=f"chat {abs(c.id)}"))
+        state = self._store.upsert_chat(chat, self._chat_folder)
         report.chats += 1
         self._reserve_chat_note(state)
         await self._retry_failed_media(source, state, report)
         async for batch in source.batches(chat, state.cursor):
             await self._sync_batch(source, state, batch, report)
         self._write_chat_note(state, report)
+
+    def _chat_folder(self, chat: Chat) -> str:
+        """A new chat's folder name: its title, made safe; with its id when the title is the name of
+        the templates or attachments folder, so that its notes never land among those files."""
+        name = sanitize_component(chat.title, fallback=f"chat {abs(chat.id)}")
+        return f"{name} ({abs(chat.id)})" if path_key(name) in self._reserved_names else name
 
     async def _sync_batch(
         self, source: Source, state: ChatState, batch: Sequence[Message], report: SyncReport
@@ -345,6 +352,13 @@ class Synchronizer:
 def _reservation(note: _Note, chat_id: int) -> NoteRow:
     ids = tuple(m.id for m in note.messages)
     return NoteRow(note.path, MESSAGE_NOTE, chat_id, ids[0], ids, "")
+
+
+def _reserved_folder_names(templates: str, attachment_rule: str) -> frozenset[str]:
+    """Folder names a chat may not take: the last part of the templates folder and of a named
+    attachment folder (``/``, ``./`` and ``./sub`` name no folder of their own)."""
+    folders = [templates] + ([attachment_rule] if not attachment_rule.startswith(("/", "./")) else [])
+    return frozenset(path_key(posixpath.basename(folder.strip("/"))) for folder in folders if folder.strip("/"))
 
 
 def _fill_path(template: str, fields: dict[str, str]) -> str:
