@@ -167,9 +167,80 @@ def test_sync_without_login_says_how_to_log_in(vault: Path) -> None:
 
     sim = SimulatedTelegram(parse_spec("chats=1,messages=1,media=0"), logged_in=False)
 
+    client = sim.client(raise_last_call_error=True)
+
     async def run() -> None:
-        async with TelegramSource(sim.client(raise_last_call_error=True), TelegramSettings()):
+        async with TelegramSource(client, TelegramSettings()):
             pass
 
     with pytest.raises(SourceError, match="tobs-sync login --vault"):
         asyncio.run(run())
+    assert not client.is_connected()  # no update loop left running after the error
+
+
+@pytest.mark.parametrize(("phone", "codes", "refusal", "message"), [
+    ("not a number", [], None, "logging in: that is not a phone number; give it in international format"),
+    ("+00 123 4567", [], "PHONE_NUMBER_BANNED", r"logging in: Telegram refused it \(.*banned"),
+    ("+00 123 4567", ["11111", "22222", "33333"], None, "logging in: 3 consecutive sign-in attempts failed"),
+])
+def test_login_refused_is_a_clear_error_and_never_asks_forever(
+    phone: str, codes: list[str], refusal: str | None, message: str
+) -> None:
+    import asyncio
+
+    from tobs_sync.app import login
+    from tobs_sync.errors import SourceError
+    from tobs_sync.sim import SimulatedTelegram, parse_spec
+
+    sim = SimulatedTelegram(parse_spec("chats=1,messages=1,media=0"), logged_in=False)
+    if refusal:
+        sim.faults.rpc_error("SendCode", 400, refusal)
+    client = sim.client(raise_last_call_error=True)
+    asked: list[str] = []
+
+    def ask_phone() -> str:
+        asked.append(phone)
+        return phone
+
+    answers = iter(codes)
+    prompts = LoginPrompts(phone=ask_phone, code=lambda: next(answers), password=lambda: "")
+    with pytest.raises(SourceError, match=message):
+        asyncio.run(login(client, prompts))
+    assert not sim.logged_in and not client.is_connected()
+    assert len(asked) <= 3
+
+
+def test_login_without_a_network_is_a_clear_error() -> None:
+    import asyncio
+
+    from tobs_sync.app import login
+    from tobs_sync.errors import SourceError
+    from tobs_sync.sim import SimulatedTelegram, parse_spec
+
+    sim = SimulatedTelegram(parse_spec("chats=1,messages=1,media=0"), logged_in=False)
+    sim.faults.refuse_connections(sim.home_dc)
+    client = sim.client(raise_last_call_error=True)
+
+    async def run() -> str:
+        await client.disconnect()  # a real client starts disconnected
+        return await login(client, LoginPrompts(phone=lambda: "+00 1", code=lambda: "1", password=lambda: ""))
+
+    with pytest.raises(SourceError, match=r"connecting to Telegram: .* \(is the network up\?\)"):
+        asyncio.run(run())
+
+
+def test_login_of_a_session_already_logged_in_asks_nothing() -> None:
+    import asyncio
+
+    from tobs_sync.app import login
+    from tobs_sync.sim import SimulatedTelegram, parse_spec
+
+    sim = SimulatedTelegram(parse_spec("chats=1,messages=1,media=0"))
+
+    def never() -> str:
+        raise AssertionError("nothing should be asked")
+
+    client = sim.client(raise_last_call_error=True)
+    who = asyncio.run(login(client, LoginPrompts(phone=never, code=never, password=never)))
+    assert who == " ".join(p for p in (sim.me.first_name, sim.me.last_name) if p)
+    assert not client.is_connected()

@@ -23,6 +23,7 @@ from vaultcheck import check_vault, vault_differences, vault_files
 
 from tobs_sync.app import App, import_export, sync_telegram
 from tobs_sync.config import TelegramSettings, load_settings
+from tobs_sync.errors import SourceError
 from tobs_sync.media import MediaCounts
 from tobs_sync.sim import SimulatedTelegram, parse_spec
 from tobs_sync.sources.telegram import TelegramSource, chat_selected, part_size
@@ -361,6 +362,44 @@ def test_a_pass_with_live_changes_arriving_returns_and_leaves_a_valid_vault(vaul
         assert report.chats == 2 and report.failed == [] and report.deferred == []
     assert check_vault(vault).broken == []
     assert max(note_ids(vault).values()) == 1
+
+
+CAPTIVE_PORTAL = b"HTTP/1.1 302 Found\r\nLocation: http://login.example/\r\nContent-Length: 0\r\n\r\n"
+
+
+@pytest.mark.parametrize(("answer", "message"), [
+    (b"", r"connecting to Telegram: .*Connect call failed.* \(is the network up\?\)"),
+    (CAPTIVE_PORTAL, r"connecting to Telegram: something other than Telegram answered .*captive portal"),
+])
+def test_a_failed_connection_is_a_clear_error_and_the_next_pass_works(vault: Path, answer: bytes, message: str) -> None:
+    sim = SimulatedTelegram(parse_spec(FAULT_SPEC))
+    sim.faults.refuse_connections(sim.home_dc, answer=answer)
+
+    async def run() -> None:
+        client = sim.client()
+        await client.disconnect()  # a real client starts disconnected, so the source connects it
+        with App.open(vault) as app:
+            async with TelegramSource(client, load_settings(vault).telegram, peers=app.store) as source:
+                await app.sync_source(source)
+
+    with pytest.raises(SourceError, match=message):
+        asyncio.run(run())
+    assert not list(vault.rglob("*.md"))
+    report, _ = sync_pass(vault, sim)
+    assert report.chats == 2 and report.failed == []
+
+
+def test_a_logged_out_session_names_the_login_command_and_leaves_no_connection_open() -> None:
+    sim = SimulatedTelegram(parse_spec(FAULT_SPEC), logged_in=False)
+    client = sim.client()
+
+    async def run() -> None:
+        async with TelegramSource(client, TelegramSettings()):
+            raise AssertionError("a logged-out session must not get this far")
+
+    with pytest.raises(SourceError, match="not logged in to Telegram; run 'tobs-sync login --vault VAULT' first"):
+        asyncio.run(run())
+    assert not client.is_connected()
 
 
 def test_download_resumes_after_a_flood_wait_instead_of_starting_over(vault: Path) -> None:

@@ -31,7 +31,7 @@ from tobs_sync.session import (
 )
 from tobs_sync.sources.base import Source
 from tobs_sync.sources.tdesktop import DesktopExport
-from tobs_sync.sources.telegram import TelegramSource
+from tobs_sync.sources.telegram import TelegramSource, log_in
 from tobs_sync.store import Store
 from tobs_sync.sync import Synchronizer, SyncReport
 from tobs_sync.vault import Vault
@@ -164,16 +164,9 @@ def open_client(settings: Settings, *, repair_permissions: bool = False) -> Tele
         )
 
 
-async def login(client: TelegramClient, prompts: LoginPrompts) -> str:
+async def login(client: TelegramClient, prompts: LoginPrompts, *, timeout_s: float = 60.0) -> str:
     """Log ``client`` in (asking via ``prompts``; already logged in asks nothing); who is logged in."""
-    try:
-        with private_umask():
-            await client.start(phone=prompts.phone, code_callback=prompts.code, password=prompts.password)
-        me = await client.get_me()
-    finally:
-        await client.disconnect()
-    name = " ".join(p for p in (getattr(me, "first_name", None), getattr(me, "last_name", None)) if p)
-    return name or "your account"
+    return await log_in(client, prompts, timeout_s=timeout_s)
 
 
 def init_vault(vault_root: Path) -> list[Path]:

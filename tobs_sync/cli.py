@@ -114,7 +114,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         ensure_vault_folder(args.vault)
         prompts = LoginPrompts.from_environment(ask=input, ask_secret=getpass.getpass)
         settings = load_settings(args.vault)
-        who = asyncio.run(login(open_client(settings, repair_permissions=args.repair_permissions), prompts))
+        client = open_client(settings, repair_permissions=args.repair_permissions)
+        who = asyncio.run(login(client, prompts, timeout_s=settings.telegram.request_timeout_s))
         check_private(session_dir(settings))
         console.print(f"logged in as {who}; the session is stored outside the vault, readable only by you")
         return 0

@@ -29,10 +29,14 @@ What a caller sees (all exceptions are the real Telethon classes, built by ``rpc
 * ``flood_downloads`` -- a standing per-DC policy: every ``every_n``-th GetFile on the DC gets a flood wait.
 * ``throttle_downloads`` -- the same, but each flood opens a window in which every GetFile on that DC
   is refused with the seconds left, as a throttled Telegram DC answers.
+* ``refuse_connections`` -- opening a connection to the DC fails: ``ConnectionRefusedError`` (no
+  network), or ``asyncio.IncompleteReadError`` holding the bytes something else answered with (a
+  captive portal or an HTTP proxy), which is what Telethon's ``connect()`` raises then.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import Counter
@@ -75,6 +79,7 @@ class FaultRule:
     seconds: int = 0
     code: int = 0
     message: str = ""
+    answer: bytes = b""
     reconnect: bool = True
     file_key: str | None = None
     every_n: int = 0
@@ -143,6 +148,10 @@ class Faults:
         """Drop the connection to ``dc`` while the next matching request is pending (see module docs)."""
         self._rules.append(FaultRule("drop", _request_name(request), _dc(dc), _times(times), reconnect=reconnect))
 
+    def refuse_connections(self, dc: int, times: int | None = 1, *, answer: bytes = b"") -> None:
+        """Fail the next ``times`` attempts to open a connection to ``dc`` (see module docs)."""
+        self._rules.append(FaultRule("refuse", None, _dc(dc), _times(times), answer=answer))
+
     def outage(self, dc: int, seconds: float) -> None:
         """Hold every request to ``dc`` for the next ``seconds`` of wall-clock time."""
         self._outages[_dc(dc) or 0] = time.monotonic() + seconds
@@ -198,7 +207,7 @@ class Faults:
     def take(self, short: str, qualified: str, dc: int) -> FaultRule | None:
         """The fault to apply to this request, if any (expiry rules are handled by the GetFile handler)."""
         for rule in self._rules:
-            if rule.kind == "expire" or not rule.matches(short, qualified, dc):
+            if rule.kind in ("expire", "refuse") or not rule.matches(short, qualified, dc):
                 continue
             if rule.kind == "flood_every":
                 rule.seen += 1
@@ -221,6 +230,16 @@ class Faults:
             rule.until = now + rule.seconds
         self.fired["throttle"] += 1
         return FaultRule("flood", rule.request, rule.dc, 1, seconds=max(1, math.ceil(rule.until - now)))
+
+    def take_refusal(self, dc: int) -> BaseException | None:
+        """The error opening a connection to ``dc`` ends with now, if a rule says so."""
+        for rule in self._rules:
+            if rule.kind == "refuse" and rule.dc == dc:
+                self._fire(rule)
+                if rule.answer:
+                    return asyncio.IncompleteReadError(rule.answer, len(rule.answer) + 1_000_000)
+                return ConnectionRefusedError(111, f"Connect call failed (simulated DC {dc})")
+        return None
 
     def take_expiry(self, file_key: str) -> bool:
         """Whether this GetFile should expire the file's reference now."""

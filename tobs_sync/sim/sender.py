@@ -159,6 +159,8 @@ class SimSender:
         await self._wait_outage()
         latency = self._server.spec.latency_s
         await asyncio.sleep(OPEN_COST_ROUND_TRIPS * latency)
+        if (refusal := self._server.faults.take_refusal(self.dc_id)) is not None:
+            raise refusal
         self._server.stats.connections_opened[self.dc_id] += 1
 
     def _close(self, error: BaseException | None, keep: asyncio.Task[Any] | None = None) -> None:

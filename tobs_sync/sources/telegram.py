@@ -31,6 +31,7 @@ request's last error into a bare ``ValueError``); :func:`tobs_sync.app.open_clie
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import fnmatch
 import logging
@@ -45,6 +46,7 @@ from telethon.extensions import BinaryReader
 from tobs_sync.config import TelegramSettings
 from tobs_sync.errors import ChatDeferred, FloodWait, MediaUnavailable, SourceError
 from tobs_sync.model import Chat, ChatKind, MediaRef, Message
+from tobs_sync.session import LoginPrompts, private_umask
 from tobs_sync.sources.base import DEFAULT_BATCH_SIZE
 from tobs_sync.sources.telegram_convert import chat_from_entity, message_from_tl, parse_locator, tl_media_for_slot
 
@@ -89,6 +91,52 @@ async def within(seconds: float, awaitable: Awaitable[T]) -> T:
     """
     async with asyncio.timeout(seconds):
         return await awaitable
+
+
+async def deadline(seconds: float, awaitable: Awaitable[T], what: str) -> T:
+    """:func:`within`, with a timeout or a network failure turned into a :class:`SourceError` naming ``what``."""
+    try:
+        return await within(seconds, awaitable)
+    except TimeoutError as error:
+        raise SourceError(f"{what}: no answer from Telegram in {seconds:g} s") from error
+    except asyncio.IncompleteReadError as error:  # Telethon read a reply that was not Telegram's
+        raise SourceError(
+            f"{what}: something other than Telegram answered and closed the connection "
+            "(a proxy, firewall or captive portal in the way?)"
+        ) from error
+    except OSError as error:
+        raise SourceError(f"{what}: {_describe(error)} (is the network up?)") from error
+
+
+async def log_in(client: TelegramClient, prompts: LoginPrompts, *, timeout_s: float) -> str:
+    """Log ``client`` in, asking through ``prompts`` (a session already logged in asks nothing);
+    returns the account's name. Always disconnects; Telegram's refusals become a :class:`SourceError`."""
+    try:
+        await deadline(timeout_s, client.connect(), "connecting to Telegram")
+        if not await deadline(timeout_s, client.is_user_authorized(), "checking the login"):
+            phone = _ask_phone(prompts)
+            with private_umask():  # Telethon writes the session file as it goes
+                try:
+                    await client.start(phone=phone, code_callback=prompts.code, password=prompts.password)
+                except RuntimeError as error:  # how Telethon gives up after three wrong codes
+                    raise SourceError(f"logging in: {error}") from error
+        me = await deadline(timeout_s, client.get_me(), "reading the logged-in account")
+    except errors.RPCError as error:
+        raise SourceError(f"logging in: Telegram refused it ({_describe(error)})") from error
+    finally:
+        with contextlib.suppress(Exception):
+            await client.disconnect()
+    name = " ".join(p for p in (getattr(me, "first_name", None), getattr(me, "last_name", None)) if p)
+    return name or "your account"
+
+
+def _ask_phone(prompts: LoginPrompts, attempts: int = 3) -> str:
+    """The phone number, asked until it parses (Telethon itself would ask forever, and a number
+    from ``TOBS_PHONE`` would never change). The number is not repeated in the error: it is private."""
+    for _ in range(attempts):
+        if phone := utils.parse_phone(prompts.phone()):
+            return str(phone)
+    raise SourceError("logging in: that is not a phone number; give it in international format, e.g. +44 20 7946 0000")
 
 
 def chat_selected(chat: Chat, include: Sequence[str | int], exclude: Sequence[str | int]) -> bool:
@@ -149,11 +197,18 @@ class TelegramSource:
         self._peer_cache = peers
 
     async def __aenter__(self) -> Self:
-        if not self._client.is_connected():
-            await self._deadline(self._client.connect(), "connecting to Telegram")
-        self._client.flood_sleep_threshold = 0
-        if not await self._deadline(self._client.is_user_authorized(), "checking the login"):
-            raise SourceError("not logged in to Telegram; run 'tobs-sync login --vault VAULT' first")
+        try:
+            if not self._client.is_connected():
+                await self._deadline(self._client.connect(), "connecting to Telegram")
+            self._client.flood_sleep_threshold = 0
+            if not await self._deadline(self._client.is_user_authorized(), "checking the login"):
+                raise SourceError("not logged in to Telegram; run 'tobs-sync login --vault VAULT' first")
+        except BaseException:
+            # ``async with`` skips __aexit__ when __aenter__ fails: close here, or Telethon's update
+            # loop would keep running after the error.
+            with contextlib.suppress(Exception):
+                await self._client.disconnect()
+            raise
         return self
 
     async def __aexit__(
@@ -405,10 +460,7 @@ class TelegramSource:
     # -- deadlines and retries --------------------------------------------------------------
 
     async def _deadline(self, awaitable: Awaitable[T], what: str) -> T:
-        try:
-            return await within(self._settings.request_timeout_s, awaitable)
-        except TimeoutError as error:
-            raise SourceError(f"{what}: no answer from Telegram in {self._settings.request_timeout_s:g} s") from error
+        return await deadline(self._settings.request_timeout_s, awaitable, what)
 
     async def _with_retries(self, call: Callable[[], Awaitable[T]], what: str, chat: Chat | None = None) -> T:
         attempts = 0
