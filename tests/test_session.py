@@ -134,8 +134,8 @@ def test_login_answers_come_from_the_environment_or_the_prompt() -> None:
 def test_login_asks_for_phone_and_code_and_logs_no_secret(caplog: Any) -> None:
     import asyncio
 
-    from tobs_sync.app import login
     from tobs_sync.sim import SimulatedTelegram, parse_spec
+    from tobs_sync.sources.telegram import log_in
 
     sim = SimulatedTelegram(parse_spec("chats=1,messages=1,media=0"), logged_in=False)
     asked: list[str] = []
@@ -151,7 +151,7 @@ def test_login_asks_for_phone_and_code_and_logs_no_secret(caplog: Any) -> None:
         phone=answer("phone", "+00 123 4567"), code=answer("code", sim.login_code), password=answer("password", "x")
     )
     caplog.set_level(logging.DEBUG)
-    who = asyncio.run(login(sim.client(raise_last_call_error=True), prompts))
+    who = asyncio.run(log_in(sim.client(raise_last_call_error=True), prompts, timeout_s=30))
     assert asked == ["phone", "code"]
     assert sim.logged_in
     assert who == " ".join(p for p in (sim.me.first_name, sim.me.last_name) if p)
@@ -188,9 +188,9 @@ def test_login_refused_is_a_clear_error_and_never_asks_forever(
 ) -> None:
     import asyncio
 
-    from tobs_sync.app import login
     from tobs_sync.errors import SourceError
     from tobs_sync.sim import SimulatedTelegram, parse_spec
+    from tobs_sync.sources.telegram import log_in
 
     sim = SimulatedTelegram(parse_spec("chats=1,messages=1,media=0"), logged_in=False)
     if refusal:
@@ -205,7 +205,7 @@ def test_login_refused_is_a_clear_error_and_never_asks_forever(
     answers = iter(codes)
     prompts = LoginPrompts(phone=ask_phone, code=lambda: next(answers), password=lambda: "")
     with pytest.raises(SourceError, match=message):
-        asyncio.run(login(client, prompts))
+        asyncio.run(log_in(client, prompts, timeout_s=30))
     assert not sim.logged_in and not client.is_connected()
     assert len(asked) <= 3
 
@@ -213,9 +213,9 @@ def test_login_refused_is_a_clear_error_and_never_asks_forever(
 def test_login_without_a_network_is_a_clear_error() -> None:
     import asyncio
 
-    from tobs_sync.app import login
     from tobs_sync.errors import SourceError
     from tobs_sync.sim import SimulatedTelegram, parse_spec
+    from tobs_sync.sources.telegram import log_in
 
     sim = SimulatedTelegram(parse_spec("chats=1,messages=1,media=0"), logged_in=False)
     sim.faults.refuse_connections(sim.home_dc)
@@ -223,7 +223,8 @@ def test_login_without_a_network_is_a_clear_error() -> None:
 
     async def run() -> str:
         await client.disconnect()  # a real client starts disconnected
-        return await login(client, LoginPrompts(phone=lambda: "+00 1", code=lambda: "1", password=lambda: ""))
+        prompts = LoginPrompts(phone=lambda: "+00 1", code=lambda: "1", password=lambda: "")
+        return await log_in(client, prompts, timeout_s=30)
 
     with pytest.raises(SourceError, match=r"connecting to Telegram: .* \(is the network up\?\)"):
         asyncio.run(run())
@@ -232,8 +233,8 @@ def test_login_without_a_network_is_a_clear_error() -> None:
 def test_login_of_a_session_already_logged_in_asks_nothing() -> None:
     import asyncio
 
-    from tobs_sync.app import login
     from tobs_sync.sim import SimulatedTelegram, parse_spec
+    from tobs_sync.sources.telegram import log_in
 
     sim = SimulatedTelegram(parse_spec("chats=1,messages=1,media=0"))
 
@@ -241,6 +242,6 @@ def test_login_of_a_session_already_logged_in_asks_nothing() -> None:
         raise AssertionError("nothing should be asked")
 
     client = sim.client(raise_last_call_error=True)
-    who = asyncio.run(login(client, LoginPrompts(phone=never, code=never, password=never)))
+    who = asyncio.run(log_in(client, LoginPrompts(phone=never, code=never, password=never), timeout_s=30))
     assert who == " ".join(p for p in (sim.me.first_name, sim.me.last_name) if p)
     assert not client.is_connected()

@@ -21,7 +21,6 @@ from tobs_sync.processors.pool import ProcessorPool
 from tobs_sync.processors.registry import load_processors
 from tobs_sync.render import TEMPLATE_NAMES, Renderer, builtin_templates_dir
 from tobs_sync.session import (
-    LoginPrompts,
     api_credentials,
     check_private,
     ensure_private_dir,
@@ -31,7 +30,7 @@ from tobs_sync.session import (
 )
 from tobs_sync.sources.base import Source
 from tobs_sync.sources.tdesktop import DesktopExport
-from tobs_sync.sources.telegram import TelegramSource, log_in
+from tobs_sync.sources.telegram import TelegramSource
 from tobs_sync.store import Store
 from tobs_sync.sync import Synchronizer, SyncReport
 from tobs_sync.vault import Vault
@@ -162,11 +161,6 @@ def open_client(settings: Settings, *, repair_permissions: bool = False) -> Tele
             raise_last_call_error=True,
             flood_sleep_threshold=0,
         )
-
-
-async def login(client: TelegramClient, prompts: LoginPrompts, *, timeout_s: float = 60.0) -> str:
-    """Log ``client`` in (asking via ``prompts``; already logged in asks nothing); who is logged in."""
-    return await log_in(client, prompts, timeout_s=timeout_s)
 
 
 def init_vault(vault_root: Path) -> list[Path]:

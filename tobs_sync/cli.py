@@ -24,11 +24,12 @@ from rich.table import Table
 from rich.text import Text
 
 from tobs_sync import __version__
-from tobs_sync.app import App, ensure_vault_folder, import_export, init_vault, login, open_client, sync_telegram
+from tobs_sync.app import App, ensure_vault_folder, import_export, init_vault, open_client, sync_telegram
 from tobs_sync.config import load_settings
 from tobs_sync.errors import TobsError
 from tobs_sync.media import MediaCounts
 from tobs_sync.session import LoginPrompts, check_private, session_dir
+from tobs_sync.sources.telegram import log_in
 from tobs_sync.sync import SyncReport
 
 
@@ -115,7 +116,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         prompts = LoginPrompts.from_environment(ask=input, ask_secret=getpass.getpass)
         settings = load_settings(args.vault)
         client = open_client(settings, repair_permissions=args.repair_permissions)
-        who = asyncio.run(login(client, prompts, timeout_s=settings.telegram.request_timeout_s))
+        who = asyncio.run(log_in(client, prompts, timeout_s=settings.telegram.request_timeout_s))
         check_private(session_dir(settings))
         console.print(f"logged in as {who}; the session is stored outside the vault, readable only by you")
         return 0

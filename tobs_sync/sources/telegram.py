@@ -22,6 +22,9 @@ What it guarantees:
   resumes where it stopped.
 * With ``takeout`` on, a chat's first backfill runs in a takeout session (its lower flood
   limits); downloads never do (Telethon does not wrap them).
+* No network, a proxy or captive portal answering instead of Telegram, and refusals while logging
+  in (:func:`log_in`) are :class:`SourceError` naming the step, never a traceback; a start that
+  fails disconnects the client.
 
 Limits: live updates are not handled here yet; chats are listed from the dialogs once per pass.
 The client must be created with ``raise_last_call_error=True`` (otherwise Telethon turns a
