@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from conftest import SAMPLE_EXPORT
 from crashing import CrashingVault, install
-from vaultcheck import check_vault, vault_files
+from vaultcheck import check_vault, vault_differences, vault_files
 
 from tobs_sync.app import App, import_export
 from tobs_sync.cli import main
@@ -332,7 +332,7 @@ def test_crash_at_any_write_then_rerun_gives_the_same_vault(
     with pytest.raises(SystemExit):
         asyncio.run(crashing_run())
     run_import(vault, SAMPLE_EXPORT)
-    assert vault_files(vault) == vault_files(reference)
+    assert not (difference := vault_differences(vault, reference)), difference
     assert check_vault(vault).broken == []
 
 
