@@ -159,6 +159,30 @@ def test_crash_before_any_rename_twice_then_a_pass_gives_the_uninterrupted_vault
         assert not list(attempt.rglob(".tobs-tmp-*"))
 
 
+def test_a_long_lived_app_sees_files_added_between_its_passes(vault: Path) -> None:
+    """The agent keeps one app open across passes: a file the user adds in a chat folder, named like
+    the next note but for letter case (one note to Obsidian), must push that note to a new name."""
+    sim = SimulatedTelegram(parse_spec("chats=1,messages=5,media=0,seed=4"))
+    chat_id = sim.chat_ids[0]
+
+    async def run() -> None:
+        with App.open(vault) as app:
+            async with TelegramSource(sim.client(raise_last_call_error=True), TelegramSettings()) as source:
+                await app.sync_source(source)
+            state = app.store.chat_state(chat_id)
+            assert state is not None
+            new = sim.add_message(chat_id, "after the user's file")
+            users = vault / "Telegram" / state.folder / f"{new.date:%Y-%m-%d} {new.id}.MD"
+            users.write_text("the user's own note", encoding="utf-8")
+            async with TelegramSource(sim.client(raise_last_call_error=True), TelegramSettings()) as source:
+                await app.sync_source(source)
+            row = app.store.note_of_message(chat_id, new.id)
+            assert row is not None and row.path.endswith(f"{new.date:%Y-%m-%d} {new.id} 2.md")
+            assert users.read_text(encoding="utf-8") == "the user's own note"
+
+    asyncio.run(run())
+
+
 def test_new_messages_appear_on_the_next_pass_and_only_they_are_written(vault: Path) -> None:
     sim = SimulatedTelegram(parse_spec(SPEC))
     sync_pass(vault, sim)

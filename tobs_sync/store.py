@@ -10,14 +10,13 @@ Everything after the store can be replayed from it. Cursors move only in
 :meth:`Store.commit_notes`, in the same transaction as the notes index rows. The schema has a
 version (``PRAGMA user_version``) and forward migrations; a database from a newer tobs-sync is
 refused rather than damaged. Limits: one writer at a time (SQLite); paths are compared
-case-insensitively (``casefold``) because Obsidian resolves links that way.
+by :func:`tobs_sync.vault.path_key` (NFC, case-folded) because Obsidian resolves links that way.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import msgpack
 from tobs_sync.errors import StoreError
 from tobs_sync.model import Chat, Message
 from tobs_sync.records import decode_chat, decode_message, encode_chat, encode_message
+from tobs_sync.vault import path_key
 
 CHAT_NOTE = "chat"
 MESSAGE_NOTE = "message"
@@ -126,11 +126,6 @@ MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (_schema_v1, _schem
 """``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def path_key(path: str) -> str:
-    """The case- and normalisation-insensitive identity of a vault path."""
-    return unicodedata.normalize("NFC", path).casefold()
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,8 +28,8 @@ from tobs_sync.media import MediaWriter
 from tobs_sync.model import Chat, Message
 from tobs_sync.render import CHAT_TEMPLATE, MESSAGE_TEMPLATE, Renderer, wikilink
 from tobs_sync.sources.base import Source
-from tobs_sync.store import CHAT_NOTE, MESSAGE_NOTE, ChatState, NoteRow, Store, path_key
-from tobs_sync.vault import NoteWrite, Vault, WriteOutcome, sanitize_component, sha256_hex
+from tobs_sync.store import CHAT_NOTE, MESSAGE_NOTE, ChatState, NoteRow, Store
+from tobs_sync.vault import NoteWrite, Vault, WriteOutcome, path_key, sanitize_component, sha256_hex
 from tobs_sync.views import StoredMedia, chat_view, local_datetime, message_view
 
 log = logging.getLogger(__name__)

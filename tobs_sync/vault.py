@@ -191,8 +191,9 @@ def _split_extension(name: str) -> tuple[str, str]:
     return name, ""
 
 
-def _fold(name: str) -> str:
-    """The key under which Obsidian (and case-insensitive file systems) see two names as one."""
+def path_key(name: str) -> str:
+    """The key under which Obsidian (and case-insensitive file systems) see two names or vault
+    paths as one: Unicode NFC, case-folded. The store indexes note and media paths by it."""
     return unicodedata.normalize("NFC", name).casefold()
 
 
@@ -334,7 +335,7 @@ class Vault:
         candidate = relative_wanted
         for number in range(2, 100_000):
             leaf = candidate.rpartition("/")[2]
-            if not taken(candidate) and _fold(leaf) not in existing and not os.path.lexists(folder / leaf):
+            if not taken(candidate) and path_key(leaf) not in existing and not os.path.lexists(folder / leaf):
                 return candidate
             tail = f" {number}{extension}"
             stem_part = _truncate_utf8(stem, max_bytes - len(tail.encode("utf-8"))).rstrip(_EDGE_STRIP)
@@ -469,7 +470,7 @@ class Vault:
         names = self._listings.get(folder)
         if names is None:
             try:
-                names = {_fold(name) for name in os.listdir(folder)} if folder.is_dir() else set()
+                names = {path_key(name) for name in os.listdir(folder)} if folder.is_dir() else set()
             except OSError as exc:
                 raise VaultError(f"cannot list {folder}: {exc}") from exc
             self._listings[folder] = names
@@ -477,7 +478,7 @@ class Vault:
 
     def _remember_name(self, path: Path) -> None:
         if (names := self._listings.get(path.parent)) is not None:
-            names.add(_fold(path.name))
+            names.add(path_key(path.name))
 
     def _make_folders(self, target: Path) -> None:
         current = self.root
