@@ -12,9 +12,9 @@ on release) purely so that the error can say which process to wait for; an info 
 process left behind is overwritten by the next holder and never consulted while the lock is free.
 
 Limits: two locks on the same vault in one process exclude each other too (each holds its own open
-file). On a filesystem without working file locks (some network shares) filelock falls back to a
-lock file, which a crashed process leaves behind. In the instant between another writer taking the
-lock and writing its info, the error may name that vault's previous holder or none.
+file). On a filesystem without working OS file locks (some network shares) the lock is only as
+good as filelock's fallback there (a plain lock file). In the instant between another writer
+taking the lock and writing its info, the error may name that vault's previous holder or none.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ class VaultLock:
                 f"vault {vault} is in use by {who}; only one tobs-sync command may write to a vault at a "
                 "time: wait for it to finish, or stop it", holder,
             ) from None
-        except OSError as exc:
+        except (OSError, NotImplementedError) as exc:  # NotImplementedError: no flock (older filelock)
             raise TobsError(f"cannot lock vault {vault}: {exc}") from exc
         self._held = True
         try:
