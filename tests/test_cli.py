@@ -1,4 +1,4 @@
-"""The command line: init, status output, errors as one line, the module entry point."""
+"""The command line: init, status output, errors as one line, one writer per vault, the module entry point."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import SAMPLE_EXPORT
+from lockholder import holding_vault
 
 from tobs_sync import __version__
 from tobs_sync.cli import main
@@ -69,8 +71,79 @@ def test_status_lists_chats_and_prints_titles_literally(vault: Path, tmp_path: P
 
 def test_commands_on_a_vault_without_state_explain_what_to_do(tmp_path: Path, capsys: Any) -> None:
     assert main(["status", "--vault", str(tmp_path)]) == 1
-    assert "run 'tobs-sync import EXPORT --vault" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "is not a tobs-sync vault yet" in err
+    assert "run 'tobs-sync import EXPORT --vault" in err
     assert main(["render", "--vault", str(tmp_path)]) == 1
+    assert list(tmp_path.iterdir()) == [], "a command that found no vault created something"
+
+
+def test_status_of_a_folder_with_only_a_config_creates_no_database(vault: Path, capsys: Any) -> None:
+    before = tree(vault)
+    assert main(["status", "--vault", str(vault)]) == 1
+    assert "not a tobs-sync vault yet" in capsys.readouterr().err
+    assert tree(vault) == before
+
+
+def tree(root: Path) -> dict[str, tuple[bool, int, int]]:
+    """Every path below ``root`` (state folder included): whether a folder, size, mtime."""
+    return {
+        path.relative_to(root).as_posix(): (path.is_dir(), path.stat().st_size, path.stat().st_mtime_ns)
+        for path in sorted(root.rglob("*"))
+    }
+
+
+def test_status_while_another_process_writes_sees_its_work_and_changes_nothing(vault: Path, capsys: Any) -> None:
+    with holding_vault(vault, mode="import") as (_, temp_file):
+        assert (vault / ".tobs" / "state.db-wal").is_file(), "the writer's work is still in the WAL"
+        before = tree(vault)
+        assert main(["status", "--vault", str(vault), "--json"]) == 0
+        assert tree(vault) == before
+        assert Path(temp_file).read_bytes() == b"half a download", "status deleted a download in progress"
+    status = json.loads(capsys.readouterr().out)
+    assert len(status["chats"]) == 3
+    assert status["messages"] == 16
+
+
+def test_status_of_an_idle_vault_creates_and_changes_nothing(vault: Path, capsys: Any) -> None:
+    assert main(["import", str(SAMPLE_EXPORT), "--vault", str(vault)]) == 0
+    leftover = vault / "Telegram" / ".tobs-tmp-leftover"
+    leftover.write_bytes(b"x")
+    before = tree(vault)
+    assert not {".tobs/state.db-wal", ".tobs/state.db-shm"} & before.keys()
+    capsys.readouterr()
+    assert main(["status", "--vault", str(vault), "--json"]) == 0
+    assert tree(vault) == before
+    assert json.loads(capsys.readouterr().out)["messages"] == 16
+
+
+WRITING_COMMANDS = {
+    "init": lambda vault: ["init", str(vault)],
+    "import": lambda vault: ["import", str(SAMPLE_EXPORT), "--vault", str(vault)],
+    "sync": lambda vault: ["sync", "--vault", str(vault), "--simulate", "chats=1,messages=3,media=0,seed=1"],
+    "render": lambda vault: ["render", "--vault", str(vault)],
+    "login": lambda vault: ["login", "--vault", str(vault)],
+}
+
+
+def test_every_writing_command_is_refused_while_another_process_writes(
+    vault: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOBS_API_ID", "4242")
+    monkeypatch.setenv("TOBS_API_HASH", "0123456789abcdef0123456789abcdef")
+    monkeypatch.setenv("TOBS_PHONE", "+15550100")
+    assert main(["import", str(SAMPLE_EXPORT), "--vault", str(vault)]) == 0
+    (vault / "Telegram" / "_templates").mkdir()  # init would copy the templates here
+    capsys.readouterr()
+    with holding_vault(vault, command="tobs-sync sync") as (holder, _):
+        before = tree(vault)
+        for name, argv in WRITING_COMMANDS.items():
+            assert main(argv(vault)) == 1, name
+            err = capsys.readouterr().err
+            assert err.startswith("error: vault "), (name, err)
+            assert f"is in use by tobs-sync sync (pid {holder.pid} on " in err, (name, err)
+            assert err.count("\n") == 1 and "Traceback" not in err, (name, err)
+            assert tree(vault) == before, f"{name} changed the vault while another process held it"
 
 
 def test_missing_export_is_a_clear_error(vault: Path, tmp_path: Path, capsys: Any) -> None:

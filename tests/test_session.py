@@ -67,6 +67,50 @@ def test_session_lives_outside_the_vault(tmp_path: Path) -> None:
     assert session_path(outside) != session_path(settings_with(tmp_path / "other", session_dir=str(tmp_path)))
 
 
+@pytest.mark.skipif(os.name != "posix", reason="symlinks")
+@pytest.mark.parametrize("link_to", ["vault", "vault/secrets", "vault/secrets/deeper"])
+def test_session_folder_reached_through_a_symlink_into_the_vault_is_refused(tmp_path: Path, link_to: str) -> None:
+    vault = tmp_path / "vault"
+    (vault / "secrets").mkdir(parents=True)
+    (tmp_path / "innocent").symlink_to(tmp_path / link_to, target_is_directory=True)
+    with pytest.raises(ConfigError, match=r"inside the vault \(through a symlink: it is .*vault"):
+        session_dir(settings_with(vault, session_dir=str(tmp_path / "innocent")))
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symlinks")
+def test_session_folder_below_a_symlinked_parent_into_the_vault_is_refused(tmp_path: Path) -> None:
+    vault = tmp_path / "vault"
+    (vault / "Telegram").mkdir(parents=True)
+    (tmp_path / "config").symlink_to(vault / "Telegram", target_is_directory=True)
+    not_yet_created = tmp_path / "config" / "tobs-sync" / "sessions"
+    with pytest.raises(ConfigError, match="inside the vault"):
+        session_dir(settings_with(vault, session_dir=str(not_yet_created)))
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symlinks")
+def test_vault_reached_through_a_symlink_still_guards_its_session(tmp_path: Path) -> None:
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (tmp_path / "vault-link").symlink_to(vault, target_is_directory=True)
+    with pytest.raises(ConfigError, match="inside the vault"):
+        session_dir(settings_with(tmp_path / "vault-link", session_dir=str(vault / "secrets")))
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_session_folder_symlinked_outside_the_vault_is_accepted_and_checked_where_it_points(tmp_path: Path) -> None:
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    private = tmp_path / "private"
+    ensure_private_dir(private)
+    (tmp_path / "sessions").symlink_to(private, target_is_directory=True)
+    folder = session_dir(settings_with(vault, session_dir=str(tmp_path / "sessions")))
+    assert folder == tmp_path / "sessions"
+    assert check_private(folder) == []
+    private.chmod(0o755)
+    with pytest.raises(InsecurePermissions, match="mode 755"):
+        check_private(folder)
+
+
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
 def test_private_folder_is_0700_and_session_file_0600(tmp_path: Path, caplog: Any) -> None:
     caplog.set_level(logging.DEBUG)

@@ -1,9 +1,11 @@
 """The composition root: one vault's settings, store, writer, renderer and synchroniser.
 
 Everything is built here from :class:`~tobs_sync.config.Settings` and nothing else, so the CLI,
-the agent and tests assemble the same objects the same way. Opening an app also removes temp
-files a crash may have left in the vault. Limits: one app per vault at a time (the store is a
-single-writer SQLite database).
+the agent and tests assemble the same objects the same way. A writing app holds the vault lock
+(:mod:`tobs_sync.lock`) from :meth:`App.open` to :meth:`App.close`, and only once it holds it removes
+the temp files a crash may have left in the vault. A read-only app (``status``) takes no lock,
+deletes nothing, opens the store read-only and works while a writer runs. Limits: one writing app
+per vault at a time; a second one fails with :class:`~tobs_sync.lock.VaultBusy`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from telethon import TelegramClient
 
 from tobs_sync.config import DEFAULT_CONFIG, Settings, load_settings
 from tobs_sync.errors import TobsError
+from tobs_sync.lock import VaultLock
 from tobs_sync.media import MediaCounts, MediaWriter
 from tobs_sync.processors.pool import ProcessorPool
 from tobs_sync.processors.registry import load_processors
@@ -60,14 +63,53 @@ class App:
     processors: ProcessorPool
     synchronizer: Synchronizer
     cleaned_temp_files: int = 0
+    lock: VaultLock | None = None
+    """The vault lock this app took and releases on :meth:`close` (None: read-only, or the caller's lock)."""
+    read_only: bool = False
 
     @classmethod
-    def open(cls, vault_root: Path, *, scheduler: DcScheduler | GlobalPool | None = None) -> App:
-        """Everything for one vault; ``scheduler`` replaces the configured download scheduler (benchmarks)."""
+    def open(
+        cls,
+        vault_root: Path,
+        *,
+        scheduler: DcScheduler | GlobalPool | None = None,
+        command: str = "tobs-sync",
+        lock: VaultLock | None = None,
+        read_only: bool = False,
+    ) -> App:
+        """Everything for one vault, holding its lock until :meth:`close`.
+
+        ``command`` names this process in the error a second writer gets. ``lock``: a lock the caller
+        already holds (it stays the caller's to release). ``read_only``: no lock, no clean-up, the
+        store opened read-only, nothing created; the vault must have state already.
+        ``scheduler`` replaces the configured download scheduler (benchmarks).
+        """
         settings = load_settings(vault_root)
         vault = Vault(settings.vault_root)
-        cleaned = vault.clean_temp_files()
-        store = Store.open(settings.database_path)
+        if read_only:
+            require_state(settings)
+            store = Store.open(settings.database_path, read_only=True)
+            return cls._compose(settings, vault, store, scheduler, read_only=True)
+        own_lock = None
+        if lock is None:
+            own_lock = lock = VaultLock(settings.state_dir, command).acquire()
+        elif not lock.held or lock.state_dir != settings.state_dir:
+            raise ValueError(f"App.open: the lock given must be held and be the one of {settings.state_dir}")
+        try:
+            cleaned = vault.clean_temp_files()  # safe only now: no other writer can be mid-download
+            app = cls._compose(settings, vault, Store.open(settings.database_path), scheduler)
+        except BaseException:
+            if own_lock is not None:
+                own_lock.release()
+            raise
+        app.cleaned_temp_files, app.lock = cleaned, own_lock
+        return app
+
+    @classmethod
+    def _compose(
+        cls, settings: Settings, vault: Vault, store: Store, scheduler: DcScheduler | GlobalPool | None,
+        *, read_only: bool = False,
+    ) -> App:
         try:
             renderer = Renderer(vault.resolve(settings.templates) if settings.templates else None)
             telegram = settings.telegram
@@ -87,11 +129,18 @@ class App:
         except BaseException:
             store.close()
             raise
-        return cls(settings, store, vault, renderer, media, processors, synchronizer, cleaned)
+        return cls(settings, store, vault, renderer, media, processors, synchronizer, read_only=read_only)
 
     def close(self) -> None:
-        self.processors.close()
-        self.store.close()
+        """Stop the processors, close the store, then let the next writer in."""
+        try:
+            try:
+                self.processors.close()
+            finally:
+                self.store.close()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
 
     def __enter__(self) -> App:
         return self
@@ -106,14 +155,15 @@ class App:
 async def import_export(vault_root: Path, export_path: Path) -> tuple[SyncReport, MediaCounts]:
     """Import a Telegram Desktop export (folder or ``result.json``) into a vault, incrementally.
 
-    The export is read end to end before the vault is opened, so a malformed export leaves the
-    vault exactly as it was.
+    The vault is locked first (a second writer fails before reading anything), then the export is
+    read end to end before the vault is touched, so a malformed export leaves the vault as it was.
     """
     settings = load_settings(vault_root)
-    async with DesktopExport(export_path, local_timezone=settings.timezone) as source:
-        with App.open(vault_root) as app:
-            report = await app.sync_source(source)
-            return report, app.media.counts
+    with VaultLock(settings.state_dir, "tobs-sync import") as lock:
+        async with DesktopExport(export_path, local_timezone=settings.timezone) as source:
+            with App.open(vault_root, lock=lock) as app:
+                report = await app.sync_source(source)
+                return report, app.media.counts
 
 
 async def sync_telegram(
@@ -125,24 +175,25 @@ async def sync_telegram(
     Telethon client talks to an in-memory Telegram, so no account or network is needed.
     """
     settings = load_settings(vault_root)
-    simulated = None
-    if simulate is not None:
-        from tobs_sync.sim import SimulatedTelegram, parse_spec  # only demos, tests and benchmarks need it
+    with VaultLock(settings.state_dir, "tobs-sync sync") as lock:  # before the session is opened: it is shared
+        simulated = None
+        if simulate is not None:
+            from tobs_sync.sim import SimulatedTelegram, parse_spec  # only demos, tests and benchmarks need it
 
-        simulated = SimulatedTelegram(parse_spec(simulate))
-        client = simulated.client(raise_last_call_error=True, request_retries=3)
-        if simulated.spec.live_every_s > 0:
-            simulated.start_live()
-    else:
-        client = open_client(settings, repair_permissions=repair_permissions)
-    try:
-        with App.open(vault_root) as app:
-            async with TelegramSource(client, settings.telegram, peers=app.store) as source:
-                report = await app.sync_source(source)
-                return report, app.media.counts
-    finally:
-        if simulated is not None:
-            await simulated.stop_live()
+            simulated = SimulatedTelegram(parse_spec(simulate))
+            client = simulated.client(raise_last_call_error=True, request_retries=3)
+            if simulated.spec.live_every_s > 0:
+                simulated.start_live()
+        else:
+            client = open_client(settings, repair_permissions=repair_permissions)
+        try:
+            with App.open(vault_root, lock=lock) as app:
+                async with TelegramSource(client, settings.telegram, peers=app.store) as source:
+                    report = await app.sync_source(source)
+                    return report, app.media.counts
+        finally:
+            if simulated is not None:
+                await simulated.stop_live()
 
 
 def open_client(settings: Settings, *, repair_permissions: bool = False) -> TelegramClient:
@@ -168,18 +219,28 @@ def init_vault(vault_root: Path) -> list[Path]:
     vault_root.mkdir(parents=True, exist_ok=True)
     settings = load_settings(vault_root)
     created: list[Path] = []
-    settings.state_dir.mkdir(exist_ok=True)
-    if not settings.config_path.exists():
-        settings.config_path.write_text(DEFAULT_CONFIG, encoding="utf-8")
-        created.append(settings.config_path)
-    vault = Vault(settings.vault_root)
-    templates = vault.ensure_folder(settings.templates)
-    for name in TEMPLATE_NAMES:
-        target = templates / name
-        if not target.exists():
-            shutil.copyfile(builtin_templates_dir() / name, target)
-            created.append(target)
+    with VaultLock(settings.state_dir, "tobs-sync init"):
+        if not settings.config_path.exists():
+            settings.config_path.write_text(DEFAULT_CONFIG, encoding="utf-8")
+            created.append(settings.config_path)
+        vault = Vault(settings.vault_root)
+        templates = vault.ensure_folder(settings.templates)
+        for name in TEMPLATE_NAMES:
+            target = templates / name
+            if not target.exists():
+                shutil.copyfile(builtin_templates_dir() / name, target)
+                created.append(target)
     return created
+
+
+def require_state(settings: Settings) -> None:
+    """Refuse, without creating anything, a folder where tobs-sync has not stored anything yet."""
+    if not settings.database_path.is_file():
+        root = settings.vault_root
+        raise TobsError(
+            f"{root} is not a tobs-sync vault yet (no {settings.database_path.relative_to(root).as_posix()}); "
+            f"run 'tobs-sync import EXPORT --vault {root}' or 'tobs-sync sync --vault {root}' first"
+        )
 
 
 def ensure_vault_folder(vault_root: Path) -> None:

@@ -2,6 +2,8 @@
 
 Commands: ``init``, ``import``, ``sync``, ``login``, ``render``, ``status``. Errors a user can cause are printed as
 one line (``error: ...``) with exit status 1, never as a traceback; ``-v`` shows debug logs.
+Every command but ``status`` writes and holds the vault lock while it runs: a second one on the same
+vault is refused with an error naming the first. ``status`` only reads and works while a writer runs.
 Output goes through rich, which degrades to plain text when not on a terminal.
 Limits: ``sync`` runs one pass; the long-running agent is a separate command (to come).
 """
@@ -24,9 +26,18 @@ from rich.table import Table
 from rich.text import Text
 
 from tobs_sync import __version__
-from tobs_sync.app import App, ensure_vault_folder, import_export, init_vault, open_client, sync_telegram
+from tobs_sync.app import (
+    App,
+    ensure_vault_folder,
+    import_export,
+    init_vault,
+    open_client,
+    require_state,
+    sync_telegram,
+)
 from tobs_sync.config import load_settings
 from tobs_sync.errors import TobsError
+from tobs_sync.lock import VaultLock
 from tobs_sync.media import MediaCounts
 from tobs_sync.session import LoginPrompts, check_private, session_dir
 from tobs_sync.sources.telegram import log_in
@@ -115,18 +126,20 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         ensure_vault_folder(args.vault)
         prompts = LoginPrompts.from_environment(ask=input, ask_secret=getpass.getpass)
         settings = load_settings(args.vault)
-        client = open_client(settings, repair_permissions=args.repair_permissions)
-        who = asyncio.run(log_in(client, prompts, timeout_s=settings.telegram.request_timeout_s))
-        check_private(session_dir(settings))
+        with VaultLock(settings.state_dir, "tobs-sync login"):  # a running sync uses the same session
+            client = open_client(settings, repair_permissions=args.repair_permissions)
+            who = asyncio.run(log_in(client, prompts, timeout_s=settings.telegram.request_timeout_s))
+            check_private(session_dir(settings))
         console.print(f"logged in as {who}; the session is stored outside the vault, readable only by you")
         return 0
     if args.command == "render":
-        with App.open(_existing_vault(args.vault)) as app:
+        require_state(load_settings(args.vault))
+        with App.open(args.vault, command="tobs-sync render") as app:
             report = app.synchronizer.render_all()
             _print_report(console, report, app.media.counts)
         return 0
     if args.command == "status":
-        with App.open(_existing_vault(args.vault)) as app:
+        with App.open(args.vault, read_only=True) as app:
             status = collect_status(app)
         if args.json:
             console.print_json(json.dumps(status))
@@ -134,12 +147,6 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             _print_status(console, status)
         return 0
     raise AssertionError(args.command)  # pragma: no cover
-
-
-def _existing_vault(path: Path) -> Path:
-    if not (path / ".tobs" / "state.db").is_file():
-        raise TobsError(f"{path} has no tobs-sync state yet; run 'tobs-sync import EXPORT --vault {path}' first")
-    return path
 
 
 def _print_report(console: Console, report: SyncReport, counts: MediaCounts) -> None:

@@ -1,7 +1,8 @@
 """Telegram login secrets: API credentials, where the session file lives, and its permissions.
 
 The session file is a full login credential (its auth key needs no password to use), so it is
-kept outside the vault (vaults get synced to phones and clouds), in a folder created 0700 and a
+kept outside the vault (vaults get synced to phones and clouds; both locations are compared with
+every symlink resolved, so a link into the vault is refused), in a folder created 0700 and a
 file kept 0600. Before every start :func:`check_private` verifies both: anything readable by
 group or others is refused with a message saying how to fix it, or repaired with a warning when
 the user asked for that (``--repair-permissions``). Telethon creates its files with the process
@@ -96,12 +97,23 @@ def session_dir(settings: Settings) -> Path:
         Path(platformdirs.user_config_dir("tobs-sync")) / "sessions"
     )
     folder = folder.absolute()
-    if folder == settings.vault_root or folder.is_relative_to(settings.vault_root):
+    real_folder, real_vault = _real(folder), _real(settings.vault_root)
+    if real_folder == real_vault or real_folder.is_relative_to(real_vault):
+        through = "" if real_folder == _lexical(folder) else f" (through a symlink: it is {real_folder})"
         raise ConfigError(
-            f"telegram.session_dir: {folder} is inside the vault; the session is a login credential "
+            f"telegram.session_dir: {folder} is inside the vault{through}; the session is a login credential "
             "and must live outside anything that gets synced"
         )
     return folder
+
+
+def _real(path: Path) -> Path:
+    """``path`` with every symlink resolved (as far as it exists), in the file system's case rules."""
+    return Path(os.path.normcase(os.path.realpath(path)))
+
+
+def _lexical(path: Path) -> Path:
+    return Path(os.path.normcase(os.path.normpath(path)))
 
 
 def session_path(settings: Settings) -> Path:
@@ -134,6 +146,7 @@ def check_private(folder: Path, *, repair: bool = False) -> list[str]:
     """
     if os.name != "posix" or not folder.exists():
         return []
+    folder = Path(os.path.realpath(folder))  # a symlink's own mode is always 777: check where it points
     repaired: list[str] = []
     for path, private_mode in [(folder, 0o700), *((p, 0o600) for p in sorted(folder.iterdir()) if p.is_file())]:
         mode = stat.S_IMODE(path.lstat().st_mode)

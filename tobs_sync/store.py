@@ -169,7 +169,10 @@ class Store:
         self.path = path
 
     @classmethod
-    def open(cls, path: Path) -> Store:
+    def open(cls, path: Path, *, read_only: bool = False) -> Store:
+        """The database at ``path``, created and migrated as needed; ``read_only``: see :meth:`open_read_only`."""
+        if read_only:
+            return cls.open_read_only(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(path, isolation_level=None)
         store = cls(db, path)
@@ -185,6 +188,45 @@ class Store:
         except BaseException:
             db.close()
             raise
+        return store
+
+    @classmethod
+    def open_read_only(cls, path: Path) -> Store:
+        """An existing database for reading only: nothing is created, migrated or written.
+
+        While the WAL files exist (a writer is running, or one crashed) the database is read
+        through them, seeing every committed transaction, with the shared-memory index opened
+        read-only (``readonly_shm``), so not even SQLite's read marks are written. Otherwise the
+        database is fully checkpointed and is opened ``immutable``, so SQLite creates no ``-wal``
+        and ``-shm`` files. Limit: a writer that starts and checkpoints (more than ~4 MB of writes,
+        or a whole short command) during such an immutable read can make it fail or see a mix of states.
+        """
+        if not path.is_file():
+            raise StoreError(f"{path}: no such database")
+        wal, shm = (path.with_name(path.name + suffix) for suffix in ("-wal", "-shm"))
+        live = wal.is_file() and shm.is_file()
+        uri = path.absolute().as_uri() + ("?mode=ro&readonly_shm=1" if live else "?mode=ro&immutable=1")
+        store = None
+        try:
+            db = sqlite3.connect(uri, uri=True, isolation_level=None)
+            store = cls(db, path)
+            db.execute("PRAGMA query_only=ON")
+            store._check_version()
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            if store is not None:
+                store.close()
+            raise StoreError(f"{path}: not a usable tobs-sync database: {exc}") from exc
+        except BaseException:
+            if store is not None:
+                store.close()
+            raise
+        if version < SCHEMA_VERSION:
+            store.close()
+            raise StoreError(
+                f"{path}: written by an older tobs-sync (schema {version}, this one uses {SCHEMA_VERSION}); "
+                "run a writing command (sync, import or render) once to upgrade it"
+            )
         return store
 
     def _check_version(self) -> None:
