@@ -15,9 +15,11 @@ one is open gets a private parse of its own.
 Limits: parsing runs on the event loop between batches (one batch of work at a time); the
 checking pass runs in a worker thread. The file must not change while the source is open (a
 changed size or mtime is refused when the file is reopened). Chat ids in exports made before
-April 2021 are old internal ``PeerId`` values; they are decoded when the file's sender ids are
-bare integers (or, with no sender ids at all, when it has no ``date_unixtime`` and the id carries
-the tag matching the chat type). Memory stays bounded by one batch plus the chat headers.
+April 2021 are the old exporter's ``PeerId`` values (see :mod:`~tobs_sync.sources.tdesktop_convert`);
+they are decoded when the file's sender ids are bare integers, or, with no sender ids at all,
+when it has no ``date_unixtime`` and a group or channel id carries the old group-or-channel tag
+(a user chat's id is then read as it is: today's user ids look tagged). Memory stays bounded by
+one batch plus the chat headers.
 """
 
 from __future__ import annotations
