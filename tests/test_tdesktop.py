@@ -30,8 +30,8 @@ from tobs_sync.errors import ExportFormatError, MediaUnavailable, SourceError
 from tobs_sync.model import Chat, ChatKind, Entity, MediaRef, Message, MessageKind
 from tobs_sync.sources.base import Source
 from tobs_sync.sources.jsonstream import EscapeFixingReader, build_object, json_errors, parse_events
-from tobs_sync.sources.tdesktop import DesktopExport
-from tobs_sync.store import Store
+from tobs_sync.sources.tdesktop import OUT_OF_ORDER, DesktopExport
+from tobs_sync.store import BELOW_CURSOR, NO_CURSOR, Store
 
 EXTERNAL = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "external"
 CHANNEL_2021 = "tdesktop-la-ninpre-tg2md-private-channel-2021.json"
@@ -1017,6 +1017,23 @@ def test_batches_respect_after_and_batch_size(tmp_path: Path) -> None:
     assert [[m.id for m in batch] for batch in read_batches(source, chat, after=20)] == [[21, 34, 55]]
     assert read_batches(source, chat, after=55) == []
     assert [len(b) for b in read_batches(source, chat, after=0)] == [3, 3, 3]
+
+
+def test_ids_below_zero_are_read_and_what_a_read_leaves_out_is_reported(tmp_path: Path) -> None:
+    ids = [-999999995, -999999993, -999999992, 0, 1, 2, 1, 4, 4, 6]
+    path = write_json(tmp_path / "export", chat_export([message(i) for i in ids]))
+    source = DesktopExport(path, local_timezone=UTC, batch_size=2)
+    asyncio.run(source.__aenter__())
+    chat = Chat(42, "Chat")
+    assert list(source.skipped_messages(chat)) == []
+    everything = [m.id for batch in read_batches(source, chat, after=NO_CURSOR) for m in batch]
+    assert everything == [-999999995, -999999993, -999999992, 0, 1, 2, 4, 6]
+    assert list(source.skipped_messages(chat)) == [(1, OUT_OF_ORDER), (4, OUT_OF_ORDER)]
+    assert [m.id for batch in read_batches(source, chat, after=2) for m in batch] == [4, 6]
+    assert list(source.skipped_messages(chat)) == [
+        (1, OUT_OF_ORDER), (4, OUT_OF_ORDER),
+        *[(i, BELOW_CURSOR) for i in (-999999995, -999999993, -999999992, 0, 1, 2)],
+    ]
 
 
 def test_chats_read_in_order_cost_one_pass_in_total(tmp_path: Path) -> None:
