@@ -64,7 +64,7 @@ def test_status_lists_chats_and_prints_titles_literally(vault: Path, tmp_path: P
     status = json.loads(capsys.readouterr().out)
     assert status["chats"] == [{
         "id": 9, "title": "[bold red]x[/] chat", "kind": "user", "folder": "bold red-x - chat", "cursor": 1,
-        "messages": 1, "chat_note": "Telegram/bold red-x - chat/bold red-x - chat.md",
+        "messages": 1, "skipped": {}, "chat_note": "Telegram/bold red-x - chat/bold red-x - chat.md",
     }]
     assert status["notes"] == 2
 

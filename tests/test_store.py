@@ -9,7 +9,7 @@ import pytest
 
 from tobs_sync.errors import StoreError
 from tobs_sync.model import Chat, Message
-from tobs_sync.store import CHAT_NOTE, MESSAGE_NOTE, SCHEMA_VERSION, NoteRow, Store
+from tobs_sync.store import CHAT_NOTE, MESSAGE_NOTE, NO_CURSOR, SCHEMA_VERSION, NoteRow, Store
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_failed_transaction_moves_nothing(store: Store) -> None:
     with pytest.raises(RuntimeError), store.transaction():
         store.commit_notes([NoteRow("C/a.md", MESSAGE_NOTE, 7, 10, (10,), "h")], cursor=(7, 10))
         raise RuntimeError("crash")
-    assert store.chat_state(7).cursor == 0
+    assert store.chat_state(7).cursor == NO_CURSOR
     assert store.note_at("C/a.md") is None
 
 
@@ -136,4 +136,4 @@ def test_an_older_database_is_migrated_forward_keeping_its_data(tmp_path: Path) 
         store.set_media_properties("h", {"width": 2}, size=None)
         assert store.media_properties("h") == {"width": 2}
         store.remember_peer(Chat(1, "A"), b"p")
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4

@@ -22,12 +22,16 @@ from typing import Any, BinaryIO
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from telethon import types
+from telethon.utils import get_peer_id
 
+from tobs_sync.app import import_export
 from tobs_sync.errors import ExportFormatError, MediaUnavailable, SourceError
 from tobs_sync.model import Chat, ChatKind, Entity, MediaRef, Message, MessageKind
 from tobs_sync.sources.base import Source
 from tobs_sync.sources.jsonstream import EscapeFixingReader, build_object, json_errors, parse_events
-from tobs_sync.sources.tdesktop import DesktopExport
+from tobs_sync.sources.tdesktop import OUT_OF_ORDER, DesktopExport
+from tobs_sync.store import BELOW_CURSOR, NO_CURSOR, Store
 
 EXTERNAL = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "external"
 CHANNEL_2021 = "tdesktop-la-ninpre-tg2md-private-channel-2021.json"
@@ -528,7 +532,6 @@ def test_a_root_that_is_neither_shape_is_refused(tmp_path: Path, document: Any) 
             {"id": 3, "type": "message", "text": "no date"},
             'message 2 (id 3): no usable "date" or "date_unixtime"',
         ),
-        ({"id": 1, "type": "message", "date_unixtime": "1"}, "message 2 (id 1): ids must increase"),
         ([1], "message 2: not a JSON object"),
     ],
 )
@@ -611,17 +614,90 @@ def test_full_export_chats_and_left_chats(tmp_path: Path) -> None:
     assert [m.id for m in messages[-1000000000082]] == [6]
 
 
-def test_old_export_chat_ids_are_decoded_from_internal_peer_ids(tmp_path: Path) -> None:
+# Telegram Desktop before v2.7.2 wrote peer ids as its exporter's PeerId: ``kUserPeerIdShift =
+# 1 << 32`` or-ed into user ids and ``kChatPeerIdShift = 2 << 32`` into basic group *and* channel
+# ids (export/data/export_data_types.cpp: UserPeerId, ChatPeerId, ParsePeerId, until commit
+# 4625e7613b "Use data_peer_id in export"). A chat's "id" was that PeerId; "from_id"/"actor_id" were
+# the bare user id up to v2.3 and the PeerId from v2.4.0 (commit 55edb3bdfe).
+USER_SHIFT = 1 << 32
+CHAT_SHIFT = 2 << 32
+
+
+@pytest.mark.parametrize(
+    ("chat_type", "raw_id", "peer", "kind"),
+    [
+        ("personal_chat", USER_SHIFT | 33, types.PeerUser(33), ChatKind.USER),
+        ("private_group", CHAT_SHIFT | 44, types.PeerChat(44), ChatKind.GROUP),
+        ("public_supergroup", CHAT_SHIFT | 55, types.PeerChannel(55), ChatKind.SUPERGROUP),
+        ("private_channel", CHAT_SHIFT | 66, types.PeerChannel(66), ChatKind.CHANNEL),
+    ],
+)
+def test_old_integer_chat_ids_decode_as_the_exporter_encoded_them(
+    tmp_path: Path, chat_type: str, raw_id: int, peer: Any, kind: ChatKind
+) -> None:
+    document = chat_export([message(1, from_id=USER_SHIFT | 7)], type=chat_type, id=raw_id)
+    chat, by_id = only_chat(write_json(tmp_path / "export", document))
+    # the id a live sync of the same chat gives it (Telethon's marked peer id)
+    assert chat.id == get_peer_id(peer)
+    assert chat.kind == kind
+    assert by_id[1].sender_id == 7
+
+
+def test_old_integer_sender_ids_decode_by_export_version(tmp_path: Path) -> None:
+    group = CHAT_SHIFT | 44
     old = [
-        message(1, from_id=(1 << 32) | 33),
-        message(2, from_id=5, reply_to_message_id=9, reply_to_peer_id=(2 << 32) | 44),
-        message(3, type="service", actor_id=(2 << 32) | 44, action="pin_message", message_id=2),
+        message(1, from_id=5),  # before v2.4.0: the bare user id
+        message(2, from_id=USER_SHIFT | 5),  # v2.4.0 to v2.7.1: the user's PeerId
+        message(3, type="service", actor_id=USER_SHIFT | 6, action="pin_message", message_id=2),
+        message(4, from_id=(3 << 32) | 5),  # no exporter wrote this tag: kept verbatim, no sender
     ]
-    document = {"chats": {"list": [chat_export(old, type="private_group", id=(1 << 32) | 33)]}}
+    chats, messages = read_export(write_json(tmp_path / "export", chat_export(old, type="private_group", id=group)))
+    assert chats[0].id == -44
+    assert [m.sender_id for m in messages[-44]] == [5, 5, 6, None]
+    assert messages[-44][3].extra["from_id"] == (3 << 32) | 5
+
+
+def test_old_channel_and_supergroup_senders_are_the_chat_or_another_channel(tmp_path: Path) -> None:
+    supergroup = CHAT_SHIFT | 55
+    old = [
+        message(1, from_id=supergroup),  # an anonymous admin posts as the group itself
+        message(2, from_id=USER_SHIFT | 5, reply_to_message_id=9, reply_to_peer_id=CHAT_SHIFT | 77),
+    ]
+    document = {"chats": {"list": [chat_export(old, type="private_supergroup", id=supergroup)]}}
     chats, messages = read_export(write_json(tmp_path / "export", document))
-    assert chats[0].id == -33
-    assert [m.sender_id for m in messages[-33]] == [-33, 5, -1000000000044]
-    assert messages[-33][1].reply is not None and messages[-33][1].reply.chat_id == -1000000000044
+    chat_id = get_peer_id(types.PeerChannel(55))
+    assert chats[0].id == chat_id
+    assert [m.sender_id for m in messages[chat_id]] == [chat_id, 5]
+    reply = messages[chat_id][1].reply
+    assert reply is not None and reply.chat_id == get_peer_id(types.PeerChannel(77))
+
+
+def test_old_chat_of_unknown_type_is_decoded_from_its_tag(tmp_path: Path) -> None:
+    listed = [
+        chat_export([message(1, from_id=5)], name="Someone", type=None, id=USER_SHIFT | 12),
+        chat_export([message(1, from_id=5)], name="Something", type=None, id=CHAT_SHIFT | 13),
+    ]
+    chats, _ = read_export(write_json(tmp_path / "export", {"chats": {"list": listed}}))
+    assert [(chat.id, chat.kind) for chat in chats] == [(12, ChatKind.USER), (-1000000000013, ChatKind.UNKNOWN)]
+
+
+def test_old_group_without_sender_ids_is_recognised_by_its_tag(tmp_path: Path) -> None:
+    """No from_id and no date_unixtime: the tag that matches a group type marks the id as old."""
+    old = {"id": 1, "type": "service", "date": "2019-01-01T10:00:00", "action": "clear_history", "text": ""}
+    document = chat_export([old], type="private_group", id=CHAT_SHIFT | 44)
+    chat, _ = only_chat(write_json(tmp_path / "export", document))
+    assert chat.id == -44
+
+
+def test_la_ninpre_old_and_new_exports_import_into_one_chat(vault: Path) -> None:
+    first = asyncio.run(import_export(vault, external(CHANNEL_2020)))[0]
+    second = asyncio.run(import_export(vault, external(CHANNEL_2021)))[0]
+    assert (first.chats, first.messages) == (1, 13)
+    assert (second.chats, second.messages) == (1, 19 - 13)
+    with Store.open(vault / ".tobs" / "state.db") as store:
+        (state,) = store.chat_states()
+        assert state.chat.id == get_peer_id(types.PeerChannel(1292077344))
+        assert state.cursor == 26
 
 
 def test_new_export_large_ids_are_not_mistaken_for_old_ones(tmp_path: Path) -> None:
@@ -941,6 +1017,23 @@ def test_batches_respect_after_and_batch_size(tmp_path: Path) -> None:
     assert [[m.id for m in batch] for batch in read_batches(source, chat, after=20)] == [[21, 34, 55]]
     assert read_batches(source, chat, after=55) == []
     assert [len(b) for b in read_batches(source, chat, after=0)] == [3, 3, 3]
+
+
+def test_ids_below_zero_are_read_and_what_a_read_leaves_out_is_reported(tmp_path: Path) -> None:
+    ids = [-999999995, -999999993, -999999992, 0, 1, 2, 1, 4, 4, 6]
+    path = write_json(tmp_path / "export", chat_export([message(i) for i in ids]))
+    source = DesktopExport(path, local_timezone=UTC, batch_size=2)
+    asyncio.run(source.__aenter__())
+    chat = Chat(42, "Chat")
+    assert list(source.skipped_messages(chat)) == []
+    everything = [m.id for batch in read_batches(source, chat, after=NO_CURSOR) for m in batch]
+    assert everything == [-999999995, -999999993, -999999992, 0, 1, 2, 4, 6]
+    assert list(source.skipped_messages(chat)) == [(1, OUT_OF_ORDER), (4, OUT_OF_ORDER)]
+    assert [m.id for batch in read_batches(source, chat, after=2) for m in batch] == [4, 6]
+    assert list(source.skipped_messages(chat)) == [
+        (1, OUT_OF_ORDER), (4, OUT_OF_ORDER),
+        *[(i, BELOW_CURSOR) for i in (-999999995, -999999993, -999999992, 0, 1, 2)],
+    ]
 
 
 def test_chats_read_in_order_cost_one_pass_in_total(tmp_path: Path) -> None:

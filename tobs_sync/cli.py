@@ -41,6 +41,7 @@ from tobs_sync.lock import VaultLock
 from tobs_sync.media import MediaCounts
 from tobs_sync.session import LoginPrompts, check_private, session_dir
 from tobs_sync.sources.telegram import log_in
+from tobs_sync.store import NO_CURSOR
 from tobs_sync.sync import SyncReport
 
 
@@ -157,6 +158,8 @@ def _print_report(console: Console, report: SyncReport, counts: MediaCounts) -> 
     )
     for reason, count in sorted(counts.reasons.items()):
         console.print(f"  {count} media not stored: {reason}")
+    for what, count in sorted(report.skipped.items()):
+        console.print(Text(f"{count} {'message' if count == 1 else 'messages'} skipped: {what}", "yellow"))
     for line in report.deferred:
         console.print(Text(f"deferred to the next pass: {line}", "yellow"))
     for line in report.failed:
@@ -174,6 +177,7 @@ def _print_report(console: Console, report: SyncReport, counts: MediaCounts) -> 
 def collect_status(app: App) -> dict[str, Any]:
     store = app.store
     chats = []
+    skipped = store.skipped_counts()
     for state in store.chat_states():
         count, _first, _last = store.message_stats(state.chat.id)
         chat_note = store.chat_note(state.chat.id)
@@ -182,8 +186,9 @@ def collect_status(app: App) -> dict[str, Any]:
             "title": state.chat.title,
             "kind": str(state.chat.kind),
             "folder": state.folder,
-            "cursor": state.cursor,
+            "cursor": None if state.cursor == NO_CURSOR else state.cursor,
             "messages": count,
+            "skipped": skipped.get(state.chat.id, {}),
             "chat_note": chat_note.path if chat_note else None,
         })
     media_files, media_bytes = store.media_count()
@@ -203,11 +208,16 @@ def collect_status(app: App) -> dict[str, Any]:
 
 def _print_status(console: Console, status: dict[str, Any]) -> None:
     table = Table(title=Text(f"tobs-sync: {status['vault']}"))
-    for column in ("chat", "id", "kind", "messages", "cursor"):
-        table.add_column(column, justify="right" if column in ("id", "messages", "cursor") else "left")
+    for column in ("chat", "id", "kind", "messages", "cursor", "skipped"):
+        table.add_column(column, justify="left" if column in ("chat", "kind") else "right")
     for chat in status["chats"]:
-        table.add_row(Text(chat["title"]), str(chat["id"]), chat["kind"], str(chat["messages"]), str(chat["cursor"]))
+        cursor = "-" if chat["cursor"] is None else str(chat["cursor"])
+        skipped = sum(chat["skipped"].values())
+        table.add_row(Text(chat["title"]), str(chat["id"]), chat["kind"], str(chat["messages"]), cursor, str(skipped))
     console.print(table)
+    for chat in status["chats"]:
+        for reason, count in chat["skipped"].items():
+            console.print(Text(f"{count} skipped in {chat['title']!r}: {reason}", "yellow"))
     media = status["media"]
     console.print(
         f"{status['messages']} messages, {status['notes']} notes, "

@@ -1,10 +1,12 @@
 """The state database: ``.tobs/state.db`` (SQLite in WAL mode) inside the vault.
 
-It holds, per chat, the cursor (highest message id whose notes are durable) and a stable
-folder name; the message cache (msgpack records, so every note can be re-rendered without the
-source); the notes index (vault path -> sha256 of the bytes last written, and which messages a
-note holds); the media index (content hash -> vault path, Telegram file identity -> content
-hash, and what became of each message's media).
+It holds, per chat, the cursor (highest message id whose notes are durable; :data:`NO_CURSOR`
+until the first message is, since a migrated group's old history has ids below zero) and a
+stable folder name; the messages a pass left out, with the reason; the message cache (msgpack
+records, so every note can be re-rendered without the source); the notes index (vault path ->
+sha256 of the bytes last written, and which messages a note holds); the media index (content
+hash -> vault path, Telegram file identity -> content hash, and what became of each message's
+media).
 
 Everything after the store can be replayed from it. Cursors move only in
 :meth:`Store.commit_notes`, in the same transaction as the notes index rows. The schema has a
@@ -15,9 +17,10 @@ by :func:`tobs_sync.vault.path_key` (NFC, case-folded) because Obsidian resolves
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +35,12 @@ from tobs_sync.vault import path_key
 
 CHAT_NOTE = "chat"
 MESSAGE_NOTE = "message"
+NO_CURSOR = -(2**63)
+"""The cursor of a chat with nothing imported yet: below every message id (the lowest SQLite
+integer, so the ``cursor`` column keeps its type and ``MAX`` still moves it forward)."""
+BELOW_CURSOR = "at or below the chat's cursor but never imported (an earlier import left it out)"
+"""The skip reason the store checks: recorded only for messages it does not hold."""
+_SKIP_CHECK_CHUNK = 500
 
 
 def _run_script(db: sqlite3.Connection, script: str) -> None:
@@ -122,7 +131,27 @@ def _schema_v3(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (_schema_v1, _schema_v2, _schema_v3)
+def _schema_v5(db: sqlite3.Connection) -> None:
+    """Messages a pass left out, with why; chats with no message yet get :data:`NO_CURSOR`."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE skipped_messages (
+            chat_id     INTEGER NOT NULL,
+            message_id  INTEGER NOT NULL,
+            reason      TEXT NOT NULL,
+            PRIMARY KEY (chat_id, message_id)
+        ) WITHOUT ROWID
+        """,
+    )
+    db.execute(
+        "UPDATE chats SET cursor=? WHERE cursor=0"
+        " AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.chat_id=chats.chat_id)",
+        (NO_CURSOR,),
+    )
+
+
+MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (_schema_v1, _schema_v2, _schema_v3, _schema_v5)
 """``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -133,6 +162,7 @@ class ChatState:
     chat: Chat
     folder: str
     cursor: int
+    """Highest message id whose notes are durable; :data:`NO_CURSOR` before the first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,10 +308,10 @@ class Store:
                 return ChatState(chat, row[0], row[1])
             folder = self._free_folder(folder_for(chat), chat.id)
             db.execute(
-                "INSERT INTO chats (chat_id, record, folder, folder_key) VALUES (?, ?, ?, ?)",
-                (chat.id, encode_chat(chat), folder, path_key(folder)),
+                "INSERT INTO chats (chat_id, record, folder, folder_key, cursor) VALUES (?, ?, ?, ?, ?)",
+                (chat.id, encode_chat(chat), folder, path_key(folder), NO_CURSOR),
             )
-            return ChatState(chat, folder, 0)
+            return ChatState(chat, folder, NO_CURSOR)
 
     def _free_folder(self, wanted: str, chat_id: int) -> str:
         candidates = [wanted, f"{wanted} ({abs(chat_id)})"]
@@ -341,7 +371,7 @@ class Store:
 
     def messages(self, chat_id: int, *, up_to: int | None = None, batch: int = 500) -> Iterator[Message]:
         """Cached messages of a chat in id order (streamed, not loaded at once)."""
-        last = -1
+        last = NO_CURSOR
         limit = up_to if up_to is not None else 2**63 - 1
         while True:
             rows = self._db.execute(
@@ -372,6 +402,60 @@ class Store:
 
     def message_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
+    # -- skipped messages ------------------------------------------------------------------
+
+    def record_skipped(self, chat_id: int, skipped: Iterable[tuple[int, str]]) -> dict[str, int]:
+        """Record ``(message_id, reason)`` pairs a pass left out; how many, by reason.
+
+        Pairs with reason :data:`BELOW_CURSOR` are checked against the message cache in chunks
+        (memory stays bounded): those whose message the store holds (imported before) are
+        dropped. A message keeps its latest reason.
+        """
+        counts: dict[str, int] = {}
+        below: list[int] = []
+        with self.transaction() as db:
+            for message_id, reason in skipped:
+                if reason == BELOW_CURSOR:
+                    below.append(message_id)
+                    if len(below) >= _SKIP_CHECK_CHUNK:
+                        self._record_unheld(db, chat_id, below, counts)
+                        below = []
+                    continue
+                db.execute(
+                    "INSERT OR REPLACE INTO skipped_messages (chat_id, message_id, reason) VALUES (?, ?, ?)",
+                    (chat_id, message_id, reason),
+                )
+                counts[reason] = counts.get(reason, 0) + 1
+            if below:
+                self._record_unheld(db, chat_id, below, counts)
+        return counts
+
+    @staticmethod
+    def _record_unheld(db: sqlite3.Connection, chat_id: int, ids: list[int], counts: dict[str, int]) -> None:
+        held = {
+            row[0]
+            for row in db.execute(
+                "SELECT message_id FROM messages WHERE chat_id=? AND message_id IN (SELECT value FROM json_each(?))",
+                (chat_id, json.dumps(ids)),
+            )
+        }
+        unheld = [(chat_id, message_id, BELOW_CURSOR) for message_id in ids if message_id not in held]
+        db.executemany(
+            "INSERT OR REPLACE INTO skipped_messages (chat_id, message_id, reason) VALUES (?, ?, ?)", unheld
+        )
+        if unheld:
+            counts[BELOW_CURSOR] = counts.get(BELOW_CURSOR, 0) + len(unheld)
+
+    def skipped_counts(self) -> dict[int, dict[str, int]]:
+        """Messages left out so far: chat id -> reason -> how many."""
+        result: dict[int, dict[str, int]] = {}
+        rows = self._db.execute(
+            "SELECT chat_id, reason, COUNT(*) FROM skipped_messages GROUP BY chat_id, reason ORDER BY chat_id, reason"
+        )
+        for chat_id, reason, count in rows:
+            result.setdefault(chat_id, {})[reason] = count
+        return result
 
     # -- notes index -----------------------------------------------------------------------
 

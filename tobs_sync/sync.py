@@ -27,7 +27,7 @@ from tobs_sync.errors import ChatDeferred, ExportFormatError, SourceError
 from tobs_sync.media import MediaWriter
 from tobs_sync.model import Chat, Message
 from tobs_sync.render import CHAT_TEMPLATE, MESSAGE_TEMPLATE, Renderer, wikilink
-from tobs_sync.sources.base import Source
+from tobs_sync.sources.base import ReportsSkips, Source
 from tobs_sync.store import CHAT_NOTE, MESSAGE_NOTE, ChatState, NoteRow, Store
 from tobs_sync.vault import NoteWrite, Vault, WriteOutcome, path_key, sanitize_component, sha256_hex
 from tobs_sync.views import StoredMedia, chat_view, local_datetime, message_view
@@ -50,6 +50,13 @@ class SyncReport:
     """Chats left for the next pass (long flood waits, stalled connections), with the reason."""
     failed: list[str] = field(default_factory=list)
     """Chats that could not be read at all (no access), with the reason."""
+    skipped: dict[str, int] = field(default_factory=dict)
+    """Messages the source read but left out, counted by ``"chat 'Title': reason"``."""
+
+    def add_skipped(self, chat: Chat, counts: dict[str, int]) -> None:
+        for reason, count in counts.items():
+            key = f"chat {chat.title!r}: {reason}"
+            self.skipped[key] = self.skipped.get(key, 0) + count
 
     def count(self, outcome: NoteWrite, path: str) -> None:
         if outcome.outcome == WriteOutcome.WRITTEN:
@@ -116,6 +123,8 @@ class Synchronizer:
         await self._retry_failed_media(source, state, report)
         async for batch in source.batches(chat, state.cursor):
             await self._sync_batch(source, state, batch, report)
+        if isinstance(source, ReportsSkips):
+            report.add_skipped(chat, self._store.record_skipped(chat.id, source.skipped_messages(chat)))
         self._write_chat_note(state, report)
 
     def _chat_folder(self, chat: Chat) -> str:

@@ -4,7 +4,10 @@ Vocabulary:
 
 * **chat**: a :class:`~tobs_sync.model.Chat`, identified by its marked peer id.
 * **cursor**: the highest message id of a chat whose notes are durably in the vault. It only
-  ever moves forward, and only :mod:`tobs_sync.sync` moves it.
+  ever moves forward, and only :mod:`tobs_sync.sync` moves it. Before a chat's first message it
+  is below every id (:data:`tobs_sync.store.NO_CURSOR`): ids can be zero or negative (Telegram
+  Desktop exports a migrated group's old history shifted by -1 000 000 000).
+* **skipped message**: one a source read but left out of its batches (:class:`SkippedMessage`).
 * **batch**: a non-empty list of messages of one chat, in ascending id order.
 
 Contract (checked by the shared contract tests in ``tests/test_source_contract.py``):
@@ -25,13 +28,15 @@ Contract (checked by the shared contract tests in ``tests/test_source_contract.p
    had, and never reads outside what the source owns (an export folder, the user's account).
 6. Failures are :class:`~tobs_sync.errors.SourceError` subclasses whose message names what
    failed (file and position, chat and request).
+7. A source that can leave messages out (a Desktop export: repeated or out-of-order ids, ids at
+   or below the cursor) is a :class:`ReportsSkips` and says which, after each read of a chat.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import NamedTuple, Protocol, Self, runtime_checkable
 
 from tobs_sync.model import Chat, MediaRef, Message
 
@@ -59,3 +64,21 @@ class Source(Protocol):
     def batches(self, chat: Chat, after: int) -> AsyncIterator[Sequence[Message]]: ...
 
     def media_chunks(self, media: MediaRef, offset: int = 0) -> AsyncIterator[bytes]: ...
+
+
+class SkippedMessage(NamedTuple):
+    """A message a source read but did not yield, and why (a short phrase for reports)."""
+
+    message_id: int
+    reason: str
+
+
+@runtime_checkable
+class ReportsSkips(Protocol):
+    """A source that tells which messages of a chat its last ``batches`` read left out."""
+
+    def skipped_messages(self, chat: Chat) -> Iterable[SkippedMessage]:
+        """What the last read of ``chat`` left out, once it has ended. Messages at or below the
+        cursor come with :data:`tobs_sync.store.BELOW_CURSOR`: the store keeps only those it does
+        not hold."""
+        ...

@@ -4,26 +4,32 @@ account export) as a stream and yields model messages.
 How it reads: the file is never parsed into one tree. ``__aenter__`` makes one streaming pass
 (ijson events over :class:`~tobs_sync.sources.jsonstream.EscapeFixingReader`) that checks JSON
 syntax, the shape (a single chat with ``messages``, or ``chats.list``/``left_chats.list``), that
-every message is an object with an integer ``id`` (strictly increasing within its chat), a
-``type`` and a usable date, and collects the chat headers. ``batches`` then streams the file
-again, building one message at a time (:func:`~tobs_sync.sources.jsonstream.build_object`, a
-lean ``ObjectBuilder``). One parse position is kept between calls, so reading chats in the order
-``chats()`` yields them costs a single further pass; asking for a chat before the current
-position reopens the file from the start. A second ``batches`` generator running while another
-one is open gets a private parse of its own.
+every message is an object with an integer ``id``, a ``type`` and a usable date, and collects
+the chat headers. ``batches`` then streams the file again, building one message at a time
+(:func:`~tobs_sync.sources.jsonstream.build_object`, a lean ``ObjectBuilder``). Ids may be zero
+or negative (a migrated group's old history). A message whose id is not above every id before it
+in its chat (repeated or out of order) is left out, and so is one at or below the cursor;
+:meth:`DesktopExport.skipped_messages` reports both. One parse position is kept between calls,
+so reading chats in the order ``chats()`` yields them costs a single further pass; asking for a
+chat before the current position reopens the file from the start. A second ``batches`` generator
+running while another one is open gets a private parse of its own.
 
 Limits: parsing runs on the event loop between batches (one batch of work at a time); the
 checking pass runs in a worker thread. The file must not change while the source is open (a
 changed size or mtime is refused when the file is reopened). Chat ids in exports made before
-April 2021 are old internal ``PeerId`` values; they are decoded when the file's sender ids are
-bare integers (or, with no sender ids at all, when it has no ``date_unixtime`` and the id carries
-the tag matching the chat type). Memory stays bounded by one batch plus the chat headers.
+April 2021 are the old exporter's ``PeerId`` values (see :mod:`~tobs_sync.sources.tdesktop_convert`);
+they are decoded when the file's sender ids are bare integers, or, with no sender ids at all,
+when it has no ``date_unixtime`` and a group or channel id carries the old group-or-channel tag
+(a user chat's id is then read as it is: today's user ids look tagged). Memory stays bounded by
+one batch plus the chat headers, plus, for a chat read again, its ids at or below the cursor
+kept as runs of consecutive numbers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+from array import array
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
@@ -33,7 +39,7 @@ from typing import Any, BinaryIO, Self
 
 from tobs_sync.errors import ExportFormatError, MediaUnavailable, SourceError
 from tobs_sync.model import Chat, MediaRef, Message, MessageKind
-from tobs_sync.sources.base import DEFAULT_BATCH_SIZE
+from tobs_sync.sources.base import DEFAULT_BATCH_SIZE, SkippedMessage
 from tobs_sync.sources.jsonstream import EscapeFixingReader, build_object, json_errors, parse_events
 from tobs_sync.sources.tdesktop_convert import (
     ChatContext,
@@ -43,11 +49,13 @@ from tobs_sync.sources.tdesktop_convert import (
     resolve_date,
     resolve_media_path,
 )
+from tobs_sync.store import BELOW_CURSOR
 
 MEDIA_CHUNK_SIZE = 1024 * 1024
 _SECTIONS = (("single", ""), ("chats", "chats.list.item"), ("left", "left_chats.list.item"))
 _MESSAGE_KEYS = ("id", "type", "date", "date_unixtime", "from_id", "actor_id")
 _VALUE_EVENTS = frozenset({"string", "number", "boolean", "null"})
+OUT_OF_ORDER = "id not above the message before it (repeated or out of order in the export)"
 
 
 def _role_table() -> Mapping[str, tuple[str, str]]:
@@ -99,7 +107,6 @@ class _MessageCheck:
 
     def __init__(self) -> None:
         self.position = 0
-        self.previous_id: int | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -119,9 +126,6 @@ class _MessageCheck:
             return f' (id {self.ident}): no "type"'
         if self.type != MessageKind.UNSUPPORTED and resolve_date(self.unixtime, self.local, timezone) is None:
             return f' (id {self.ident}): no usable "date" or "date_unixtime"'
-        if self.previous_id is not None and self.ident <= self.previous_id:
-            return f" (id {self.ident}): ids must increase, the message before has id {self.previous_id}"
-        self.previous_id = self.ident
         return None
 
 
@@ -275,6 +279,39 @@ class _Scanner:
         return raw_id
 
 
+class _IdRuns:
+    """Ascending ids stored as runs of consecutive numbers (16 bytes a run)."""
+
+    def __init__(self) -> None:
+        self._bounds = array("q")
+
+    def add(self, ident: int) -> None:
+        bounds = self._bounds
+        if bounds and bounds[-1] == ident - 1:
+            bounds[-1] = ident
+        else:
+            bounds.extend((ident, ident))
+
+    def __iter__(self) -> Iterator[int]:
+        bounds = self._bounds
+        for start in range(0, len(bounds), 2):
+            yield from range(bounds[start], bounds[start + 1] + 1)
+
+
+@dataclass(slots=True)
+class _ChatSkips:
+    """What one read of a chat left out."""
+
+    out_of_order: list[int]
+    below_cursor: _IdRuns
+
+    def messages(self) -> Iterator[SkippedMessage]:
+        for ident in self.out_of_order:
+            yield SkippedMessage(ident, OUT_OF_ORDER)
+        for ident in self.below_cursor:
+            yield SkippedMessage(ident, BELOW_CURSOR)
+
+
 class _Stream:
     """One live parse of the export file, positioned somewhere after ``chats_started`` chats began."""
 
@@ -352,6 +389,7 @@ class DesktopExport:
         self._by_id: dict[int, _Header] = {}
         self._fingerprint: tuple[int, int] | None = None
         self._stream: _Stream | None = None
+        self._skips: dict[int, _ChatSkips] = {}
 
     # -- Source protocol ---------------------------------------------------------------------
 
@@ -396,6 +434,11 @@ class DesktopExport:
             raise
         finally:
             self._release_stream(stream, shared, broken)
+
+    def skipped_messages(self, chat: Chat) -> Iterator[SkippedMessage]:
+        """What the last ``batches`` read of ``chat`` left out (see :class:`~tobs_sync.sources.base.ReportsSkips`)."""
+        skips = self._skips.get(chat.id)
+        return skips.messages() if skips is not None else iter(())
 
     async def media_chunks(self, media: MediaRef, offset: int = 0) -> AsyncIterator[bytes]:
         what = f"{self._label}: {media.locator or media.file_name or media.kind}"
@@ -489,13 +532,21 @@ class DesktopExport:
         if not stream.seek_messages(header):
             raise SourceError(f"{where}: not found when reading the export again; did the file change?")
         context = ChatContext(chat_id=chat_id, export_root=self._root, timezone=self._timezone, where=where)
+        skips = self._skips[chat_id] = _ChatSkips([], _IdRuns())
         last_date: int | None = None
+        highest: int | None = None
         for position, raw in stream.messages(header):
             ident = raw.get("id") if type(raw) is dict else None
-            if type(ident) is int and ident <= after:
-                date = resolve_date(raw.get("date_unixtime"), raw.get("date"), self._timezone)
-                last_date = date if date is not None else last_date
-                continue
+            if type(ident) is int:
+                if highest is not None and ident <= highest:
+                    skips.out_of_order.append(ident)
+                    continue
+                highest = ident
+                if ident <= after:
+                    skips.below_cursor.add(ident)
+                    date = resolve_date(raw.get("date_unixtime"), raw.get("date"), self._timezone)
+                    last_date = date if date is not None else last_date
+                    continue
             message = convert_message(raw, context, position, last_date)
             last_date = message.date
             yield message

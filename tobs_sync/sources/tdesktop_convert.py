@@ -11,10 +11,16 @@ expected shape; otherwise, and for every key the model has no slot for, the valu
 verbatim in ``Message.extra`` (or, for service messages, in ``ServiceAction.details``) so
 nothing is lost.
 
-Limits: peer ids written as bare integers (exports before April 2021) are decoded as
-Telegram Desktop's old internal ``PeerId`` (user = id, basic group = ``0x100000000 | id``,
-channel = ``0x200000000 | id``); this is right for those old files only, so callers decide
-when a chat's own ``id`` is in that encoding. Unknown entity kinds keep their kind string and
+Old integer peer ids: before v2.7.2 (April 2021) Telegram Desktop wrote peer ids as its
+exporter's own ``PeerId`` numbers: ``kUserPeerIdShift = 1 << 32`` or-ed into a user id and
+``kChatPeerIdShift = 2 << 32`` into a basic group's *or* a channel's id (``ParsePeerId`` in
+``export/data/export_data_types.cpp`` of those versions). A chat's own ``id`` had that form from
+v1.4.8 on; ``from_id``/``actor_id`` were the bare user id from v1.4.8 and the shifted form from
+v2.4.0; ``reply_to_peer_id`` (v2.4.0 on) was shifted. :func:`legacy_peer_id` decodes all three:
+no tag or tag 1 is a user, tag 2 is the chat itself when it is that basic group and a channel
+(or supergroup) otherwise, since only those post as senders. A chat's own tag-2 id needs the
+chat type to tell a basic group from a channel (:func:`make_chat`); callers decide when a
+chat's ``id`` is in the old form. Limits: unknown entity kinds keep their kind string and
 span but lose any extra attributes other than the common ones (href, user_id, language,
 document_id, collapsed).
 """
@@ -51,8 +57,10 @@ from tobs_sync.model import (
     mark_user_id,
 )
 
-LEGACY_CHAT_TAG = 1
-LEGACY_CHANNEL_TAG = 2
+LEGACY_USER_TAG = 1
+"""``kUserPeerIdShift >> 32``: the old exporter's tag of a user id."""
+LEGACY_CHAT_TAG = 2
+"""``kChatPeerIdShift >> 32``: the old exporter's tag of a basic group's or a channel's id."""
 _LEGACY_BARE_MASK = 0xFFFFFFFF
 
 OUTSIDE_EXPORT = "path outside the export folder"
@@ -95,22 +103,31 @@ _MEDIA_KINDS: Mapping[str, str] = MappingProxyType(
 # -- peers and chats ------------------------------------------------------------------------
 
 
-def legacy_peer_id(value: int) -> int:
-    """Marked id of an old (pre-2021) Telegram Desktop internal ``PeerId`` integer."""
+def legacy_peer_id(value: int, chat_id: int) -> int | None:
+    """Marked id of an old (before v2.7.2) integer peer id found in chat ``chat_id``.
+
+    ``value`` is a bare user id (``from_id`` before v2.4.0) or the exporter's shifted ``PeerId``.
+    A tag-2 id is ``chat_id`` when that is the basic group with this bare id, else a channel.
+    None for what the exporter never wrote (negative numbers, other tags).
+    """
+    if value < 0:
+        return None
     tag, bare = value >> 32, value & _LEGACY_BARE_MASK
+    if tag == 0:
+        return mark_user_id(value)
+    if tag == LEGACY_USER_TAG:
+        return mark_user_id(bare)
     if tag == LEGACY_CHAT_TAG:
-        return mark_group_id(bare)
-    if tag == LEGACY_CHANNEL_TAG:
-        return mark_channel_id(bare)
-    return mark_user_id(value)
+        return chat_id if mark_group_id(bare) == chat_id else mark_channel_id(bare)
+    return None
 
 
-def peer_id(value: Any) -> int | None:
-    """Marked id of ``"user1"``/``"chat1"``/``"channel1"`` or an old integer ``PeerId``."""
+def peer_id(value: Any, chat_id: int) -> int | None:
+    """Marked id of ``"user1"``/``"chat1"``/``"channel1"`` or an old integer id (see :func:`legacy_peer_id`)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return legacy_peer_id(value)
+        return legacy_peer_id(value, chat_id)
     if isinstance(value, str) and (match := _PEER.fullmatch(value)):
         bare = int(match.group(2))
         prefix = match.group(1)
@@ -125,27 +142,33 @@ def chat_kind(chat_type: str | None) -> ChatKind:
 
 
 def is_legacy_chat_id(chat_type: str | None, raw_id: int) -> bool:
-    """Whether ``raw_id`` carries the old type tag that matches ``chat_type``."""
+    """Whether ``raw_id`` carries the old exporter's tag of a group or channel and ``chat_type`` is one.
+
+    Only asked when nothing else in the file tells old from new. A user chat is never guessed
+    old: user ids of today run past ``1 << 32`` and would look tagged.
+    """
     kind = chat_kind(chat_type)
-    tag = raw_id >> 32
-    if kind is ChatKind.GROUP:
-        return tag == LEGACY_CHAT_TAG
-    if kind in (ChatKind.SUPERGROUP, ChatKind.CHANNEL):
-        return tag == LEGACY_CHANNEL_TAG
-    return kind is ChatKind.UNKNOWN and tag in (LEGACY_CHAT_TAG, LEGACY_CHANNEL_TAG)
+    if kind in (ChatKind.GROUP, ChatKind.SUPERGROUP, ChatKind.CHANNEL, ChatKind.UNKNOWN):
+        return raw_id >> 32 == LEGACY_CHAT_TAG
+    return False
 
 
 def make_chat(name: Any, chat_type: Any, raw_id: int, legacy: bool) -> Chat:
-    """A :class:`Chat` from a chat header; ``legacy`` when ``raw_id`` is an old internal PeerId."""
+    """A :class:`Chat` from a chat header; ``legacy`` when ``raw_id`` is the old exporter's ``PeerId``.
+
+    The type decides how the bare id is marked. An old id of unknown type is a user with tag 1;
+    with tag 2 it is marked as a channel's (the tag does not tell a basic group from a channel).
+    """
     type_name = chat_type if isinstance(chat_type, str) else None
     kind = chat_kind(type_name)
-    if legacy and raw_id >> 32 in (LEGACY_CHAT_TAG, LEGACY_CHANNEL_TAG):
-        chat_id = legacy_peer_id(raw_id)
-        if kind is ChatKind.UNKNOWN:
-            kind = ChatKind.GROUP if raw_id >> 32 == LEGACY_CHAT_TAG else ChatKind.CHANNEL
-    elif kind is ChatKind.GROUP:
+    tag = raw_id >> 32 if legacy else 0
+    if tag in (LEGACY_USER_TAG, LEGACY_CHAT_TAG):
+        raw_id &= _LEGACY_BARE_MASK
+        if kind is ChatKind.UNKNOWN and tag == LEGACY_USER_TAG:
+            kind = ChatKind.USER
+    if kind is ChatKind.GROUP:
         chat_id = mark_group_id(raw_id)
-    elif kind in (ChatKind.SUPERGROUP, ChatKind.CHANNEL):
+    elif kind in (ChatKind.SUPERGROUP, ChatKind.CHANNEL) or tag == LEGACY_CHAT_TAG:
         chat_id = mark_channel_id(raw_id)
     else:
         chat_id = mark_user_id(raw_id)
@@ -302,8 +325,9 @@ def locate_media(raw_path: str, export_root: Path) -> tuple[str | None, str | No
 class _Fields:
     """A raw message with typed accessors that record which keys were used."""
 
-    def __init__(self, raw: Mapping[str, Any]) -> None:
+    def __init__(self, raw: Mapping[str, Any], chat_id: int) -> None:
         self.raw = raw
+        self.chat_id = chat_id
         self.used: set[str] = set()
 
     def take(self, key: str) -> Any:
@@ -338,7 +362,7 @@ class _Fields:
         return value is True
 
     def peer(self, key: str) -> int | None:
-        value = peer_id(self.raw.get(key))
+        value = peer_id(self.raw.get(key), self.chat_id)
         if value is not None:
             self.used.add(key)
         return value
@@ -501,7 +525,7 @@ def convert_message(raw: Any, context: ChatContext, position: int, fallback_date
     ident = raw.get("id") if type(raw) is dict else None
     if type(ident) is not int:
         ident = message_id(raw, f"{context.where}, message {position}")  # raises, naming the problem
-    fields = _Fields(raw)
+    fields = _Fields(raw, context.chat_id)
     fields.used.add("id")
     kind = fields.text("type")
     if not kind:

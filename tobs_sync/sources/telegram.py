@@ -282,6 +282,7 @@ class TelegramSource:
     # -- history ----------------------------------------------------------------------------
 
     async def batches(self, chat: Chat, after: int) -> AsyncIterator[Sequence[Message]]:
+        after = max(after, 0)  # live ids start at 1: a cursor below zero means "from the start" (min_id=0)
         peer = self._peers.get(chat.id) or await self._input_peer(chat)
         reader = await self._history_client(after)
         cursor = after
