@@ -12,6 +12,7 @@ frontmatter included, and every file and folder name.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -26,8 +27,21 @@ import yaml
 from tobs_sync.app import App, import_export
 from tobs_sync.errors import MediaUnavailable
 from tobs_sync.markdown import ZWSP
-from tobs_sync.model import Chat, ChatKind, Forward, MediaRef, Message, Reply
+from tobs_sync.model import (
+    Chat,
+    ChatKind,
+    Contact,
+    Forward,
+    Location,
+    MediaRef,
+    Message,
+    Poll,
+    PollAnswer,
+    Reply,
+    ServiceAction,
+)
 from tobs_sync.names import live_triggers
+from tobs_sync.views import StoredMedia, chat_view, message_view
 
 TRIGGERS = (
     "<%* app.vault.create('pwned.md', 'x') %>",
@@ -348,3 +362,66 @@ def test_rendering_hostile_notes_again_leaves_no_live_trigger(vault: Path, tmp_p
         report = app.synchronizer.render_all()
     assert report.notes_written > 0 and report.conflicts == []
     assert scan_vault(vault) == {}
+
+
+# --- the template context ----------------------------------------------------------------
+
+MARKDOWN_KEYS = {"body", "label", "service", "extra_lines"}
+LINK_KEYS = {"link", "embed"}
+URL_KEYS = {"map_url", "url"}  # built by tobs-sync from numbers or a checked username
+
+
+def context_problems(value: Any, key: str = "") -> list[str]:
+    """Live triggers in a template context, outside ``raw``: escaped Markdown (``*_md`` ...) is read
+    as Obsidian reads it (escapes are text) but as Templater reads it too (raw); links may only be
+    links, with inert labels."""
+    if key == "raw":
+        return []
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in context_problems(k, "") + context_problems(v, str(k))]
+    if isinstance(value, list | tuple):
+        return [p for v in value for p in context_problems(v, key)]
+    if not isinstance(value, str):
+        return []
+    if key in URL_KEYS:
+        return [] if re.fullmatch(r"https://[\w./?=&#-]+", value) else [f"{key}: not a plain URL: {value}"]
+    if key in LINK_KEYS:
+        return [f"{key}: {t}" for m in OWN_LINK.finditer(value) for t in live_triggers(m.group(2) or "")] + [
+            f"{key}: {t}" for t in live_triggers(OWN_LINK.sub(" ", value))
+        ]
+    if key.endswith("_md") or key in MARKDOWN_KEYS:
+        templater = [f"{key}: Templater {t}" for t in re.findall(r"<%|%>", value)]
+        return templater + [f"{key}: {t}" for t in live_triggers(MARKDOWN_ESCAPE.sub(" ", HTML_ENTITY.sub(" ", value)))]
+    return [f"{key}: {t}" for t in live_triggers(value)]
+
+
+def test_every_text_value_in_the_template_context_is_inert_unless_raw() -> None:
+    h = hostile_block
+    message = Message(
+        chat_id=CHANNEL, id=7, date=1714557600, kind=h("kind"), text=h("Text"), sender_name=h("Sender"),
+        author=h("Author"), via_bot=h("Bot"), edited=1714557700,
+        forward=Forward(from_name=h("Origin"), post_author=h("Post author"), saved_from=h("Saved")),
+        reply=Reply(6, quote_text=h("Quote")),
+        media=(MediaRef(h("kind"), "x", file_name=h("File"), mime_type=h("mime"), performer=h("Performer"),
+                        title=h("Title"), emoji=h("Emoji")),),
+        action=ServiceAction(h("action"), title=h("Title"), members=(h("Member"),), text=None,
+                             details={h("key"): h("detail")}),
+        poll=Poll(h("Question"), (PollAnswer(h("Answer"), 1, True),)),
+        location=Location(51.5, -0.12, title=h("Place"), address=h("Address")),
+        contact=Contact(h("First"), h("Last"), h("Phone")),
+        extra={h("key"): [h("value"), {h("nested"): h("deep")}]},
+    )
+    stored = [
+        StoredMedia(message.media[0], "Telegram/_attachments/file.zip", "stored", properties={"title": h("Tag")}),
+        StoredMedia(message.media[0], None, "unavailable", reason=h("Reason")),
+    ]
+    chat = Chat(CHANNEL, h("Channel"), h("kind"), username=h("user"))
+    view = message_view([message], stored, tz=dt.UTC, reply_path="Telegram/C/6.md", note_path="Telegram/C/7.md")
+    context = {"message": view, "chat": chat_view(chat, "Telegram/C/C.md")}
+    assert context_problems(context) == []
+    # The text as sent is there, by name.
+    assert view["raw"]["text"] == h("Text") and view["raw"]["sender"] == h("Sender")
+    assert view["forward"]["raw"]["post_author"] == h("Post author")
+    assert view["media"][0]["raw"]["file_name"] == h("File")
+    assert context["chat"]["raw"]["title"] == h("Channel")
+    assert shown(view["forward"]["post_author"]) == shown(h("Post author"))

@@ -4,7 +4,8 @@ Names, titles, file names, captions and every other string that comes from Teleg
 end up in places Obsidian and its plugins read as more than text: property values (Templater runs
 every ``<% %>`` of a new file, frontmatter included; ``"[[x]]"`` in a property is a live link),
 aliases, wikilink labels, tags, and file and folder names. :func:`inert_text` is the one function
-that makes such text inert, wherever it lands. It keeps every character and breaks each trigger:
+that makes such text inert, wherever it lands (the template values of :mod:`tobs_sync.views`,
+wikilink labels, chat folders and media file names use it). It breaks each trigger, minimally:
 
 * a zero-width space (U+200B) goes between the two characters that would start or end one:
   ``<%`` (every Templater tag: ``<%*``, ``<%+``, ``<%-``, ``<%_``) and any ``<`` opening an HTML tag,
@@ -30,8 +31,9 @@ Obsidian's tag rules; it cannot hold a trigger.
 
 Limits: URLs stay URLs (a property or body URL is clickable, as in Telegram; a click is the
 user's act). The rule covers the syntax of Obsidian, Templater, Dataview and Meta Bind; a plugin
-with its own inline syntax in plain text is not covered. Text inside ``<% %>`` of a template the
-user writes is the user's business.
+with its own inline syntax in plain text is not covered. The separator is invisible in Obsidian,
+so a search for the exact text (``<%``) does not find inert text; the text as sent stays in the
+state database and reaches templates that ask for it by name (``raw``).
 """
 
 from __future__ import annotations
