@@ -66,7 +66,7 @@ def test_inert_text_only_adds_separators_and_swaps_fence_characters(text: str) -
         ("`= this.file.name` `$= dv.el('b', 1)`", "`\u200b= this.file.name` `\u200b$= dv.el('b', 1)`"),
         ("` =1` `INPUT[toggle:x]` `view[{x}]`", "`\u200b =1` `\u200bINPUT[toggle:x]` `\u200bview[{x}]`"),
         ("rating:: 5", "rating:\u200b: 5"),
-        ("#tag and # not", "#\u200btag and # not"),
+        ("#tag #2024-05 and # not #5", "#\u200btag #\u200b2024-05 and # not #5"),
         ("<script>x</script> <!-- c --> <https://x.example>", "<\u200bscript>x<\u200b/script> <\u200b!-- c --> <\u200bhttps://x.example>"),
         ("```dataviewjs", "``\u02cbdataviewjs"),
         ("~~~~~~~query", "~~\u02dc~~\u02dc~query"),
@@ -79,7 +79,10 @@ def test_each_trigger_is_broken_visibly_minimally(hostile: str, inert: str) -> N
 
 @pytest.mark.parametrize(
     "plain",
-    ["Allotment Crew", "a < b, 50 % > 3", "C# devs", "x = 1", "1:2", "`code`", "[link](x)", "~~strike~~", "Ünïcödé 🌱"],
+    [
+        "Allotment Crew", "a < b, 50 % > 3", "C# devs", "Room #5", "x = 1", "1:2", "`code`", "[link](x)",
+        "~~strike~~", "Ünïcödé 🌱",
+    ],
 )
 def test_ordinary_text_is_left_alone(plain: str) -> None:
     assert inert_text(plain) == plain

@@ -12,7 +12,7 @@ wikilink labels, chat folders and media file names use it). It breaks each trigg
   comment or autolink (``<a``, ``</``, ``<!``, ``<?``); ``%>`` (``-%>``, ``_%>``); Obsidian comments
   ``%%``; wikilinks ``[[`` and ``]]``; embeds and images ``![``; Dataview inline fields ``::``;
   a backtick opening an inline query or control (Dataview ``=`` and ``$=``, Meta Bind ``INPUT[``,
-  ``VIEW[``, ``BUTTON[``, spaces before them allowed); ``#`` starting a tag (``#x``);
+  ``VIEW[``, ``BUTTON[``, spaces before them allowed); ``#`` starting a tag (``#x``, not ``#5``);
 * in a run of three or more backticks or tildes (a code fence, whose language plugins such as
   ``dataviewjs`` run), every third one becomes its lookalike (U+02CB, U+02DC): a separator would
   not survive file names, which drop invisible characters.
@@ -54,21 +54,22 @@ it leaves room for `` 2`` suffixes, sync-conflict copies and the folders above w
 _OBSIDIAN_TAG_STOP = "\u2000-\u206f\u2e00-\u2e7f'!\"#$%&()*+,.:;<=>?@^`{|}~\\[\\]\\\\\\s"
 """What ends a tag in Obsidian: spaces, ASCII punctuation but ``-_/``, general punctuation."""
 
-_BREAK_POINTS = re.compile(
+_BREAK_AFTER = re.compile(
     "|".join(
         (
-            r"(?<=<)(?=[%!?/A-Za-z])",  # Templater tags, HTML tags and comments, autolinks
-            r"(?<=%)(?=[%>])",  # Templater closing tags, Obsidian comments
-            r"(?<=\[)(?=\[)|(?<=\])(?=\])",  # wikilinks
-            r"(?<=!)(?=\[)",  # embeds and images
-            r"(?<=:)(?=:)",  # Dataview inline fields
-            r"(?<=`)(?=\s*(?:\$?=|(?i:INPUT|VIEW|BUTTON)\[))",  # Dataview queries, Meta Bind
-            rf"(?<=#)(?=[^{_OBSIDIAN_TAG_STOP}])",  # tags
+            r"<(?=[%!?/A-Za-z])",  # Templater tags, HTML tags and comments, autolinks
+            r"%(?=[%>])",  # Templater closing tags, Obsidian comments
+            r"\[(?=\[)|\](?=\])",  # wikilinks
+            r"!(?=\[)",  # embeds and images
+            r":(?=:)",  # Dataview inline fields
+            r"`(?=\s*(?:\$?=|(?i:INPUT|VIEW|BUTTON)\[))",  # Dataview queries, Meta Bind
+            rf"#(?=[0-9]*[^{_OBSIDIAN_TAG_STOP}0-9])",  # tags (``#1984`` is none: all digits)
         )
     )
 )
-"""Positions where a separator breaks a trigger (evaluated on the original text)."""
+"""The first character of a trigger: a separator goes after it (matched on the original text)."""
 
+_SEPARATED = "\\g<0>" + ZWSP
 _TEMPLATER_POINTS = re.compile(r"(?<=<)(?=%)|(?<=%)(?=>)")
 _FENCE_CHARS = {"`": "\u02cb", "~": "\u02dc"}
 _DASH_RUN = re.compile(r"-{2,}")
@@ -78,7 +79,7 @@ def inert_text(text: str) -> str:
     """``text`` with every trigger broken (see the module docstring); idempotent."""
     if not text:
         return text
-    return _BREAK_POINTS.sub(ZWSP, _break_fences(text))
+    return _BREAK_AFTER.sub(_SEPARATED, _break_fences(text))
 
 
 def inert_markdown(markdown: str) -> str:
@@ -102,7 +103,7 @@ def live_triggers(text: str) -> list[str]:
     between, and every run of three backticks or tildes."""
     fences = [text[index] * 3 for index in _fence_breaks(text)]
     unfenced = _break_fences(text)
-    return fences + [unfenced[max(m.start() - 1, 0) : m.start() + 1] for m in _BREAK_POINTS.finditer(unfenced)]
+    return fences + [unfenced[m.start() : m.end() + 1] for m in _BREAK_AFTER.finditer(unfenced)]
 
 
 def tag_segment(text: str, fallback: str) -> str:

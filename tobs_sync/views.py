@@ -5,10 +5,10 @@ the note body (``body``, ``*_md``, ``label``, service descriptions ...) are esca
 every other value (``sender``, ``chat.title``, ``file_name``, ``extra`` ...) is inert text
 (:func:`tobs_sync.names.inert_text`) fit for properties, aliases, tags and link labels. Templater
 reads the raw file, so the escaped forms go through :func:`tobs_sync.names.inert_markdown` too.
-The unaltered text is there only where a template asks for it by name: the ``raw`` mapping of a
-chat, a message, a forward, a reply and a media item (``message.raw.text``, ``chat.raw.title``). Dates are
-naive datetimes in the vault's time zone, as Obsidian's date properties expect. The README's
-"Templates" section documents every key; keep the two in step.
+The unaltered text is there only where a template asks for it by name: the ``raw`` mapping of
+a chat, a message, a forward, a reply and a media item (``message.raw.text``, ``chat.raw.title``).
+Dates are naive datetimes in the vault's time zone, as Obsidian's date properties expect. The
+README's "Templates" section documents every key; keep the two in step.
 
 Limits: no I/O here; whatever needs the store (note paths of replied-to messages, stored media
 paths) is looked up by the caller and passed in.
