@@ -67,10 +67,10 @@ _BREAK_AFTER = re.compile(
         )
     )
 )
-"""The first character of a trigger: a separator goes after it (matched on the original text)."""
+"""The first character of a trigger: a separator goes right after it."""
 
 _SEPARATED = "\\g<0>" + ZWSP
-_TEMPLATER_POINTS = re.compile(r"(?<=<)(?=%)|(?<=%)(?=>)")
+_TEMPLATER_AFTER = re.compile(r"<(?=%)|%(?=>)")
 _FENCE_CHARS = {"`": "\u02cb", "~": "\u02dc"}
 _DASH_RUN = re.compile(r"-{2,}")
 
@@ -84,7 +84,7 @@ def inert_text(text: str) -> str:
 
 def inert_markdown(markdown: str) -> str:
     """Escaped Markdown with Templater's ``<%`` and ``%>`` broken, which Markdown escapes do not stop."""
-    return _TEMPLATER_POINTS.sub(ZWSP, markdown)
+    return _TEMPLATER_AFTER.sub(_SEPARATED, markdown)
 
 
 def inert_value(value: Any) -> Any:
