@@ -10,7 +10,11 @@ import pytest
 import yaml
 
 from tobs_sync.errors import TemplateError
+from tobs_sync.markdown import ZWSP
+from tobs_sync.model import Chat, Message
+from tobs_sync.names import inert_text, live_triggers
 from tobs_sync.render import MESSAGE_TEMPLATE, Renderer, builtin_templates_dir, wikilink
+from tobs_sync.views import chat_view, message_view
 
 IDENTITY = {"tg_chat_id": -1001, "tg_message_id": 5}
 
@@ -101,13 +105,23 @@ def test_invalid_properties_are_refused_with_the_template_named(tmp_path: Path, 
     assert "message.md" in str(error.value)
 
 
-def test_hostile_property_values_stay_inert_yaml(tmp_path: Path) -> None:
-    hostile = "x\n---\nevil: true\n---\n[[link]]: {a: b} # c"
-    renderer = renderer_with(tmp_path, '{% set properties = {"sender": value} %}ok')
-    data = renderer.render(MESSAGE_TEMPLATE, {"value": hostile}, IDENTITY).decode()
+def test_hostile_property_values_stay_valid_yaml_and_inert() -> None:
+    hostile = "x\n---\nevil: true\n---\n[[link]]: {a: b} # c <% tp.file.title %>"
+    message = Message(chat_id=-1001, id=5, date=1709283600, text="hi", sender_name=hostile)
+    context = {
+        "message": message_view([message], [], tz=dt.UTC, reply_path=None, note_path="Telegram/News/5.md"),
+        "chat": chat_view(Chat(-1001, "News"), "Telegram/News/News.md"),
+    }
+    data = Renderer(None).render(MESSAGE_TEMPLATE, context, IDENTITY).decode()
     header = data.split("\n---\n", 1)[0]
-    assert yaml.safe_load(header.removeprefix("---\n"))["sender"] == hostile
-    assert frontmatter.loads(data).metadata["sender"] == hostile
+    properties = yaml.safe_load(header.removeprefix("---\n"))
+    assert set(properties) == {"date", "chat", "sender", "tags", "tg_chat_id", "tg_message_id"}
+    assert properties["sender"] == inert_text(hostile)
+    assert frontmatter.loads(data).metadata["sender"] == inert_text(hostile)
+    # The value reads as sent, but "[[link]]" is no link and "<% %>" no Templater command.
+    assert properties["sender"].replace(ZWSP, "") == hostile
+    assert live_triggers(properties["sender"]) == []
+    assert "[[link]]" not in data and "<%" not in data
 
 
 def test_wikilink_labels_cannot_break_the_link() -> None:

@@ -32,6 +32,7 @@ from typing import Any, BinaryIO
 from tobs_sync.config import MediaSettings
 from tobs_sync.errors import FloodWait, MediaUnavailable, SourceError
 from tobs_sync.model import MediaRef, Message
+from tobs_sync.names import inert_text
 from tobs_sync.processors.pool import ProcessorPool
 from tobs_sync.store import MediaSlot, Store
 from tobs_sync.vault import Vault, sanitize_filename
@@ -351,7 +352,7 @@ class MediaWriter:
     def _file_name(self, media: MediaRef, message: Message, chat_folder: str) -> str:
         date = dt.datetime.fromtimestamp(message.date, self._tz).strftime("%Y-%m-%d")
         fallback = f"{chat_folder}-{date}-{message.id}"
-        wanted = media.file_name or fallback + extension_for(media)
+        wanted = inert_text(media.file_name or fallback + extension_for(media))
         return inert_name(sanitize_filename(wanted, fallback_stem=fallback))
 
 

@@ -30,6 +30,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from tobs_sync.errors import TemplateError
 from tobs_sync.markdown import escape_inline
+from tobs_sync.names import inert_text
 
 MESSAGE_TEMPLATE = "message.md"
 CHAT_TEMPLATE = "chat.md"
@@ -62,14 +63,19 @@ _PropertyDumper.add_representer(dt.date, _represent_date)
 
 
 def wikilink(path: str, label: str | None = None) -> str:
-    """``[[path|label]]`` for a vault path (``.md`` dropped), with a label that cannot break it."""
+    """``[[path|label]]`` for a vault path (``.md`` dropped), with a label that cannot break it.
+
+    The label is untrusted text: ``[ ] | # ^`` (which would end or redirect the link) become
+    spaces, whitespace collapses, and the rest is made inert (:func:`tobs_sync.names.inert_text`).
+    """
     target = path[:-3] if path.endswith(".md") else path
     if not label:
         return f"[[{target}]]"
-    clean = " ".join(label.split())
+    clean = label
     for char in "[]|#^":
         clean = clean.replace(char, " ")
-    return f"[[{target}|{' '.join(clean.split()) or target}]]"
+    clean = inert_text(" ".join(clean.split()))
+    return f"[[{target}|{clean or target}]]"
 
 
 def merge(*mappings: Mapping[str, Any]) -> dict[str, Any]:

@@ -30,8 +30,9 @@ import msgpack
 
 from tobs_sync.errors import StoreError
 from tobs_sync.model import Chat, Message
+from tobs_sync.names import NAME_MAX_BYTES
 from tobs_sync.records import decode_chat, decode_message, encode_chat, encode_message
-from tobs_sync.vault import path_key
+from tobs_sync.vault import path_key, sanitize_component
 
 CHAT_NOTE = "chat"
 MESSAGE_NOTE = "message"
@@ -314,9 +315,12 @@ class Store:
             return ChatState(chat, folder, NO_CURSOR)
 
     def _free_folder(self, wanted: str, chat_id: int) -> str:
-        candidates = [wanted, f"{wanted} ({abs(chat_id)})"]
-        candidates += [f"{wanted} ({abs(chat_id)}) {n}" for n in range(2, 100)]
-        for folder in candidates:
+        """``wanted``, or else ``wanted (id)``, ``wanted (id) 2`` ...: the first no chat has taken.
+        A suffix shortens the name before it instead of being cut off, so it always tells chats apart."""
+        suffixes = ["", f" ({abs(chat_id)})"] + [f" ({abs(chat_id)}) {n}" for n in range(2, 100)]
+        for suffix in suffixes:
+            budget = NAME_MAX_BYTES - len(suffix.encode("utf-8"))
+            folder = sanitize_component(wanted, max_bytes=budget) + suffix if suffix else wanted
             taken = self._db.execute("SELECT 1 FROM chats WHERE folder_key=?", (path_key(folder),)).fetchone()
             if taken is None:
                 return folder

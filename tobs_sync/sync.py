@@ -26,6 +26,7 @@ from tobs_sync.config import Settings
 from tobs_sync.errors import ChatDeferred, ExportFormatError, SourceError
 from tobs_sync.media import MediaWriter
 from tobs_sync.model import Chat, Message
+from tobs_sync.names import NAME_MAX_BYTES, inert_text
 from tobs_sync.render import CHAT_TEMPLATE, MESSAGE_TEMPLATE, Renderer, wikilink
 from tobs_sync.sources.base import ReportsSkips, Source
 from tobs_sync.store import CHAT_NOTE, MESSAGE_NOTE, ChatState, NoteRow, Store
@@ -128,10 +129,16 @@ class Synchronizer:
         self._write_chat_note(state, report)
 
     def _chat_folder(self, chat: Chat) -> str:
-        """A new chat's folder name: its title, made safe; with its id when the title is the name of
-        the templates or attachments folder, so that its notes never land among those files."""
-        name = sanitize_component(chat.title, fallback=f"chat {abs(chat.id)}")
-        return f"{name} ({abs(chat.id)})" if path_key(name) in self._reserved_names else name
+        """A new chat's folder name: its title, made inert and safe; with its id when the title is the
+        name of the templates or attachments folder, so that its notes never land among those files.
+        The title is shortened to keep the id within the name's byte limit."""
+        fallback = f"chat {abs(chat.id)}"
+        name = sanitize_component(inert_text(chat.title), fallback=fallback, max_bytes=NAME_MAX_BYTES)
+        if path_key(name) not in self._reserved_names:
+            return name
+        suffix = f" ({abs(chat.id)})"
+        budget = NAME_MAX_BYTES - len(suffix.encode("utf-8"))
+        return sanitize_component(name, fallback=fallback, max_bytes=budget) + suffix
 
     async def _sync_batch(
         self, source: Source, state: ChatState, batch: Sequence[Message], report: SyncReport

@@ -1,10 +1,14 @@
-"""What templates see: messages, chats and attachments turned into plain, escaped values.
+"""What templates see: messages, chats and attachments turned into safe values.
 
-Every string that came from Telegram and is meant for the note body is already escaped
-Markdown here (``body``, ``sender_md``, service descriptions ...); raw values are available
-too (``text``, ``sender``) for properties, where YAML quoting keeps them inert. Dates are
-naive datetimes in the vault's time zone, as Obsidian's date properties expect. The README's
-"Templates" section documents every key; keep the two in step.
+Every string that came from Telegram or an export is safe by default, in two forms: values for
+the note body (``body``, ``*_md``, ``label``, service descriptions ...) are escaped Markdown, and
+every other value (``sender``, ``chat.title``, ``file_name``, ``extra`` ...) is inert text
+(:func:`tobs_sync.names.inert_text`) fit for properties, aliases, tags and link labels. Templater
+reads the raw file, so the escaped forms go through :func:`tobs_sync.names.inert_markdown` too.
+The unaltered text is there only where a template asks for it by name: the ``raw`` mapping of
+a chat, a message, a forward, a reply and a media item (``message.raw.text``, ``chat.raw.title``).
+Dates are naive datetimes in the vault's time zone, as Obsidian's date properties expect. The
+README's "Templates" section documents every key; keep the two in step.
 
 Limits: no I/O here; whatever needs the store (note paths of replied-to messages, stored media
 paths) is looked up by the caller and passed in.
@@ -20,6 +24,7 @@ from typing import Any
 
 from tobs_sync.markdown import escape_inline, render_text
 from tobs_sync.model import Chat, MediaRef, Message, ServiceAction
+from tobs_sync.names import inert_markdown, inert_text, inert_value, tag_segment
 from tobs_sync.render import wikilink
 
 EMBEDDABLE_EXTENSIONS = frozenset(
@@ -30,6 +35,8 @@ EMBEDDABLE_EXTENSIONS = frozenset(
     }
 )
 """Extensions Obsidian shows inline with ``![[...]]``; other files get a plain link."""
+
+_TELEGRAM_USERNAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,24 +59,33 @@ def local_datetime(epoch: int | None, tz: dt.tzinfo) -> dt.datetime | None:
 
 
 def chat_tag(chat: Chat) -> str:
-    """An Obsidian tag (without ``#``) for a chat: ``telegram/<slug>``."""
-    slug = re.sub(r"[^\w\-/]+", "-", chat.title.casefold(), flags=re.UNICODE).strip("-/_")
-    slug = slug.replace("/", "-")
-    if not slug or slug.isdigit():
-        slug = f"chat-{abs(chat.id)}"
-    return f"telegram/{slug}"
+    """An Obsidian tag (without ``#``) for a chat: ``telegram/<segment of its title>``."""
+    return f"telegram/{tag_segment(chat.title, fallback=f'chat-{abs(chat.id)}')}"
+
+
+def md(text: str) -> str:
+    """Untrusted ``text`` for the note body: escaped Markdown that Templater cannot read either."""
+    return inert_markdown(escape_inline(text))
+
+
+def _inert(text: str | None) -> str | None:
+    return None if text is None else inert_text(text)
 
 
 def chat_view(chat: Chat, chat_note_path: str) -> dict[str, Any]:
+    username = chat.username
     return {
         "id": chat.id,
-        "title": chat.title,
-        "title_md": escape_inline(chat.title),
-        "kind": str(chat.kind),
-        "username": chat.username,
+        "title": inert_text(chat.title),
+        "title_md": md(chat.title),
+        "kind": inert_text(str(chat.kind)),
+        "username": _inert(username),
+        "username_md": md(username) if username else None,
+        "url": f"https://t.me/{username}" if username and _TELEGRAM_USERNAME.fullmatch(username) else None,
         "note_path": chat_note_path,
         "link": wikilink(chat_note_path, chat.title),
         "tag": chat_tag(chat),
+        "raw": {"title": chat.title, "username": username},
     }
 
 
@@ -85,19 +101,21 @@ def message_view(
     first = messages[0]
     bodies = [render_text(m.text, m.entities) for m in messages if m.text]
     edited = [m.edited for m in messages if m.edited]
+    text = "\n\n".join(m.text for m in messages if m.text)
+    extra = {k: v for m in messages for k, v in m.extra.items()}
     return {
         "id": first.id,
         "ids": [m.id for m in messages],
-        "kind": str(first.kind),
+        "kind": inert_text(str(first.kind)),
         "date": local_datetime(first.date, tz),
         "edited": local_datetime(max(edited), tz) if edited else None,
-        "text": "\n\n".join(m.text for m in messages if m.text),
-        "body": "\n\n".join(bodies),
-        "sender": first.sender_name,
-        "sender_md": escape_inline(first.sender_name) if first.sender_name else "",
+        "text": inert_text(text),
+        "body": inert_markdown("\n\n".join(bodies)),
+        "sender": _inert(first.sender_name),
+        "sender_md": md(first.sender_name) if first.sender_name else "",
         "sender_id": first.sender_id,
-        "author": first.author,
-        "via_bot": first.via_bot,
+        "author": _inert(first.author),
+        "via_bot": _inert(first.via_bot),
         "note_path": note_path,
         "forward": _forward_view(first, tz),
         "reply": _reply_view(first, reply_path),
@@ -108,10 +126,15 @@ def message_view(
         "location": _location_view(first),
         "contact": _contact_view(first),
         "unsupported": first.kind == "unsupported",
-        "extra": {k: v for m in messages for k, v in m.extra.items()},
-        "extra_lines": [
-            escape_inline(f"{key}: {_plain(value)}") for m in messages for key, value in m.extra.items()
-        ],
+        "extra": inert_value(extra),
+        "extra_lines": [md(f"{key}: {_plain(value)}") for m in messages for key, value in m.extra.items()],
+        "raw": {
+            "text": text,
+            "sender": first.sender_name,
+            "author": first.author,
+            "via_bot": first.via_bot,
+            "extra": extra,
+        },
     }
 
 
@@ -121,12 +144,13 @@ def _forward_view(message: Message, tz: dt.tzinfo) -> dict[str, Any] | None:
         return None
     name = fwd.from_name or fwd.saved_from or "unknown"
     return {
-        "from_name": fwd.from_name,
+        "from_name": _inert(fwd.from_name),
         "from_id": fwd.from_id,
-        "saved_from": fwd.saved_from,
+        "saved_from": _inert(fwd.saved_from),
         "date": local_datetime(fwd.date, tz),
-        "post_author": fwd.post_author,
-        "name_md": escape_inline(name),
+        "post_author": _inert(fwd.post_author),
+        "name_md": md(name),
+        "raw": {"from_name": fwd.from_name, "saved_from": fwd.saved_from, "post_author": fwd.post_author},
     }
 
 
@@ -140,13 +164,16 @@ def _reply_view(message: Message, reply_path: str | None) -> dict[str, Any] | No
         "chat_id": reply.chat_id,
         "path": reply_path,
         "link": wikilink(reply_path, label) if reply_path else None,
-        "label_md": escape_inline(label),
-        "quote_md": escape_inline(reply.quote_text) if reply.quote_text else None,
+        "label_md": md(label),
+        "quote": _inert(reply.quote_text),
+        "quote_md": md(reply.quote_text) if reply.quote_text else None,
+        "raw": {"quote": reply.quote_text},
     }
 
 
 def _media_view(item: StoredMedia) -> dict[str, Any]:
     media = item.media
+    kind = str(media.kind)
     name = media.file_name or (item.path.rsplit("/", 1)[-1] if item.path else None)
     extension = item.path.rsplit(".", 1)[-1].lower() if item.path and "." in item.path else ""
     if item.path is None:
@@ -156,25 +183,33 @@ def _media_view(item: StoredMedia) -> dict[str, Any]:
     else:
         embed = wikilink(item.path, name)
     return {
-        "kind": str(media.kind),
+        "kind": inert_text(kind),
         "path": item.path,
         "link": f"[[{item.path}]]" if item.path else None,
         "embed": embed,
         "status": item.status,
-        "reason": item.reason,
-        "reason_md": escape_inline(item.reason) if item.reason else "",
-        "file_name": media.file_name,
-        "name_md": escape_inline(name or str(media.kind)),
-        "label": escape_inline(_MEDIA_LABELS.get(str(media.kind), str(media.kind)) + (f" {name}" if name else "")),
-        "mime_type": media.mime_type,
+        "reason": _inert(item.reason),
+        "reason_md": md(item.reason) if item.reason else "",
+        "file_name": _inert(media.file_name),
+        "name_md": md(name or kind),
+        "label": md(_MEDIA_LABELS.get(kind, kind) + (f" {name}" if name else "")),
+        "mime_type": _inert(media.mime_type),
         "size": media.size,
         "width": media.width,
         "height": media.height,
         "duration": media.duration,
-        "performer": media.performer,
-        "title": media.title,
-        "emoji": media.emoji,
-        "properties": dict(item.properties),
+        "performer": _inert(media.performer),
+        "title": _inert(media.title),
+        "emoji": _inert(media.emoji),
+        "properties": inert_value(dict(item.properties)),
+        "raw": {
+            "file_name": media.file_name,
+            "mime_type": media.mime_type,
+            "performer": media.performer,
+            "title": media.title,
+            "emoji": media.emoji,
+            "reason": item.reason,
+        },
     }
 
 
@@ -191,11 +226,12 @@ _MEDIA_LABELS: Mapping[str, str] = {
 
 
 def _media_properties(media: Sequence[StoredMedia]) -> dict[str, Any]:
-    """Processor properties of a note's media, merged (the first file's value wins)."""
+    """Processor properties of a note's media, merged (the first file's value wins), text inert:
+    a processor may read it from the file (a title tag)."""
     merged: dict[str, Any] = {}
     for item in media:
         for key, value in item.properties.items():
-            merged.setdefault(key, value)
+            merged.setdefault(key, inert_value(value))
     return merged
 
 
@@ -204,11 +240,11 @@ def _poll_view(message: Message) -> dict[str, Any] | None:
     if poll is None:
         return None
     return {
-        "question_md": escape_inline(poll.question),
+        "question_md": md(poll.question),
         "closed": poll.closed,
         "total_voters": poll.total_voters,
         "answers": [
-            {"text_md": escape_inline(a.text), "voters": a.voters, "chosen": a.chosen} for a in poll.answers
+            {"text_md": md(a.text), "voters": a.voters, "chosen": a.chosen} for a in poll.answers
         ],
     }
 
@@ -220,8 +256,8 @@ def _location_view(message: Message) -> dict[str, Any] | None:
     return {
         "latitude": loc.latitude,
         "longitude": loc.longitude,
-        "title_md": escape_inline(loc.title) if loc.title else None,
-        "address_md": escape_inline(loc.address) if loc.address else None,
+        "title_md": md(loc.title) if loc.title else None,
+        "address_md": md(loc.address) if loc.address else None,
         "live_period": loc.live_period,
         "map_url": f"https://www.openstreetmap.org/?mlat={loc.latitude:.6f}&mlon={loc.longitude:.6f}"
         f"#map=16/{loc.latitude:.6f}/{loc.longitude:.6f}",
@@ -234,8 +270,8 @@ def _contact_view(message: Message) -> dict[str, Any] | None:
         return None
     name = " ".join(p for p in (contact.first_name, contact.last_name) if p) or "contact"
     return {
-        "name_md": escape_inline(name),
-        "phone_md": escape_inline(contact.phone_number) if contact.phone_number else None,
+        "name_md": md(name),
+        "phone_md": md(contact.phone_number) if contact.phone_number else None,
     }
 
 
@@ -264,7 +300,7 @@ _ACTION_PHRASES: Mapping[str, str] = {
 def _service_text(action: ServiceAction, actor: str | None) -> str:
     """A one-line, escaped description of a service message."""
     if action.text:
-        return escape_inline(action.text)
+        return md(action.text)
     phrase = _ACTION_PHRASES.get(action.kind, action.kind.replace("_", " "))
     parts = [actor, phrase] if actor else [phrase[:1].upper() + phrase[1:]]
     if action.title:
@@ -275,7 +311,7 @@ def _service_text(action: ServiceAction, actor: str | None) -> str:
         parts.append(f"({int(action.duration)} s)")
     text = " ".join(p for p in parts if p)
     details = ", ".join(f"{k}: {_plain(v)}" for k, v in action.details.items())
-    return escape_inline(f"{text} [{details}]" if details else text)
+    return md(f"{text} [{details}]" if details else text)
 
 
 def _plain(value: Any) -> str:

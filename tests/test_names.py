@@ -1,0 +1,132 @@
+"""The inert-text rule: every trigger broken, nothing else touched, idempotent; tags and names too."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tobs_sync.markdown import ZWSP, escape_inline
+from tobs_sync.names import inert_markdown, inert_text, inert_value, live_triggers, tag_segment
+from tobs_sync.render import wikilink
+from tobs_sync.vault import sanitize_component, sanitize_filename
+
+LOOKALIKES = {"\u02cb": "`", "\u02dc": "~"}
+
+# Text made mostly of the characters triggers are built from, so that examples hit them often.
+TRIGGER_PIECES = [
+    *"<%>[]!:`~#=$-_*+/?() \t\n\r\x01",
+    "INPUT[", "view[", "BUTTON[", "$=", "<%*", "-%>", "_%>", "![[", "]]", "%%", "::", "```", "~~~",
+    ZWSP, "\u2060", "\u00ad", "\u02cb", "\u02dc", "a", "Z", "é", "ß", "1", "🌱",
+]
+trigger_heavy = st.lists(st.sampled_from(TRIGGER_PIECES), max_size=40).map("".join)
+any_text = st.one_of(trigger_heavy, st.text(max_size=60))
+
+
+def restored(text: str) -> str:
+    """``text`` without separators and with lookalikes turned back."""
+    return "".join(LOOKALIKES.get(ch, ch) for ch in text.replace(ZWSP, ""))
+
+
+@given(any_text)
+def test_inert_text_leaves_no_live_trigger(text: str) -> None:
+    assert live_triggers(inert_text(text)) == []
+
+
+@given(any_text)
+def test_inert_text_is_idempotent(text: str) -> None:
+    once = inert_text(text)
+    assert inert_text(once) == once
+
+
+@given(any_text)
+def test_text_without_triggers_is_unchanged(text: str) -> None:
+    if not live_triggers(text):
+        assert inert_text(text) == text
+    else:
+        assert inert_text(text) != text
+
+
+@given(any_text)
+def test_inert_text_only_adds_separators_and_swaps_fence_characters(text: str) -> None:
+    assert restored(inert_text(text)) == restored(text)
+
+
+@pytest.mark.parametrize(
+    ("hostile", "inert"),
+    [
+        ("Mallory <%* app.vault.create('x.md','x') %>", "Mallory <\u200b%* app.vault.create('x.md','x') %\u200b>"),
+        ("<% tp.system.clipboard() %>", "<\u200b% tp.system.clipboard() %\u200b>"),
+        ("<%+ x -%> <%- y _%> <%_ z %>", "<\u200b%+ x -%\u200b> <\u200b%- y _%\u200b> <\u200b%_ z %\u200b>"),
+        ("[[Secret]] ![[pwned.png]]", "[\u200b[Secret]\u200b] !\u200b[\u200b[pwned.png]\u200b]"),
+        ("![x](https://tracker.example/p.png)", "!\u200b[x](https://tracker.example/p.png)"),
+        ("a %%hidden%% b", "a %\u200b%hidden%\u200b% b"),
+        ("`= this.file.name` `$= dv.el('b', 1)`", "`\u200b= this.file.name` `\u200b$= dv.el('b', 1)`"),
+        ("` =1` `INPUT[toggle:x]` `view[{x}]`", "`\u200b =1` `\u200bINPUT[toggle:x]` `\u200bview[{x}]`"),
+        ("rating:: 5", "rating:\u200b: 5"),
+        ("#tag #2024-05 and # not #5", "#\u200btag #\u200b2024-05 and # not #5"),
+        ("<script>x</script> <!-- c --> <https://x.example>", "<\u200bscript>x<\u200b/script> <\u200b!-- c --> <\u200bhttps://x.example>"),
+        ("```dataviewjs", "``\u02cbdataviewjs"),
+        ("~~~~~~~query", "~~\u02dc~~\u02dc~query"),
+    ],
+)
+def test_each_trigger_is_broken_visibly_minimally(hostile: str, inert: str) -> None:
+    assert inert_text(hostile) == inert
+    assert live_triggers(hostile) != []
+
+
+@pytest.mark.parametrize(
+    "plain",
+    [
+        "Allotment Crew", "a < b, 50 % > 3", "C# devs", "Room #5", "x = 1", "1:2", "`code`", "[link](x)",
+        "~~strike~~", "Ünïcödé 🌱",
+    ],
+)
+def test_ordinary_text_is_left_alone(plain: str) -> None:
+    assert inert_text(plain) == plain
+
+
+def test_inert_value_reaches_every_string_in_a_structure() -> None:
+    value = {"<%k%>": ["[[a]]", 3, ("%%x%%",)], "n": None}
+    assert inert_value(value) == {inert_text("<%k%>"): [inert_text("[[a]]"), 3, [inert_text("%%x%%")]], "n": None}
+
+
+@given(any_text)
+def test_escaped_markdown_made_inert_has_no_templater_tag(text: str) -> None:
+    body = inert_markdown(escape_inline(text))
+    assert "<%" not in body and "%>" not in body
+    assert body.replace(ZWSP, "") == escape_inline(text).replace(ZWSP, "")
+
+
+def test_escape_inline_alone_leaves_a_templater_closing_tag() -> None:
+    # Why bodies need inert_markdown: Templater ignores the Markdown escape in "\%>".
+    assert "%>" in escape_inline("-%>")
+    assert "%>" not in inert_markdown(escape_inline("-%>"))
+
+
+@given(any_text)
+def test_tag_segments_are_valid_obsidian_tags(text: str) -> None:
+    segment = tag_segment(text, fallback="chat-1")
+    assert re.fullmatch(r"[^\s/#]+", segment)
+    assert not segment.isdigit()
+    assert not segment.startswith(("-", "_")) and not segment.endswith(("-", "_"))
+    assert live_triggers("#" + segment) == ["#" + segment[0]]  # a tag, and nothing else
+    assert live_triggers(segment) == []
+    assert tag_segment(segment, fallback="chat-1") == segment
+
+
+@given(any_text)
+def test_names_made_from_inert_text_hold_no_trigger(text: str) -> None:
+    assert live_triggers(sanitize_component(inert_text(text))) == []
+    assert live_triggers(sanitize_filename(inert_text(text), fallback_stem="file")) == []
+
+
+@given(any_text)
+def test_wikilink_labels_are_inert_and_cannot_break_the_link(text: str) -> None:
+    link = wikilink("Telegram/Chat/Chat.md", "label " + text)
+    assert link.startswith("[[Telegram/Chat/Chat|") and link.endswith("]]")
+    label = link.removeprefix("[[Telegram/Chat/Chat|").removesuffix("]]")
+    assert not set(label) & set("[]|#^\n")
+    assert live_triggers(label) == []
