@@ -474,7 +474,8 @@ def test_an_edited_message_carries_its_latest_text_and_edit_time(harness: Harnes
     chat_id, message_id = harness.account.edited
     message = next(m for m in flat(read_session(harness)[chat_id]) if m.id == message_id)
     assert message.text == EDITED_TEXT
-    assert message.edited == harness.account.message(chat_id, message_id).edited is not None
+    edited = harness.account.message(chat_id, message_id).edited
+    assert edited is not None and message.edited == edited
 
 
 def test_album_members_are_consecutive_in_the_history(harness: Harness) -> None:
