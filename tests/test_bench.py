@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from tobs_sync import bench
+from tobs_sync.model import Chat
+from tobs_sync.sources.memory import MemorySource
 
 TINY_DC_SPEC = "chats=2,messages=12,media=1,dcs=3,seed=21"
 
@@ -22,11 +25,34 @@ def test_dc_benchmark_stores_every_file_under_both_schedulers(capsys: Any) -> No
     assert "DC-aware" in printed and "global pool" in printed and "speed-up" in printed
 
 
-def test_memory_benchmark_streams_one_file(capsys: Any) -> None:
-    figures = bench.bench_memory(size=3_000_000)
+def test_memory_benchmark_streams_a_file_without_ever_holding_it_whole(capsys: Any) -> None:
+    """Measured in a fresh process: a 50 MB file held whole (or a chunk list growing with it) would show
+    in both the peak of Python allocations and the growth of the peak RSS."""
+    figures = bench.bench_memory(size=50_000_000)
     assert figures["stored"] == 1
-    assert figures["peak_rss_after_mb"] >= figures["peak_rss_before_mb"] > 0
-    assert "downloaded 3 MB" in capsys.readouterr().out
+    assert figures["traced_peak_mb"] < figures["file_mb"] / 10
+    assert figures["peak_rss_after_mb"] - figures["peak_rss_before_mb"] < figures["file_mb"] / 2
+    assert "downloaded 50 MB" in capsys.readouterr().out
+
+
+def test_the_traced_peak_sees_a_file_held_whole_and_not_one_streamed() -> None:
+    """The instrument of the memory benchmark can tell the two apart."""
+    source = MemorySource([Chat(1, "files")], chunk_size=64 * 1024)
+    big = source.add_file(bytes(20_000_000))
+
+    async def held_whole() -> int:
+        async with source:
+            return len(b"".join([chunk async for chunk in source.media_chunks(big)]))
+
+    async def streamed() -> int:
+        total = 0
+        async with source:
+            async for chunk in source.media_chunks(big):
+                total += len(chunk)
+        return total
+
+    assert asyncio.run(bench.traced_peak(held_whole()))[1] >= 20_000_000
+    assert asyncio.run(bench.traced_peak(streamed()))[1] < 1_000_000
 
 
 def test_import_benchmark_writes_every_note_once_then_nothing(capsys: Any) -> None:

@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import time
 from collections import Counter
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from tobs_sync.app import App, import_export, sync_telegram
 from tobs_sync.config import TelegramSettings, load_settings
 from tobs_sync.errors import SourceError
 from tobs_sync.media import MediaCounts
+from tobs_sync.model import Chat, MediaRef, Message
 from tobs_sync.sim import SimulatedTelegram, parse_spec
 from tobs_sync.sources.telegram import TelegramSource, chat_selected, part_size
 from tobs_sync.sync import SyncReport
@@ -377,15 +379,77 @@ def test_sync_command_reports_failures_with_exit_status(vault: Path, capsys: Any
     assert report.chats == 2
 
 
-def test_a_pass_with_live_changes_arriving_returns_and_leaves_a_valid_vault(vault: Path) -> None:
-    """``live_every_s`` in the spec: new, edited and deleted messages arrive while the pass runs (and
-    reach the client's update loop); the pass must still end, every time, and leave no loop running."""
-    spec = "chats=2,messages=60,media=0,latency_ms=2,seed=1,live_every_s=0.005"
+class CutOffWatch:
+    """A Source around a TelegramSource that notes, as each chat's history read begins, which message
+    ids the simulated server holds in that chat: the pass's cut-off for the chat."""
+
+    name = "telegram"
+
+    def __init__(self, source: TelegramSource, sim: SimulatedTelegram) -> None:
+        self._source = source
+        self._sim = sim
+        self.held_at_start: dict[int, set[int]] = {}
+
+    async def __aenter__(self) -> CutOffWatch:
+        await self._source.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._source.__aexit__(*exc)
+
+    def chats(self) -> AsyncIterator[Chat]:
+        return self._source.chats()
+
+    async def batches(self, chat: Chat, after: int) -> AsyncIterator[Sequence[Message]]:
+        self.held_at_start[chat.id] = {m.id for m in self._sim.messages(chat.id)}
+        async for batch in self._source.batches(chat, after):
+            yield batch
+
+    def media_chunks(self, media: MediaRef, offset: int = 0) -> AsyncIterator[bytes]:
+        return self._source.media_chunks(media, offset)
+
+
+def test_passes_with_live_changes_arriving_end_with_every_message_sent_before_them_noted_once(vault: Path) -> None:
+    """``live_every_s``: new, edited and deleted messages arrive while each pass runs (and reach the
+    client's update loop). Every pass must end and leave no task running; afterwards every message the
+    server held when the pass began reading its chat (and still holds) has a note, no message has two,
+    no note is for a message never sent, and each chat's cursor is its highest noted id with every
+    message up to it noted."""
+    sim = SimulatedTelegram(parse_spec("chats=2,messages=60,media=0,latency_ms=2,seed=1,live_every_s=0.005"))
+    sent = {(chat_id, m.id) for chat_id in sim.chat_ids for m in sim.messages(chat_id)}
+
+    async def one_pass() -> tuple[SyncReport, dict[int, set[int]], dict[int, int], list[asyncio.Task[Any]]]:
+        client = sim.client(raise_last_call_error=True, request_retries=3)
+        sim.start_live()
+        try:
+            with App.open(vault) as app:
+                source = CutOffWatch(TelegramSource(client, load_settings(vault).telegram, peers=app.store), sim)
+                async with source:
+                    report = await app.sync_source(source)
+                cursors = {state.chat.id: state.cursor for state in app.store.chat_states()}
+        finally:
+            await sim.stop_live()
+        running = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        return report, source.held_at_start, cursors, running
+
     for _ in range(5):
-        report, _ = asyncio.run(sync_telegram(vault, simulate=spec))
+        report, held_at_start, cursors, running = asyncio.run(one_pass())
         assert report.chats == 2 and report.failed == [] and report.deferred == []
+        assert running == [], "a pass leaves no task behind"
+        sent |= {(chat_id, message_id) for kind, chat_id, message_id in sim.live_events if kind == "new"}
+        on_server = {(chat_id, m.id) for chat_id in sim.chat_ids for m in sim.messages(chat_id)}
+        noted = note_ids(vault)
+        assert max(noted.values()) == 1, "no message has two notes"
+        assert set(noted) <= sent, "no note for a message never sent"
+        before_cut_off = {(chat_id, i) for chat_id, ids in held_at_start.items() for i in ids}
+        missing = (before_cut_off & on_server) - set(noted)
+        assert not missing, f"sent before the cut-off, without a note: {sorted(missing)}"
+        for chat_id in sim.chat_ids:
+            assert cursors[chat_id] == max(i for c, i in noted if c == chat_id)
+            assert {(c, i) for c, i in on_server if c == chat_id and i <= cursors[chat_id]} <= set(noted)
+    live_noted = {(c, i) for kind, c, i in sim.live_events if kind == "new"} & set(note_ids(vault))
+    assert live_noted, "messages sent while passes ran were synced by later passes"
     assert check_vault(vault).broken == []
-    assert max(note_ids(vault).values()) == 1
 
 
 CAPTIVE_PORTAL = b"HTTP/1.1 302 Found\r\nLocation: http://login.example/\r\nContent-Length: 0\r\n\r\n"

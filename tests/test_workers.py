@@ -1,27 +1,39 @@
-"""DC-aware scheduling: a flood wait on one DC pauses only that DC's queue."""
+"""DC-aware scheduling: a flood wait on one DC pauses only that DC's queue, for exactly the wait.
+
+Every test runs on a virtual-time event loop (``virtualtime``): a job "takes" 0.01 s and a flood wait
+"lasts" 0.3 s of loop time, nothing really sleeps, and the times asserted are exact, so the order of
+events is forced by the scheduler alone, never by how fast the machine is.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
+from virtualtime import run_virtual
 
 from tobs_sync.errors import FloodWait
 from tobs_sync.workers import DcScheduler, GlobalPool, Job
 
+DURATION = 0.01
+
+
+def loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
 
 class FakeDownloads:
-    """Jobs that take ``duration`` seconds; DC ``flooded`` answers each first try with a flood wait."""
+    """Jobs that take ``DURATION`` seconds of loop time; DC ``flooded`` answers each job's first try
+    with a flood wait of ``wait`` seconds. Records when each job finished and how many ran at once."""
 
-    def __init__(self, duration: float = 0.01, flooded: int | None = None, wait: float = 0.3) -> None:
-        self.duration = duration
+    def __init__(self, flooded: int | None = None, wait: float = 0.3) -> None:
         self.flooded = flooded
         self.wait = wait
         self.flooded_once: set[str] = set()
         self.finished_at: dict[str, float] = {}
         self.running: dict[int | None, int] = {}
         self.max_running: dict[int | None, int] = {}
+        self.max_running_total = 0
 
     def job(self, key: str, dc_id: int | None) -> Job[str]:
         async def run() -> str:
@@ -30,61 +42,95 @@ class FakeDownloads:
                 raise FloodWait(self.wait, "downloading")
             self.running[dc_id] = self.running.get(dc_id, 0) + 1
             self.max_running[dc_id] = max(self.max_running.get(dc_id, 0), self.running[dc_id])
-            await asyncio.sleep(self.duration)
+            self.max_running_total = max(self.max_running_total, sum(self.running.values()))
+            await asyncio.sleep(DURATION)
             self.running[dc_id] -= 1
-            self.finished_at[key] = time.monotonic()
+            self.finished_at[key] = loop_time()
             return key
 
         return Job(key, dc_id, run)
+
+    def finished(self, *, dc: int, on: bool = True) -> list[float]:
+        """Finish times of the jobs on DC ``dc`` (``on=False``: on every other DC), in order."""
+        return sorted(t for key, t in self.finished_at.items() if key.startswith(f"{dc}-") is on)
 
 
 def test_every_job_runs_once_and_results_are_keyed() -> None:
     fake = FakeDownloads()
     jobs = [fake.job(f"{dc}-{i}", dc) for dc in (1, 2, 4, None) for i in range(5)]
-    results = asyncio.run(DcScheduler(per_dc=2, total=4).run_all(jobs))
+    results = run_virtual(DcScheduler(per_dc=2, total=4).run_all(jobs))
     assert results == {job.key: job.key for job in jobs}
 
 
-def test_per_dc_concurrency_is_bounded() -> None:
-    fake = FakeDownloads(duration=0.02)
-    jobs = [fake.job(f"{dc}-{i}", dc) for dc in (1, 2) for i in range(8)]
-    asyncio.run(DcScheduler(per_dc=2, total=10).run_all(jobs))
-    assert fake.max_running == {1: 2, 2: 2}
+def test_per_dc_and_total_concurrency_are_bounded() -> None:
+    fake = FakeDownloads()
+    jobs = [fake.job(f"{dc}-{i}", dc) for dc in (1, 2, 3) for i in range(8)]
+    run_virtual(DcScheduler(per_dc=2, total=5).run_all(jobs))
+    assert fake.max_running == {1: 2, 2: 2, 3: 2}
+    assert fake.max_running_total == 5
 
 
-def test_flood_wait_on_one_dc_does_not_stop_the_others() -> None:
-    fake = FakeDownloads(duration=0.01, flooded=4, wait=0.3)
+def test_flood_wait_on_one_dc_pauses_that_dc_for_exactly_the_wait_and_no_other() -> None:
+    fake = FakeDownloads(flooded=4, wait=0.3)
     jobs = [fake.job(f"{dc}-{i}", dc) for i in range(3) for dc in (1, 2, 4)]
-    start = time.monotonic()
-    results = asyncio.run(DcScheduler(per_dc=2, total=6).run_all(jobs))
+
+    async def run() -> tuple[dict[object, object], float]:
+        results = await DcScheduler(per_dc=2, total=6).run_all(jobs)
+        return results, loop_time()
+
+    results, ended = run_virtual(run())
     assert all(results[job.key] == job.key for job in jobs)
-    others_done = max(t for key, t in fake.finished_at.items() if not key.startswith("4-")) - start
-    flooded_done = min(t for key, t in fake.finished_at.items() if key.startswith("4-")) - start
-    assert others_done < flooded_done  # DC 1 and 2 finished while DC 4 was paused
-    assert flooded_done >= 0.3  # DC 4 resumed only after its wait
+    # DC 1 and 2: three jobs on two workers each, two rounds, untouched by DC 4's pauses.
+    assert fake.finished(dc=4, on=False) == pytest.approx([DURATION] * 4 + [2 * DURATION] * 2)
+    # DC 4: each job's first try is refused; the DC resumes exactly when each wait ends, and not before.
+    assert fake.finished(dc=4) == pytest.approx([0.3 + DURATION, 0.6 + DURATION, 0.9 + DURATION])
+    assert ended == pytest.approx(0.9 + DURATION)
 
 
-@pytest.mark.parametrize(("scheduler", "others_stalled"), [(DcScheduler(per_dc=2, total=2), False),
-                                                           (GlobalPool(total=2), True)])
+@pytest.mark.parametrize(
+    ("scheduler", "others_done", "flooded_done"),
+    [
+        # Two workers in all: while DC 4 is paused, both serve DC 1 and 2 (8 jobs: 4 rounds).
+        (DcScheduler(per_dc=2, total=2), 4 * DURATION, 0.5 + DURATION),
+        # The naive pool: both workers sleep through DC 4's waits, then do the 8 others.
+        (GlobalPool(total=2), 0.5 + 5 * DURATION, 0.5 + DURATION),
+    ],
+    ids=["dc-aware", "global-pool"],
+)
 def test_only_the_naive_pool_lets_a_flooded_dc_hold_every_worker(
-    scheduler: DcScheduler | GlobalPool, others_stalled: bool
+    scheduler: DcScheduler | GlobalPool, others_done: float, flooded_done: float
 ) -> None:
-    fake = FakeDownloads(duration=0.01, flooded=4, wait=0.5)
+    fake = FakeDownloads(flooded=4, wait=0.5)
     jobs = [fake.job("4-0", 4), fake.job("4-1", 4)] + [fake.job(f"{dc}-{i}", dc) for i in range(4) for dc in (1, 2)]
-    start = time.monotonic()
-    asyncio.run(scheduler.run_all(jobs))
-    others_done = max(t for key, t in fake.finished_at.items() if not key.startswith("4-")) - start
-    flooded_done = min(t for key, t in fake.finished_at.items() if key.startswith("4-")) - start
-    assert flooded_done >= 0.5
-    assert (others_done > flooded_done) is others_stalled  # the others waited for DC 4's flood wait
+    run_virtual(scheduler.run_all(jobs))
+    assert fake.finished(dc=4, on=False)[-1] == pytest.approx(others_done)
+    assert fake.finished(dc=4)[0] == pytest.approx(flooded_done)
 
 
-def test_wait_longer_than_the_maximum_defers_that_dc_only() -> None:
+def test_wait_longer_than_the_maximum_defers_that_dc_only_without_waiting() -> None:
     fake = FakeDownloads(flooded=4, wait=1000)
+
+    async def run() -> tuple[dict[object, object], float]:
+        results = await DcScheduler(max_flood_wait=60).run_all(jobs)
+        return results, loop_time()
+
     jobs = [fake.job(f"{dc}-{i}", dc) for dc in (1, 4) for i in range(3)]
-    results = asyncio.run(DcScheduler(max_flood_wait=60).run_all(jobs))
+    results, ended = run_virtual(run())
     assert [results[f"1-{i}"] for i in range(3)] == ["1-0", "1-1", "1-2"]
     assert all(isinstance(results[f"4-{i}"], FloodWait) for i in range(3))
+    assert ended == pytest.approx(2 * DURATION), "the deferred DC's 1000 s wait is not slept"
+
+
+def test_the_naive_pool_gives_up_on_a_wait_longer_than_the_maximum_without_waiting() -> None:
+    fake = FakeDownloads(flooded=4, wait=1000)
+
+    async def run() -> tuple[dict[object, object], float]:
+        results = await GlobalPool(total=2, max_flood_wait=60).run_all([fake.job("4-0", 4), fake.job("1-0", 1)])
+        return results, loop_time()
+
+    results, ended = run_virtual(run())
+    assert isinstance(results["4-0"], FloodWait) and results["1-0"] == "1-0"
+    assert ended == pytest.approx(DURATION)
 
 
 def test_a_failing_job_is_reported_and_others_continue() -> None:
@@ -93,7 +139,7 @@ def test_a_failing_job_is_reported_and_others_continue() -> None:
 
     fake = FakeDownloads()
     jobs = [Job("bad", 2, boom), fake.job("good", 2)]
-    results = asyncio.run(DcScheduler().run_all(jobs))
+    results = run_virtual(DcScheduler().run_all(jobs))
     assert isinstance(results["bad"], ConnectionError)
     assert results["good"] == "good"
 

@@ -5,8 +5,10 @@
                                       under short waits (3 s, which Telethon forgets) and long
                                       ones (10 s, which Telethon applies to downloads on every DC);
                                       ``--flood-every N --flood-s S`` runs one scenario of your own.
-``python -m tobs_sync.bench memory``  peak RSS while one 500 MB simulated file is downloaded into
-                                      a vault (streaming: memory must stay flat).
+``python -m tobs_sync.bench memory``  one 500 MB simulated file downloaded into a vault, in a fresh
+                                      process: its peak RSS before and after, and the peak of
+                                      Python allocations during the pass (streaming: both stay
+                                      far below the file's size).
 ``python -m tobs_sync.bench import``  messages per second importing a generated Desktop export
                                       (durable writes: every note fsynced and renamed).
 ``python -m tobs_sync.bench parse``   messages per second and peak RSS reading a large generated
@@ -24,18 +26,23 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import os
 import resource
+import subprocess  # nosec B404  # justified: runs this interpreter with fixed arguments, never a shell
 import sys
 import tempfile
 import time
-from collections.abc import Hashable, Sequence
+import tracemalloc
+from collections.abc import Awaitable, Hashable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tobs_sync.config import TelegramSettings
 from tobs_sync.sim import SimulatedTelegram, parse_spec
 from tobs_sync.sources.telegram import TelegramSource
 from tobs_sync.workers import DcScheduler, GlobalPool, Job
+
+T = TypeVar("T")
 
 DC_SPEC = "chats=4,messages=60,media=1,latency_ms=20,dcs=3,bandwidth_kbps=16000,seed=21"
 FLOODED_DC = 3
@@ -151,6 +158,18 @@ def _peak_rss_mb() -> float:
     return peak / 1e6 if sys.platform == "darwin" else peak / 1e3
 
 
+async def traced_peak(awaitable: Awaitable[T]) -> tuple[T, int]:
+    """``awaitable``'s result and the peak of Python allocations (bytes, ``tracemalloc``) while it ran,
+    counting only what it allocated: a file held whole in memory shows here at its full size."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        result = await awaitable
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 async def _download_big(size: int, vault: Path) -> dict[str, Any]:
     from tobs_sync.app import App
 
@@ -162,21 +181,40 @@ async def _download_big(size: int, vault: Path) -> dict[str, Any]:
         with App.open(vault) as app:
             before = _peak_rss_mb()
             started = time.monotonic()
-            report = await app.sync_source(source)
+            report, traced = await traced_peak(app.sync_source(source))
             elapsed = time.monotonic() - started
             after = _peak_rss_mb()
             stored = app.media.counts.stored
     return {"file_mb": size / 1e6, "message_id": message.id, "stored": stored, "seconds": elapsed,
-            "peak_rss_before_mb": before, "peak_rss_after_mb": after, "messages": report.messages}
+            "peak_rss_before_mb": before, "peak_rss_after_mb": after, "traced_peak_mb": traced / 1e6,
+            "messages": report.messages}
+
+
+def stream_big_file(size: int) -> dict[str, Any]:
+    """One large file streamed into a fresh vault, measured in this process (``bench memory`` runs it
+    in a fresh one, so that nothing done before can hide the peak)."""
+    with tempfile.TemporaryDirectory() as folder:
+        return asyncio.run(_download_big(size, Path(folder) / "vault"))
 
 
 def bench_memory(size: int = 500_000_000) -> dict[str, Any]:
-    """Peak RSS before and after streaming one large file into a vault."""
-    with tempfile.TemporaryDirectory() as folder:
-        figures = asyncio.run(_download_big(size, Path(folder) / "vault"))
-    print(f"downloaded {figures['file_mb']:.0f} MB in {figures['seconds']:.1f} s; peak RSS "
-          f"{figures['peak_rss_before_mb']:.0f} MB before, {figures['peak_rss_after_mb']:.0f} MB after "
-          f"(+{figures['peak_rss_after_mb'] - figures['peak_rss_before_mb']:.0f} MB)")
+    """Streaming one large file into a vault, in a fresh process: its peak RSS before and after the
+    pass (``ru_maxrss`` only grows, so only a process that did nothing else shows what the pass
+    cost) and the peak of Python allocations during the pass. Streaming keeps both far below the file."""
+    package_parent = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
+    command = [sys.executable, "-m", "tobs_sync.bench", "memory-stream", "--size", str(size)]
+    # This interpreter with fixed arguments, never a shell.
+    child = subprocess.run(  # noqa: S603  # nosec B603
+        command, shell=False, env=env, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
+    )
+    if child.returncode != 0:
+        raise RuntimeError(f"the memory benchmark's process failed ({child.returncode}):\n{child.stderr}")
+    figures: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
+    growth = figures["peak_rss_after_mb"] - figures["peak_rss_before_mb"]
+    print(f"downloaded {figures['file_mb']:.0f} MB in {figures['seconds']:.1f} s (a fresh process); peak RSS "
+          f"{figures['peak_rss_before_mb']:.0f} MB before the pass, {figures['peak_rss_after_mb']:.0f} MB after "
+          f"(+{growth:.0f} MB); peak Python allocations during the pass {figures['traced_peak_mb']:.1f} MB")
     return figures
 
 
@@ -254,18 +292,24 @@ def bench_parse(chats: int = 4, messages: int = 100_000) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tobs_sync.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("which", choices=["dc", "memory", "import", "parse", "all"])
+    parser.add_argument("which", choices=["dc", "memory", "import", "parse", "all", "memory-stream"],
+                        help="memory-stream: one memory measurement in this process, printed as JSON "
+                             "(what `memory` runs in a fresh process)")
+    parser.add_argument("--size", type=int, default=500_000_000, help="memory, memory-stream: file size in bytes")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     parser.add_argument("--flood-every", type=int, metavar="N",
                         help="dc: one scenario where every N-th download request opens a flood window (0: none)")
     parser.add_argument("--flood-s", type=int, default=3, metavar="S", help="dc: that window's length (default 3)")
     args = parser.parse_args(argv)
+    if args.which == "memory-stream":
+        print(json.dumps(stream_big_file(args.size)))
+        return 0
     figures: dict[str, Any] = {}
     if args.which in ("dc", "all"):
         custom = [("custom", args.flood_every, args.flood_s)] if args.flood_every is not None else DC_SCENARIOS
         figures["dc"] = bench_dc(custom)
     if args.which in ("memory", "all"):
-        figures["memory"] = bench_memory()
+        figures["memory"] = bench_memory(args.size)
     if args.which in ("import", "all"):
         figures["import"] = bench_import()
     if args.which in ("parse", "all"):

@@ -11,6 +11,10 @@ connection stays warm.
 :class:`GlobalPool` is the naive alternative (one shared pool, a flood wait sleeps in the
 worker that hit it), kept for the benchmark that shows why the DC-aware scheduler exists.
 
+Time is read from the running event loop (``loop.time()``, a monotonic clock) and waited with
+``asyncio.sleep`` on that same loop: one clock for both, so a loop with a virtual clock (tests)
+decides every pause without real waiting.
+
 Limits: the scheduler knows nothing of Telegram; jobs are coroutines that either return a
 result or raise. Jobs without a DC (local files of a Desktop export) share one lane.
 """
@@ -19,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -46,6 +49,11 @@ class _Lane:
     jobs: list[Job[Any]]
     paused_until: float = 0.0
     given_up: FloodWait | None = None
+
+
+def _now() -> float:
+    """The running event loop's clock: the one ``asyncio.sleep`` waits on."""
+    return asyncio.get_running_loop().time()
 
 
 class DcScheduler:
@@ -80,7 +88,7 @@ class DcScheduler:
         self, dc_id: int | None, lane: _Lane, slots: asyncio.Semaphore, results: dict[Hashable, Any]
     ) -> None:
         while lane.jobs:
-            wait = lane.paused_until - time.monotonic()
+            wait = lane.paused_until - _now()
             if wait > 0:
                 await asyncio.sleep(wait)
                 continue
@@ -104,9 +112,10 @@ class DcScheduler:
                             dc_id, flood.seconds, self._max_flood_wait)
             lane.given_up = flood
             return
-        until = time.monotonic() + flood.seconds
+        now = _now()
+        until = now + flood.seconds
         if until > lane.paused_until:
-            if lane.paused_until <= time.monotonic():
+            if lane.paused_until <= now:
                 log.info("DC %s asks to wait %g s: pausing its downloads, other DCs continue", dc_id, flood.seconds)
             lane.paused_until = until
 
