@@ -27,7 +27,7 @@ from tobs_sync.media import MediaCounts, MediaWriter
 from tobs_sync.model import Chat, ChatKind, MediaKind, MediaRef, Message
 from tobs_sync.render import Renderer
 from tobs_sync.sources.memory import MemorySource
-from tobs_sync.store import Store
+from tobs_sync.store import NO_CURSOR, Store
 from tobs_sync.sync import Synchronizer, SyncReport
 from tobs_sync.vault import Vault
 
@@ -233,7 +233,7 @@ def test_a_deferred_chat_keeps_its_cursor_and_the_next_pass_completes_it(vault: 
     source.fail_history(FRIEND.id, ChatDeferred("chat 'Friend': Telegram asks to wait 3600 s; deferred"))
     report, _ = sync_pass(vault, source)
     assert report.deferred == ["chat 'Friend': Telegram asks to wait 3600 s; deferred"]
-    assert cursors(vault) == {NEWS.id: 10, FRIEND.id: 0}
+    assert cursors(vault) == {NEWS.id: 10, FRIEND.id: NO_CURSOR}
     assert {chat for chat, _ in note_ids(vault)} == {NEWS.id}
     report, _ = sync_pass(vault, source)
     assert report.deferred == [] and report.messages == 10
