@@ -69,7 +69,9 @@ class App:
         cleaned = vault.clean_temp_files()
         store = Store.open(settings.database_path)
         try:
-            renderer = Renderer(vault.resolve(settings.templates) if settings.templates else None)
+            renderer = Renderer(
+                vault.resolve(settings.templates) if settings.templates else None, limits=settings.template_limits
+            )
             telegram = settings.telegram
             scheduler = scheduler or DcScheduler(
                 per_dc=telegram.download_workers_per_dc,
