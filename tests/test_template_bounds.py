@@ -20,6 +20,7 @@ import pytest
 from conftest import SAMPLE_EXPORT
 
 from tobs_sync.app import import_export
+from tobs_sync.cli import main
 from tobs_sync.config import TemplateLimits, settings_from_mapping
 from tobs_sync.errors import ConfigError, TemplateError, TemplateLimitExceeded
 from tobs_sync.render import CHAT_TEMPLATE, MESSAGE_TEMPLATE, Renderer, builtin_templates_dir
@@ -311,3 +312,14 @@ def test_the_bounded_sandbox_renders_what_jinjas_sandbox_renders(tmp_path: Path)
     assert "[1/2 a a[1/1 a b]][2/2 b c]<in 5>UPPER X<!3a=1;b=2;" in expected
     renderer, _ = renderer_for(tmp_path, "")
     assert frontmatter.loads(renderer.render("main.md", context, IDENTITY).decode("utf-8")).content == expected
+
+
+def test_the_cli_prints_a_failing_template_as_one_line_without_a_traceback(vault: Path, capsys: Any) -> None:
+    templates = vault / "Telegram" / "_templates"
+    templates.mkdir(parents=True)
+    (templates / MESSAGE_TEMPLATE).write_text("{{ message.body }}\n{{ message.date.strftime(7) }}\n", encoding="utf-8")
+    assert main(["import", str(SAMPLE_EXPORT), "--vault", str(vault)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"{templates / MESSAGE_TEMPLATE}, line 2: TypeError: strftime() argument 1 must be str" in err
+    assert len(err.strip().splitlines()) == 1

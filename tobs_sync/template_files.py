@@ -14,7 +14,9 @@ Limits: the check is made at each load, not held: a program swapping a folder fo
 between the check and the read could still redirect it (the last part is opened without
 following links and compared with what was checked, so a swapped *file* is caught). The folder
 itself may be a symlink only when ``allow_linked_root`` is set (the built-in templates inside an
-installed package, which are trusted); a vault's templates folder never is.
+installed package, which are trusted); a vault's templates folder never is. The folders above it
+are the caller's to confine (the app resolves the templates folder through the vault, which
+refuses symlinks on the way).
 """
 
 from __future__ import annotations
