@@ -268,7 +268,7 @@ def _to_bytes_estimate(args: Sequence[Any], kwargs: Mapping[str, Any], cap: int)
 
 
 def _strftime_estimate(args: Sequence[Any], kwargs: Mapping[str, Any], cap: int) -> int:
-    fmt = _arg(args, kwargs, 1, "format")
+    fmt = _arg(args, kwargs, 1, "format", kwargs.get("fmt"))
     return len(fmt) * _STRFTIME_GROWTH if isinstance(fmt, str) else 0
 
 
