@@ -128,3 +128,12 @@ def test_wikilink_labels_cannot_break_the_link() -> None:
     assert wikilink("A/B.md", "x]]|y#z^w[") == "[[A/B|x y z w]]"
     assert wikilink("A/B.md") == "[[A/B]]"
     assert wikilink("A/pic.png", "   ") == "[[A/pic.png|A/pic.png]]"
+
+
+def test_md_filter_leaves_no_templater_tag_in_raw_text(tmp_path: Path) -> None:
+    """`\\%>` is escaped Markdown but still a Templater closing tag: the filter breaks it too."""
+    renderer = renderer_with(tmp_path, "{{ hostile | md }}")
+    hostile = "<%* await app.vault.create('x.md', 'x') %> and <%+ tp.date.now() -%>"
+    body = renderer.render(MESSAGE_TEMPLATE, {"hostile": hostile}, IDENTITY).decode().split("---\n")[-1]
+    assert "<%" not in body and "%>" not in body
+    assert "await app.vault.create" in body  # the text stays readable

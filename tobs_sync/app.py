@@ -111,7 +111,9 @@ class App:
         *, read_only: bool = False,
     ) -> App:
         try:
-            renderer = Renderer(vault.resolve(settings.templates) if settings.templates else None)
+            renderer = Renderer(
+                vault.resolve(settings.templates) if settings.templates else None, limits=settings.template_limits
+            )
             telegram = settings.telegram
             scheduler = scheduler or DcScheduler(
                 per_dc=telegram.download_workers_per_dc,

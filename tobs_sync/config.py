@@ -83,6 +83,14 @@ max_mb = {}
 # processors = ["ffprobe", "audio", "image", "reencode"]
 # Threads shared by all processors.
 processor_workers = 2
+
+[templates]
+# Bounds of one note's render, so a template cannot hang or exhaust memory. A render taking
+# longer than this many milliseconds stops with an error naming the template and line.
+max_render_ms = 1000
+# The most characters (and list items) one render may produce in all: the note, and every text
+# or list the template makes on the way.
+max_output_chars = 1000000
 """
 
 _VAULT_KEYS = frozenset(
@@ -95,7 +103,10 @@ _TELEGRAM_KEYS = frozenset(
     }
 )
 _MEDIA_KEYS = frozenset({"kinds", "max_mb", "processors", "processor_workers"})
-_SECTIONS: Mapping[str, frozenset[str]] = {"vault": _VAULT_KEYS, "telegram": _TELEGRAM_KEYS, "media": _MEDIA_KEYS}
+_TEMPLATES_KEYS = frozenset({"max_render_ms", "max_output_chars"})
+_SECTIONS: Mapping[str, frozenset[str]] = {
+    "vault": _VAULT_KEYS, "telegram": _TELEGRAM_KEYS, "media": _MEDIA_KEYS, "templates": _TEMPLATES_KEYS
+}
 MEDIA_KINDS = ("photo", "video", "animation", "voice", "audio", "video_note", "sticker", "document")
 _CHAT_SELECTORS = frozenset({"all", "channels", "groups", "users", "bots", "saved"})
 
@@ -138,6 +149,14 @@ class MediaSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TemplateLimits:
+    """Bounds of one template render (``[templates]``); exceeding one is an error naming the key."""
+
+    max_render_ms: int = 1000
+    max_output_chars: int = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Validated settings of one vault."""
 
@@ -150,6 +169,7 @@ class Settings:
     obsidian_config: str = ".obsidian"
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
+    template_limits: TemplateLimits = field(default_factory=TemplateLimits)
 
     @property
     def state_dir(self) -> Path:
@@ -209,6 +229,7 @@ def settings_from_mapping(vault_root: Path, data: Mapping[str, Any]) -> Settings
         **values,
         telegram=_telegram_settings(data.get("telegram", {})),
         media=_media_settings(data.get("media", {})),
+        template_limits=_template_limits(data.get("templates", {})),
     )
     check_path_template("vault.note_path", settings.note_path, NOTE_PATH_FIELDS, required=frozenset({"id"}))
     check_path_template("vault.chat_note_path", settings.chat_note_path, CHAT_NOTE_PATH_FIELDS)
@@ -291,6 +312,17 @@ def _media_settings(table: Mapping[str, Any]) -> MediaSettings:
     if "processor_workers" in table:
         values["processor_workers"] = _number("media", table, "processor_workers", int, minimum=1, maximum=32)
     return MediaSettings(**values)
+
+
+def _template_limits(table: Mapping[str, Any]) -> TemplateLimits:
+    values: dict[str, Any] = {}
+    if "max_render_ms" in table:
+        values["max_render_ms"] = _number("templates", table, "max_render_ms", int, minimum=1, maximum=600_000)
+    if "max_output_chars" in table:
+        values["max_output_chars"] = _number(
+            "templates", table, "max_output_chars", int, minimum=1000, maximum=100_000_000
+        )
+    return TemplateLimits(**values)
 
 
 def _typed(section: str, table: Mapping[str, Any], key: str, kind: type) -> Any:

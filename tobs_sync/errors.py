@@ -48,5 +48,9 @@ class TemplateError(TobsError):
     """A template failed to compile or render; the message names the file and line."""
 
 
+class TemplateLimitExceeded(TemplateError):
+    """A render went past a bound of ``[templates]`` (time, size); the message names the key."""
+
+
 class VaultError(TobsError):
     """A vault write was refused (path outside the vault, symlink, not a directory)."""

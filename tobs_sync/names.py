@@ -43,9 +43,9 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-from tobs_sync.markdown import ZWSP
+from tobs_sync.markdown import ZWSP, escape_inline
 
-__all__ = ["NAME_MAX_BYTES", "inert_markdown", "inert_text", "inert_value", "live_triggers", "tag_segment"]
+__all__ = ["NAME_MAX_BYTES", "inert_markdown", "inert_text", "inert_value", "live_triggers", "md", "tag_segment"]
 
 NAME_MAX_BYTES = 200
 """Byte limit of one file or folder name made from untrusted text (the vault's sanitiser default):
@@ -85,6 +85,12 @@ def inert_text(text: str) -> str:
 def inert_markdown(markdown: str) -> str:
     """Escaped Markdown with Templater's ``<%`` and ``%>`` broken, which Markdown escapes do not stop."""
     return _TEMPLATER_AFTER.sub(_SEPARATED, markdown)
+
+
+def md(text: str) -> str:
+    """Untrusted ``text`` for the note body: escaped Markdown that Templater cannot read either
+    (the ``_md`` template values and the ``md`` filter)."""
+    return inert_markdown(escape_inline(text))
 
 
 def inert_value(value: Any) -> Any:

@@ -1,14 +1,19 @@
 """Templates -> note bytes: a sandboxed Jinja environment and Obsidian-valid frontmatter.
 
 Templates are looked up first in the vault's template folder (editable from Obsidian), then in
-the built-in ``templates/`` shipped with the package. They run in Jinja's
-``ImmutableSandboxedEnvironment`` with ``StrictUndefined``: a template can read what it is
-given and nothing else, and a misspelt variable is an error, not an empty string.
+the built-in ``templates/`` shipped with the package, and only as regular files inside those
+folders (:mod:`tobs_sync.template_files`: no symlink, no ``..``, no absolute name). They run in
+Jinja's immutable sandbox with ``StrictUndefined`` and a time and size budget per render
+(:mod:`tobs_sync.template_sandbox`): a template can read what it is given and nothing else, a
+misspelt variable is an error, not an empty string, and a runaway loop or a gigabyte string is
+stopped.
 
 A template sets its note's properties with a top-level ``{% set properties = {...} %}``; they
 become YAML frontmatter (python-frontmatter, PyYAML safe dumper), after which the identity keys
 (``tg_chat_id``, ``tg_message_id``) are added by code so a template cannot lose them.
-Errors name the template file and line. Limits: property values must be strings, numbers,
+Whatever goes wrong inside a template (an undefined name, ``strftime(7)``, a division by zero,
+recursion, a bound exceeded) becomes one :class:`~tobs_sync.errors.TemplateError` naming the
+template file and line, never a traceback. Limits: property values must be strings, numbers,
 booleans, dates or lists of those (Obsidian has no nested properties); the rendered body is used
 as is, so escaping untrusted text is the job of the values passed in (see
 :mod:`tobs_sync.markdown`) and of the ``md`` filter.
@@ -17,6 +22,7 @@ as is, so escaping untrusted text is the job of the values passed in (see
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -26,11 +32,12 @@ from typing import Any
 import frontmatter
 import jinja2
 import yaml
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from tobs_sync.errors import TemplateError
-from tobs_sync.markdown import escape_inline
-from tobs_sync.names import inert_text
+from tobs_sync.config import TemplateLimits
+from tobs_sync.errors import TemplateError, TemplateLimitExceeded, TobsError
+from tobs_sync.names import inert_text, md
+from tobs_sync.template_files import ConfinedLoader
+from tobs_sync.template_sandbox import BoundedEnvironment, Clock
 
 MESSAGE_TEMPLATE = "message.md"
 CHAT_TEMPLATE = "chat.md"
@@ -92,14 +99,27 @@ def _strftime(value: dt.datetime | dt.date, fmt: str) -> str:
 
 
 class Renderer:
-    """Compiles and renders the note templates of one vault."""
+    """Compiles and renders the note templates of one vault, one render at a time.
 
-    def __init__(self, override_dir: Path | None, builtin_dir: Path | None = None) -> None:
+    ``clock`` (seconds, monotonic) times each render against ``limits.max_render_ms``; tests
+    pass a fake one.
+    """
+
+    def __init__(
+        self,
+        override_dir: Path | None,
+        builtin_dir: Path | None = None,
+        *,
+        limits: TemplateLimits | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
         loaders: list[jinja2.BaseLoader] = []
         if override_dir is not None:
-            loaders.append(jinja2.FileSystemLoader(override_dir))
-        loaders.append(jinja2.FileSystemLoader(builtin_dir or builtin_templates_dir()))
-        self._env = ImmutableSandboxedEnvironment(
+            loaders.append(ConfinedLoader(override_dir))
+        loaders.append(ConfinedLoader(builtin_dir or builtin_templates_dir(), allow_linked_root=True))
+        self._env = BoundedEnvironment(
+            limits=limits or TemplateLimits(),
+            clock=clock,
             loader=jinja2.ChoiceLoader(loaders),
             undefined=jinja2.StrictUndefined,
             autoescape=False,
@@ -108,18 +128,17 @@ class Renderer:
             lstrip_blocks=True,
             auto_reload=True,
         )
-        self._env.filters["md"] = lambda value: escape_inline(str(value))
-        self._env.filters["wikilink"] = wikilink
-        self._env.filters["strftime"] = _strftime
+        self._env.install_filters({
+            "md": lambda value: md(str(value)),
+            "wikilink": wikilink,
+            "strftime": _strftime,
+        })
         self._env.globals["wikilink"] = wikilink
         self._env.globals["merge"] = merge
 
     def template_file(self, name: str) -> str:
         """Where template ``name`` is loaded from (for messages and ``status``)."""
-        try:
-            template = self._env.get_template(name)
-        except jinja2.TemplateError as exc:
-            raise _template_error(name, exc, None) from exc
+        template = self._template(name)
         return template.filename or name
 
     def check(self) -> None:
@@ -129,48 +148,58 @@ class Renderer:
 
     def render(self, name: str, context: Mapping[str, Any], identity: Mapping[str, Any]) -> bytes:
         """Render template ``name`` into note bytes: frontmatter (template's + identity) and body."""
-        try:
-            template = self._env.get_template(name)
-            module = template.make_module(dict(context))
-            body = str(module)
-            properties = getattr(module, "properties", {})
-        except jinja2.TemplateError as exc:
-            raise self._located(name, exc) from exc
+        template = self._template(name)
         filename = template.filename or name
-        metadata = _check_properties(filename, properties)
+        try:
+            with self._env.render_budget():
+                variables = template.new_context(dict(context))
+                body = "".join(template.root_render_func(variables))
+                metadata = _check_properties(variables.get_exported().get("properties", {}))
+                self._env.check_text(list(metadata.values()), "the properties")
+        except Exception as exc:  # anything a template can raise becomes one error naming it
+            raise _located_error(filename, exc) from exc
         for key in IDENTITY_KEYS:
             metadata.pop(key, None)
         metadata.update(identity)
         post = frontmatter.Post(body.strip("\n"))
         post.metadata.update(metadata)
-        text = frontmatter.dumps(post, Dumper=_PropertyDumper, sort_keys=False)
-        return (text.rstrip("\n") + "\n").encode("utf-8")
-
-
-    def _located(self, name: str, exc: jinja2.TemplateError) -> TemplateError:
-        """Our error for a render-time Jinja error, with the template line Jinja maps it to."""
         try:
-            self._env.handle_exception()  # re-raises with the traceback rewritten to template lines
-        except jinja2.TemplateError as rewritten:
-            return _template_error(name, rewritten, rewritten.__traceback__)
-        return _template_error(name, exc, exc.__traceback__)  # pragma: no cover
+            text = frontmatter.dumps(post, Dumper=_PropertyDumper, sort_keys=False)
+            return (text.rstrip("\n") + "\n").encode("utf-8")
+        except (yaml.YAMLError, UnicodeError, ValueError) as exc:
+            raise TemplateError(
+                f"template {filename}: the note cannot be written as UTF-8 text and YAML: {exc}"
+            ) from exc
+
+    def _template(self, name: str) -> jinja2.Template:
+        """The compiled template ``name``; TemplateError if it is missing, refused or invalid."""
+        try:
+            return self._env.get_template(name)
+        except jinja2.TemplateSyntaxError as exc:
+            where = exc.filename or exc.name or name
+            raise TemplateError(f"template {where}, line {exc.lineno}: {exc.message}") from exc
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateError(f"template {name} not found") from exc
+        except TobsError:
+            raise
+        except Exception as exc:  # e.g. RecursionError from absurdly deep nesting
+            raise TemplateError(f"template {name}: cannot be compiled: {_describe(exc)}") from exc
 
 
-def _check_properties(filename: str, properties: Any) -> dict[str, Any]:
+def _check_properties(properties: Any) -> dict[str, Any]:
     if not isinstance(properties, Mapping):
-        raise TemplateError(f"{filename}: 'properties' must be a mapping like {{\"date\": message.date}}")
+        raise TemplateError("'properties' must be a mapping like {\"date\": message.date}")
     checked: dict[str, Any] = {}
     for key, value in properties.items():
         if not isinstance(key, str) or not key.strip():
-            raise TemplateError(f"{filename}: property names must be non-empty text, not {key!r}")
+            raise TemplateError(f"property names must be non-empty text, not {key!r}")
         if isinstance(value, list | tuple):
             if not all(_is_scalar(v) for v in value):
-                raise TemplateError(f"{filename}: property {key!r} may only list text, numbers or dates")
+                raise TemplateError(f"property {key!r} may only list text, numbers or dates")
             value = [v for v in value if v is not None and v != ""]
         elif not _is_scalar(value):
             raise TemplateError(
-                f"{filename}: property {key!r} must be text, a number, a date or a list, "
-                f"not {type(value).__name__}"
+                f"property {key!r} must be text, a number, a date or a list, not {type(value).__name__}"
             )
         if value is None or value == "" or value == []:
             continue
@@ -182,23 +211,36 @@ def _is_scalar(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool | dt.date)
 
 
-def _template_error(name: str, exc: jinja2.TemplateError, tb: TracebackType | None) -> TemplateError:
-    if isinstance(exc, jinja2.TemplateSyntaxError):
-        where = f"{exc.filename or exc.name or name}, line {exc.lineno}"
-        return TemplateError(f"template {where}: {exc.message}")
+def _located_error(filename: str, exc: Exception) -> TemplateError:
+    """One TemplateError for anything raised while rendering: the template file and line first."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):  # an included template that does not compile
+        return TemplateError(f"template {exc.filename or exc.name}, line {exc.lineno}: {exc.message}")
+    where, line = _template_frame(exc.__traceback__)
+    location = f"template {where or filename}" + (f", line {line}" if line else "")
+    error_type = TemplateLimitExceeded if isinstance(exc, TemplateLimitExceeded) else TemplateError
+    return error_type(f"{location}: {_describe(exc)}")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, jinja2.TemplatesNotFound):
+        return exc.message or "none of the templates was found"
     if isinstance(exc, jinja2.TemplateNotFound):
-        return TemplateError(f"template {name} not found")
-    filename, line = _template_frame(tb)
-    where = f"{filename or name}" + (f", line {line}" if line else "")
-    return TemplateError(f"template {where}: {exc}")
+        return f"template {exc.name!r} not found"
+    if isinstance(exc, TobsError | jinja2.TemplateError):
+        return str(exc)
+    if isinstance(exc, RecursionError):
+        return "macros or loops nest too deeply (RecursionError)"
+    if isinstance(exc, MemoryError):
+        return "out of memory (MemoryError)"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _template_frame(tb: TracebackType | None) -> tuple[str | None, int | None]:
-    """The innermost traceback frame that belongs to a template (Jinja maps its line numbers)."""
+    """The file and line of the innermost traceback frame that runs template code."""
     found: tuple[str | None, int | None] = (None, None)
     while tb is not None:
-        filename = tb.tb_frame.f_code.co_filename
-        if filename.endswith(".md") or tb.tb_frame.f_globals.get("__jinja_template__") is not None:
-            found = (filename, tb.tb_lineno)
+        template = tb.tb_frame.f_globals.get("__jinja_template__")
+        if isinstance(template, jinja2.Template):
+            found = (template.filename or template.name, template.get_corresponding_lineno(tb.tb_lineno))
         tb = tb.tb_next
     return found

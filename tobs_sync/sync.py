@@ -171,9 +171,9 @@ class Synchronizer:
             return
         await self._media.store_media(pairs, state.folder, source.media_chunks)
         states = {state.chat.id: state}
+        rendered = [(row, self._rerender(row, states)) for row in rows.values()]  # all before any write
         written = []
-        for row in rows.values():
-            data = self._rerender(row, states)
+        for row, data in rendered:
             outcome = self._vault.write_note(row.path, data, row.content_hash or None)
             report.count(outcome, row.path)
             written.append(self._rerendered_row(row, data, outcome))

@@ -22,9 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tobs_sync.markdown import escape_inline, render_text
+from tobs_sync.markdown import render_text
 from tobs_sync.model import Chat, MediaRef, Message, ServiceAction
-from tobs_sync.names import inert_markdown, inert_text, inert_value, tag_segment
+from tobs_sync.names import inert_markdown, inert_text, inert_value, md, tag_segment
 from tobs_sync.render import wikilink
 
 EMBEDDABLE_EXTENSIONS = frozenset(
@@ -61,11 +61,6 @@ def local_datetime(epoch: int | None, tz: dt.tzinfo) -> dt.datetime | None:
 def chat_tag(chat: Chat) -> str:
     """An Obsidian tag (without ``#``) for a chat: ``telegram/<segment of its title>``."""
     return f"telegram/{tag_segment(chat.title, fallback=f'chat-{abs(chat.id)}')}"
-
-
-def md(text: str) -> str:
-    """Untrusted ``text`` for the note body: escaped Markdown that Templater cannot read either."""
-    return inert_markdown(escape_inline(text))
 
 
 def _inert(text: str | None) -> str | None:
