@@ -23,7 +23,9 @@ from tobs_sync.app import import_export
 from tobs_sync.cli import main
 from tobs_sync.config import TemplateLimits, settings_from_mapping
 from tobs_sync.errors import ConfigError, TemplateError, TemplateLimitExceeded
+from tobs_sync.model import Chat, ChatKind, MediaRef, Message
 from tobs_sync.render import CHAT_TEMPLATE, MESSAGE_TEMPLATE, Renderer, builtin_templates_dir
+from tobs_sync.views import StoredMedia, chat_view, message_view
 
 IDENTITY = {"tg_chat_id": -1001, "tg_message_id": 5}
 PEAK_BYTES = 30_000_000
@@ -98,21 +100,19 @@ def test_the_builtin_templates_fit_the_default_time_bound_with_a_wide_margin(tmp
     clock = FakeClock()
     renderer = Renderer(None, limits=TemplateLimits(), clock=clock)
     when = dt.datetime(2024, 3, 1, 9, 15)
-    message = {
-        "id": 5, "ids": [5], "kind": "message", "date": when, "edited": None, "body": "Hello **there**",
-        "text": "Hello there", "sender": "Sam", "sender_md": "Sam", "sender_id": 1, "author": None,
-        "via_bot": None, "forward": None, "reply": None, "service": None, "unsupported": False,
-        "poll": None, "location": None, "contact": None, "extra": {}, "extra_lines": [],
-        "note_path": "Telegram/News/2024-03-01 5.md", "media_properties": {},
-        "media": [{"kind": "photo", "label": "Photo", "path": "a.jpg", "link": "[[a.jpg]]",
-                   "embed": "![[a.jpg]]", "status": "stored", "reason": None, "reason_md": ""}] * 10,
+    chat = Chat(id=-1001, title="News", kind=ChatKind.CHANNEL, username="news")
+    photos = [Message(chat_id=-1001, id=5 + i, date=1709283600, text="Hello **there**" if i == 0 else "",
+                      sender_name="Sam", grouped_id=7) for i in range(10)]
+    stored = [StoredMedia(MediaRef("photo", f"p{i}"), f"Telegram/_attachments/p{i}.jpg", "stored") for i in range(10)]
+    context = {
+        "message": message_view(photos, stored, tz=dt.UTC, reply_path=None, note_path="Telegram/News/2024-03-01 5.md"),
+        "chat": chat_view(chat, "Telegram/News/News.md"),
     }
-    chat = {"id": -1001, "title": "News", "title_md": "News", "kind": "channel", "username": "news",
-            "note_path": "Telegram/News/News.md", "link": "[[Telegram/News/News|News]]", "tag": "telegram/news"}
-    renderer.render(MESSAGE_TEMPLATE, {"message": message, "chat": chat}, IDENTITY)
+    renderer.render(MESSAGE_TEMPLATE, context, IDENTITY)
     recent = [{"path": f"n{i}.md", "link": f"[[n{i}]]", "date": when} for i in range(50)]
     stats = {"count": 50, "first": when, "last": when}
-    renderer.render(CHAT_TEMPLATE, {"chat": chat, "stats": stats, "recent": recent}, {"tg_chat_id": -1001})
+    chat_context = {"chat": chat_view(chat, "Telegram/News/News.md"), "stats": stats, "recent": recent}
+    renderer.render(CHAT_TEMPLATE, chat_context, {"tg_chat_id": -1001})
     assert clock.reads < 500
 
 

@@ -28,6 +28,7 @@ from tobs_sync.render import CHAT_TEMPLATE, MESSAGE_TEMPLATE, builtin_templates_
 from tobs_sync.sim import SimulatedTelegram, parse_spec
 from tobs_sync.sources.base import DEFAULT_BATCH_SIZE
 from tobs_sync.sources.telegram import TelegramSource
+from tobs_sync.store import NO_CURSOR
 
 TEMPLATES = "Telegram/_templates"
 SIMULATION = "chats=2,messages=120,media=0.1,seed=1"
@@ -174,7 +175,7 @@ def test_import_template_error_writes_no_note_of_its_batch_and_a_rerun_completes
     assert set(written) == expected
     assert all(written[path] == (reference / path).read_bytes() for path in written)
     done_before = {beta: 30} if failing_chat == alpha else {}
-    assert {chat: cursor for chat, cursor in cursors(vault).items() if cursor} == done_before | (
+    assert {chat: cursor for chat, cursor in cursors(vault).items() if cursor != NO_CURSOR} == done_before | (
         {alpha: DEFAULT_BATCH_SIZE} if failing_batch else {}
     )
 
@@ -223,7 +224,7 @@ def test_sync_template_error_writes_no_note_of_its_batch_and_a_rerun_completes_t
     # media may already be stored; the re-run uses it).
     assert all(written[path] == (reference / path).read_bytes() for path in written)
     last_of_first_batch = sorted(by_chat[first_chat])[DEFAULT_BATCH_SIZE - 1]
-    assert {chat: cursor for chat, cursor in cursors(vault).items() if cursor} == {first_chat: last_of_first_batch}
+    assert {chat: cursor for chat, cursor in cursors(vault).items() if cursor != NO_CURSOR} == {first_chat: last_of_first_batch}
 
     use_template(vault, builtin_message_template())
     run_sync(vault)
