@@ -182,9 +182,13 @@ class Faults:
         """Answer the next matching requests with an arbitrary Telegram error."""
         self._rules.append(FaultRule("rpc", _request_name(request), _dc(dc), _times(times), code=code, message=message))
 
-    def stall(self, request: str | None = "GetFile", dc: int | None = None, times: int | None = 1) -> None:
-        """Never answer the next matching requests."""
-        self._rules.append(FaultRule("stall", _request_name(request), _dc(dc), _times(times)))
+    def stall(
+        self, request: str | None = "GetFile", dc: int | None = None, times: int | None = 1, *, after: int = 0
+    ) -> None:
+        """Never answer the next matching requests (after letting ``after`` of them through)."""
+        if after < 0:
+            raise ValueError("after must be >= 0")
+        self._rules.append(FaultRule("stall", _request_name(request), _dc(dc), _times(times), after=after))
 
     def drop_connection(
         self, dc: int, times: int | None = 1, *, request: str | None = None, reconnect: bool = True

@@ -320,7 +320,7 @@ class TelegramSource:
                                       f"telegram.flood_max_wait_s = {self._settings.flood_max_wait_s:g})") from flood
                 log.warning("%s: Telegram asks to wait %s s; waiting, then going on from chat %d",
                             what, flood.seconds, len(dialogs) + 1)
-                await self._sleep(flood.seconds)
+                await self._wait_out(flood)
                 continue
             except TRANSIENT_ERRORS as error:
                 attempts += 1
@@ -396,7 +396,7 @@ class TelegramSource:
                         yield batch
                         batch = []
             except FLOOD_ERRORS as flood:
-                await self._flood_sleep(flood.seconds, chat)
+                await self._flood_sleep(flood, chat)
             except (errors.TakeoutInvalidError, errors.TakeoutRequiredError) as error:
                 if reader is self._client:
                     raise SourceError(f"chat {chat.title!r}: {_describe(error)}") from error
@@ -467,7 +467,8 @@ class TelegramSource:
             with contextlib.suppress(Exception):
                 session.save()
 
-    async def _flood_sleep(self, seconds: float, chat: Chat) -> None:
+    async def _flood_sleep(self, flood: errors.RPCError, chat: Chat) -> None:
+        seconds = getattr(flood, "seconds", 0)
         if seconds > self._settings.flood_max_wait_s:
             raise ChatDeferred(
                 f"chat {chat.title!r}: Telegram asks to wait {seconds:g} s (more than telegram.flood_max_wait_s = "
@@ -477,7 +478,13 @@ class TelegramSource:
         if key not in self._flood_logged:
             self._flood_logged.add(key)
             log.warning("chat %r: Telegram asks to wait %g s; waiting", chat.title, seconds)
-        await self._sleep(seconds)
+        await self._wait_out(flood)
+
+    async def _wait_out(self, flood: errors.RPCError) -> None:
+        """Sleep through a flood wait, then drop Telethon's note of it: the wait is over, and Telethon
+        would otherwise refuse the repeated request itself until its own clock says so."""
+        await self._sleep(getattr(flood, "seconds", 0))
+        self._forget_flood(getattr(flood.request, "CONSTRUCTOR_ID", None))
 
     async def _input_peer(self, chat_id: int) -> Any:
         if self._peer_cache is not None and (known := self._peer_cache.known_peer(chat_id)) is not None:
@@ -558,9 +565,12 @@ class TelegramSource:
         DCs. The DC scheduler already pauses the DC that asked; this drops Telethon's global note
         (``TelegramClient._flood_waited_requests``, a private attribute covered by a contract test).
         """
+        self._forget_flood(functions.upload.GetFileRequest.CONSTRUCTOR_ID)
+
+    def _forget_flood(self, constructor_id: int | None) -> None:
         waited = getattr(self._client, "_flood_waited_requests", None)
-        if isinstance(waited, dict):
-            waited.pop(functions.upload.GetFileRequest.CONSTRUCTOR_ID, None)
+        if isinstance(waited, dict) and constructor_id is not None:
+            waited.pop(constructor_id, None)
 
     @staticmethod
     def _check_resumable(media: MediaRef, file: Any, offset: int) -> None:
@@ -608,9 +618,9 @@ class TelegramSource:
                 if chat is None:
                     if flood.seconds > self._settings.flood_max_wait_s:
                         raise SourceError(f"{what}: Telegram asks to wait {flood.seconds} s") from flood
-                    await self._sleep(flood.seconds)
+                    await self._wait_out(flood)
                 else:
-                    await self._flood_sleep(flood.seconds, chat)
+                    await self._flood_sleep(flood, chat)
             except TRANSIENT_ERRORS as error:
                 attempts += 1
                 if attempts >= MAX_ATTEMPTS:
