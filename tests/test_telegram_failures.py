@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from telethon import functions
+from telethon import functions, types
+from telethon.errors import rpc_message_to_error
 from vaultcheck import check_vault, vault_differences
 
 from tobs_sync.app import App
@@ -30,6 +31,7 @@ from tobs_sync.model import MediaRef
 from tobs_sync.sim import SimulatedTelegram, parse_spec
 from tobs_sync.sources.telegram import TelegramSource
 from tobs_sync.sources.telegram_convert import media_locator
+from tobs_sync.sources.telegram_errors import needs_fresh_reference
 from tobs_sync.sync import SyncReport
 
 SPEC = "chats=2,messages=50,media=0.4,seed=3"
@@ -272,6 +274,16 @@ def test_file_reference_invalid_is_refreshed_like_an_expired_one(vault: Path, tm
     assert sim.stats.errors[("GetFile", "FILE_REFERENCE_INVALID")] == 3
     assert (counts.failed, counts.unavailable) == (0, 0)
     assert not (difference := vault_differences(vault, reference)), difference
+
+
+@pytest.mark.parametrize("message", ["FILE_REFERENCE_EXPIRED", "FILE_REFERENCE_INVALID", "FILE_REFERENCE_EMPTY",
+                                     "FILEREF_UPGRADE_NEEDED", "FILE_REFERENCE_2_EXPIRED"])
+def test_every_file_reference_error_asks_for_a_fresh_reference(message: str) -> None:
+    request = functions.upload.GetFileRequest(location=None, offset=0, limit=4096)
+    error = rpc_message_to_error(types.RpcError(error_code=400, error_message=message), request)
+    assert needs_fresh_reference(error)
+    other = rpc_message_to_error(types.RpcError(error_code=400, error_message="LOCATION_INVALID"), request)
+    assert not needs_fresh_reference(other)
 
 
 def test_file_replaced_mid_download_starts_over_instead_of_being_spliced(vault: Path) -> None:

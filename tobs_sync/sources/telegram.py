@@ -54,7 +54,6 @@ from types import TracebackType
 from typing import Any, Protocol, Self, TypeVar
 
 from telethon import TelegramClient, errors, functions, types, utils
-from telethon.client.downloads import _CdnRedirect as CdnRedirect
 from telethon.extensions import BinaryReader
 
 from tobs_sync.config import TelegramSettings
@@ -63,6 +62,13 @@ from tobs_sync.model import Chat, ChatKind, MediaRef, Message
 from tobs_sync.session import LoginPrompts, private_umask
 from tobs_sync.sources.base import DEFAULT_BATCH_SIZE
 from tobs_sync.sources.telegram_convert import chat_from_entity, message_from_tl, parse_locator, tl_media_for_slot
+from tobs_sync.sources.telegram_errors import (
+    FLOOD_ERRORS,
+    TRANSIENT_ERRORS,
+    CdnRedirect,
+    needs_fresh_reference,
+    same_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,35 +79,6 @@ MAX_ATTEMPTS = 5
 RECENT_MESSAGES = 2000
 """TL messages kept for their media (file references) after a batch is yielded."""
 MIN_PART, MAX_PART = 4096, 512 * 1024
-
-FLOOD_ERRORS = (errors.FloodWaitError, errors.FloodPremiumWaitError)
-"""Telegram's "wait, then repeat" answers. ``FloodPremiumWaitError`` (the download speed limit of
-non-Premium accounts) is a sibling of ``FloodWaitError`` in Telethon, not a subclass."""
-TRANSIENT_ERRORS = (TimeoutError, ConnectionError, errors.ServerError, errors.TimedOutError)
-"""Failures worth repeating after a pause."""
-FILE_REFERENCE_ERRORS = (
-    errors.FileReferenceExpiredError, errors.FileReferenceInvalidError, errors.FileReferenceEmptyError,
-    errors.FilerefUpgradeNeededError,
-)
-
-
-def needs_fresh_reference(error: BaseException) -> bool:
-    """Whether Telegram asks for the message to be fetched again: every ``FILE_REFERENCE_*`` error
-    (Telethon names three of them; newer ones arrive as plain ``RPCError`` with that message)."""
-    if isinstance(error, FILE_REFERENCE_ERRORS):
-        return True
-    message = getattr(error, "message", None)
-    return isinstance(error, errors.RPCError) and isinstance(message, str) and message.startswith("FILE_REFERENCE_")
-
-
-def same_file(media: MediaRef, file: Any) -> bool:
-    """Whether the TL ``Photo``/``Document`` ``file`` is the file ``media`` was made from (id and size)."""
-    kind = "photo" if isinstance(file, types.Photo) else "document"
-    if media.file_key is not None and media.file_key != f"{kind}:{file.id}":
-        return False
-    size = getattr(file, "size", None)  # documents; a photo's sizes never change under one id
-    return size is None or media.size is None or size == media.size
-
 
 class PeerCache(Protocol):
     """Where input peers outlive a pass (the store): TL bytes by chat id and username."""
