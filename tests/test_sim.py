@@ -769,3 +769,167 @@ def test_start_live_makes_deterministic_changes() -> None:
 
 
 # endregion
+
+
+# region faults of issue-grade Telegram behaviour
+
+
+def test_premium_flood_wait_is_telethons_sibling_class_with_seconds() -> None:
+    sim = small()
+    chat_id, stored = media_on(sim, photo=True, away=True)
+    sim.faults.flood("GetFile", seconds=42, premium=True)
+
+    async def scenario() -> None:
+        client = sim.client(flood_sleep_threshold=0)
+        message = await fetch(client, chat_id, stored.id)
+        with pytest.raises(errors.FloodPremiumWaitError) as caught:
+            await client.download_media(message, bytes)
+        assert caught.value.seconds == 42
+        assert not isinstance(caught.value, errors.FloodWaitError)
+
+    run(scenario)
+    assert sim.stats.errors[("GetFile", "FLOOD_PREMIUM_WAIT_42")] == 1
+
+
+def test_flood_after_lets_the_first_requests_through() -> None:
+    sim = small(chats=3, messages=2)
+    sim.faults.flood("GetDialogs", seconds=2, after=1)  # Telethon forgets waits of <= 3 s
+
+    async def scenario() -> None:
+        client = sim.client(flood_sleep_threshold=0)
+        await client.get_dialogs()
+        with pytest.raises(errors.FloodWaitError):
+            await client.get_dialogs()
+        await client.get_dialogs()
+
+    run(scenario)
+    assert sim.stats.count("GetDialogs") == 3
+    assert sim.faults.fired["flood"] == 1
+
+
+def test_cdn_redirect_is_a_real_tl_answer_that_iter_download_cannot_follow() -> None:
+    from telethon.client.downloads import _CdnRedirect
+
+    sim = small()
+    chat_id, stored = media_on(sim, photo=False, away=False)
+    key = sim.file_key(stored)
+    sim.faults.cdn_redirect(key)
+
+    async def scenario() -> bytes:
+        client = sim.client()
+        message = await fetch(client, chat_id, stored.id)
+        with pytest.raises(_CdnRedirect) as caught:
+            async for _ in client.iter_download(message.media):
+                pass
+        redirect = caught.value.cdn_redirect
+        assert isinstance(redirect, types.upload.FileCdnRedirect)
+        assert redirect.dc_id > 200 and len(redirect.encryption_key) == 32 and len(redirect.encryption_iv) == 16
+        return b"".join([bytes(c) async for c in client.iter_download(message.media)])  # the rule fired once
+
+    assert run(scenario) == sim.file_bytes(key)
+
+
+def test_file_reference_invalid_is_answered_until_the_message_is_fetched_again() -> None:
+    sim = small()
+    chat_id, stored = media_on(sim, photo=True, away=False)
+    key = sim.file_key(stored)
+    sim.faults.expire_file_reference(key, error="FILE_REFERENCE_INVALID")
+    with pytest.raises(ValueError, match="not a file reference error"):
+        sim.faults.expire_file_reference(key, error="FLOOD_WAIT_3")
+
+    async def scenario() -> bytes:
+        client = sim.client()
+        message = await fetch(client, chat_id, stored.id)
+        with pytest.raises(errors.FileReferenceInvalidError):
+            await client.download_media(message, bytes)
+        with pytest.raises(errors.FileReferenceExpiredError):  # the old reference stays refused
+            await client.download_media(message, bytes)
+        fresh = await client.get_messages(chat_id, ids=stored.id)
+        return await client.download_media(fresh, bytes)
+
+    assert run(scenario) == sim.file_bytes(key)
+
+
+def test_replaced_media_shows_another_file_after_a_refetch() -> None:
+    sim = small(chats=1, messages=2, media=0)
+    chat_id = sim.chat_ids[0]
+    big = sim.add_big_file(chat_id, 2 * 1024 * 1024)
+    key = sim.file_key(big)
+    sim.faults.replace_media(key, after_parts=1)
+
+    async def scenario() -> tuple[types.Document, types.Document]:
+        client = sim.client()
+        message = await fetch(client, chat_id, big.id)
+        iterator = client.iter_download(message.media, request_size=512 * 1024)
+        first = await iterator.__anext__()
+        assert bytes(first) == sim.file_range(key, 0, 512 * 1024)
+        with pytest.raises(errors.FileReferenceExpiredError):
+            await iterator.__anext__()
+        await iterator.close()
+        fresh = await client.get_messages(chat_id, ids=big.id)
+        return message.media.document, fresh.media.document
+
+    old, new = run(scenario)
+    assert new.id != old.id and new.size != old.size
+    assert sim.message(chat_id, big.id).edit_date is not None
+    assert sim.faults.fired["replace"] == 1
+
+
+def test_private_channel_is_listed_as_channel_forbidden() -> None:
+    sim = small()
+    channel = next(c for c in sim.chat_ids if sim.kind(c) == "channel")
+    sim.faults.private_channel(channel)
+
+    async def scenario() -> dict[int, Any]:
+        client = sim.client()
+        return {d.id: d.entity for d in await client.get_dialogs()}
+
+    entities = run(scenario)
+    assert isinstance(entities[channel], types.ChannelForbidden)
+    assert entities[channel].title == sim.title(channel)
+    assert not any(isinstance(e, types.ChannelForbidden) for chat_id, e in entities.items() if chat_id != channel)
+
+
+def test_ended_takeout_answers_takeout_invalid() -> None:
+    sim = small()
+    sim.faults.end_takeouts("GetHistory")
+
+    async def scenario() -> None:
+        client = sim.client()
+        await client.get_dialogs()
+        async with client.takeout(False, channels=True, megagroups=True, chats=True, users=True) as takeout:
+            assert sim.open_takeouts() == 1
+            with pytest.raises(errors.TakeoutInvalidError):
+                await takeout.get_messages(sim.chat_ids[0], limit=5)
+        with pytest.raises(errors.TakeoutInvalidError):  # it cannot be finished any more
+            await client.end_takeout(success=False)
+
+    run(scenario)
+    assert sim.open_takeouts() == 0
+
+
+def test_sqlite_session_keeps_an_unfinished_takeout_and_telethon_then_refuses_a_new_one(tmp_path: Path) -> None:
+    """A run killed mid-backfill leaves the takeout id in the session; Telethon refuses the next takeout."""
+    sim = small()
+    session = tmp_path / "account.session"
+
+    async def killed_run() -> None:
+        client = sim.client(session_file=session)
+        await client.get_dialogs()
+        await client.takeout(channels=True, users=True).__aenter__()  # never finished: the process died
+        client.session.save()
+
+    async def next_run() -> None:
+        client = sim.client(session_file=session)
+        assert client.session.takeout_id is not None
+        with pytest.raises(ValueError, match="another takeout"):
+            async with client.takeout(channels=True, users=True):
+                pass
+        client.session.close()
+
+    run(killed_run)
+    run(next_run)
+    assert sim.open_takeouts() == 1
+
+
+# endregion

@@ -528,3 +528,17 @@ def test_chats_named_by_username_are_resolved_once_and_remembered(vault: Path) -
     assert report.messages == 1
     assert (sim.stats.count("ResolveUsername"), sim.stats.count("GetDialogs")) == (0, 0)
     assert {chat for chat, _ in note_ids(vault)} == {channel}
+
+
+def test_telethon_still_raises_its_private_cdn_redirect_where_the_source_catches_it() -> None:
+    """TelegramSource catches ``telethon.client.downloads._CdnRedirect`` (private): fail loudly if a
+    Telethon upgrade renames it or stops carrying Telegram's ``upload.fileCdnRedirect`` in it."""
+    import inspect
+
+    from telethon.client import downloads
+
+    from tobs_sync.sources.telegram import CdnRedirect
+
+    assert CdnRedirect is downloads._CdnRedirect
+    assert "raise _CdnRedirect(result)" in inspect.getsource(downloads._DirectDownloadIter._request)
+    assert CdnRedirect("redirect").cdn_redirect == "redirect"

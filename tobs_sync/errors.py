@@ -32,6 +32,11 @@ class MediaUnavailable(SourceError):
     """A media file cannot be fetched from the source (not exported, deleted, too large)."""
 
 
+class MediaChanged(SourceError):
+    """The file behind a media reference changed while it downloaded (the message's media was
+    replaced): the bytes received so far belong to another file, so the download must start over."""
+
+
 class FloodWait(SourceError):
     """Telegram asked us to wait ``seconds`` before repeating a request."""
 

@@ -5,9 +5,10 @@ deterministic account (channels, a megagroup, a basic group, private chats; text
 forwards, replies, service messages, photos, videos, voice notes, documents, albums, re-posted files)
 and ``sim.client()`` returns a ``TelegramClient`` whose connections are answered from it: Telethon's own
 paging, flood-wait retries, DC borrowing, ``FILE_MIGRATE`` handling, takeout wrapping and update handling
-run on real TL objects, with no network and no crypto. ``sim.faults`` injects flood waits, stalls,
-dropped connections, outages, expired file references, timeouts and private channels; ``sim.stats``
-counts what was served.
+run on real TL objects, with no network and no crypto. ``sim.faults`` injects flood waits (premium
+ones too), stalls, dropped connections, outages, ``FILE_REFERENCE_*`` errors, media replaced
+mid-download, CDN redirects, ended takeouts, timeouts and private channels; ``sim.client(session_file=)``
+keeps Telethon's SQLite session between runs; ``sim.stats`` counts what was served.
 
 Modules: :mod:`.spec` (the ``--simulate`` syntax), :mod:`.content` and :mod:`.account` (generation),
 :mod:`.media` and :mod:`.files` (media objects; lazily computed file bytes), :mod:`.updates` (pts logs),

@@ -482,6 +482,22 @@ class Account:
         message.edit_date = self.tick()
         return message
 
+    def replace_media(self, message: types.Message) -> types.TypeMessageMedia:
+        """Edit ``message`` to carry a new file of the same kind but another id and size."""
+        self.live_counter += 1
+        rng = rng_for(self.seed, "replaced-media", self.live_counter)
+        date = self.tick()
+        media_id = _LIVE_MEDIA_BASE + self.live_counter
+        old = message.media
+        if isinstance(old, types.MessageMediaPhoto):
+            media = self.store.make_media("photo", media_id, rng, date)
+        else:
+            size = getattr(getattr(old, "document", None), "size", 0) or 0
+            media = self.store.make_media("video", media_id, rng, date, size=size + 3 * 4096 + 1)
+        message.media = media
+        message.edit_date = date
+        return media
+
     def delete(self, chat: SimChat, ids: Sequence[int]) -> list[int]:
         gone = [i for i in ids if i in chat.by_id]
         for msg_id in gone:

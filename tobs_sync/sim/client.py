@@ -1,6 +1,7 @@
 """Wiring a real ``telethon.TelegramClient`` to the simulated server.
 
-The client is an ordinary ``TelegramClient`` (``MemorySession`` with the home DC set, ``api_id`` 1), so
+The client is an ordinary ``TelegramClient`` (``MemorySession`` with the home DC set, or an ``SQLiteSession``
+file that persists between runs, as a real login's does; ``api_id`` 1), so
 Telethon's own code runs unchanged: ``iter_messages`` paging, flood-wait sleeping and retrying,
 ``_borrow_exported_sender`` for other DCs, ``FILE_MIGRATE`` handling in ``iter_download``/``download_media``,
 takeout wrapping, ``Message._finish_init``, the update loop and the ``MessageBox``.
@@ -25,10 +26,11 @@ Everything else on the client is public API.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from telethon import TelegramClient
-from telethon.sessions import MemorySession
+from telethon.sessions import MemorySession, SQLiteSession
 from telethon.tl import functions, types
 from telethon.tl.alltlobjects import LAYER
 
@@ -49,14 +51,24 @@ def dc_address(dc_id: int) -> str:
     return f"127.0.0.{dc_id}"
 
 
-def build_client(server: SimServer, **options: Any) -> TelegramClient:
-    """A ``TelegramClient`` whose connections all go to ``server``; ``options`` go to its constructor."""
+def build_client(server: SimServer, session_file: str | Path | None = None, **options: Any) -> TelegramClient:
+    """A ``TelegramClient`` whose connections all go to ``server``; ``options`` go to its constructor.
+
+    ``session_file``: an SQLite session (Telethon's own format) kept between clients, so what Telethon
+    saves in it (entities, update state, a takeout id) reaches the next run; else a ``MemorySession``.
+    """
     for name in _RESERVED:
         if name in options:
             raise TypeError(f"the simulated client sets {name!r} itself")
     home = server.spec.home_dc
-    session = MemorySession()
-    session.set_dc(home, dc_address(home), 443)
+    session: MemorySession
+    if session_file is None:
+        session = MemorySession()
+        session.set_dc(home, dc_address(home), 443)
+    else:
+        session = SQLiteSession(str(session_file))
+        if session.dc_id != home:
+            session.set_dc(home, dc_address(home), 443)
     client = TelegramClient(session, API_ID, API_HASH, **options)
     client._sender = SimSender(server, home, home=True, updates_queue=client._updates_queue)
 

@@ -9,7 +9,10 @@ against Telethon's TL schema, so a typo fails at once instead of silently never 
 What a caller sees (all exceptions are the real Telethon classes, built by ``rpc_message_to_error``):
 
 * ``flood`` -- ``errors.FloodWaitError`` with ``e.seconds``; Telethon sleeps and retries when
-  ``seconds <= client.flood_sleep_threshold``, otherwise it raises.
+  ``seconds <= client.flood_sleep_threshold``, otherwise it raises. With ``premium=True`` the answer is
+  ``FLOOD_PREMIUM_WAIT_X`` (``errors.FloodPremiumWaitError``, a sibling class, not a subclass): the
+  download speed limit Telegram applies to accounts without Premium (also for ``flood_downloads`` and
+  ``throttle_downloads``).
 * ``timeout`` -- ``errors.TimedOutError`` (``-503 Timeout``); Telethon's ``_call`` retries it.
 * ``rpc_error`` -- any Telegram error, e.g. ``(420, "TAKEOUT_INIT_DELAY_3600")``.
 * ``stall`` -- the request is never answered (a half-open connection); only a caller's
@@ -23,9 +26,20 @@ What a caller sees (all exceptions are the real Telethon classes, built by ``rpc
 * ``outage`` -- for ``seconds`` of wall-clock time every request to the DC is held and answered only
   when the outage ends (as if re-sent after reconnecting).
 * ``expire_file_reference`` -- the next ``times`` GetFile calls for the file (any file if ``None``)
-  rotate its file reference and fail with ``FileReferenceExpiredError``; the old reference stays invalid
-  until the message is fetched again (GetHistory/GetMessages return the new reference).
-* ``private_channel`` -- history, messages and differences of that channel raise ``ChannelPrivateError``.
+  rotate its file reference and fail with ``FileReferenceExpiredError`` (or another ``FILE_REFERENCE_*``
+  error given as ``error``, e.g. ``FILE_REFERENCE_INVALID``); the old reference stays invalid until the
+  message is fetched again (GetHistory/GetMessages return the new reference).
+* ``replace_media`` -- after ``after_parts`` GetFile calls for the file, the messages carrying it get a
+  new file instead (an edit of the message's media, pushed as an update), and the old reference is
+  refused with ``error`` (``FILE_REFERENCE_EXPIRED`` by default): a fresh fetch of the message shows
+  another file (id and size), so resuming at the old offset would splice two files.
+* ``cdn_redirect`` -- the next ``times`` GetFile calls for the file (any file if ``None``) are answered
+  with ``upload.fileCdnRedirect`` (a real TL object, as Telegram sends for popular files even to clients
+  that never asked for CDN files); Telethon's ``iter_download`` raises its private ``_CdnRedirect``.
+* ``end_takeouts`` -- at the next ``times`` matching requests every open takeout session ends (the user
+  started another export, e.g. in Telegram Desktop): requests wrapped in it get ``TAKEOUT_INVALID``.
+* ``private_channel`` -- history, messages and differences of that channel raise ``ChannelPrivateError``;
+  the dialog list and ``channels.getChannels`` show it as ``channelForbidden``.
 * ``flood_downloads`` -- a standing per-DC policy: every ``every_n``-th GetFile on the DC gets a flood wait.
 * ``throttle_downloads`` -- the same, but each flood opens a window in which every GetFile on that DC
   is refused with the seconds left, as a throttled Telegram DC answers.
@@ -85,6 +99,13 @@ class FaultRule:
     every_n: int = 0
     seen: int = 0
     until: float = 0.0
+    premium: bool = False
+    after: int = 0
+
+    @property
+    def flood_message(self) -> str:
+        """The error message of a flood answer: ``FLOOD_WAIT_X`` or ``FLOOD_PREMIUM_WAIT_X``."""
+        return f"FLOOD_PREMIUM_WAIT_{self.seconds}" if self.premium else f"FLOOD_WAIT_{self.seconds}"
 
     def matches(self, short: str, qualified: str, dc: int) -> bool:
         return (self.request is None or self.request in (short, qualified)) and (self.dc is None or self.dc == dc)
@@ -105,10 +126,26 @@ def _times(times: int | None) -> int | None:
     return times
 
 
+def _file_key(file_key: str | None) -> str | None:
+    if file_key is not None:
+        media_id_of_key(file_key)
+    return file_key
+
+
+def _reference_error(error: str) -> str:
+    if not (error.startswith("FILE_REFERENCE_") or error == "FILEREF_UPGRADE_NEEDED"):
+        raise ValueError(f"not a file reference error: {error!r} (e.g. 'FILE_REFERENCE_INVALID')")
+    return error
+
+
 def _dc(dc: int | None) -> int | None:
     if dc is not None and not 1 <= dc <= 5:
         raise ValueError(f"dc must be between 1 and 5, got {dc!r}")
     return dc
+
+
+_FILE_RULES = frozenset({"expire", "replace", "cdn"})
+"""Rules applied by the GetFile handler itself (they need the file), not before the request."""
 
 
 class Faults:
@@ -122,11 +159,18 @@ class Faults:
 
     # region injecting
 
-    def flood(self, request: str | None, seconds: int, dc: int | None = None, times: int | None = 1) -> None:
-        """Answer the next matching requests with ``FLOOD_WAIT_<seconds>``."""
-        if seconds < 0:
-            raise ValueError("seconds must be >= 0")
-        self._rules.append(FaultRule("flood", _request_name(request), _dc(dc), _times(times), seconds=int(seconds)))
+    def flood(
+        self, request: str | None, seconds: int, dc: int | None = None, times: int | None = 1, *,
+        premium: bool = False, after: int = 0,
+    ) -> None:
+        """Answer the next matching requests with ``FLOOD_WAIT_<seconds>`` (``FLOOD_PREMIUM_WAIT_`` if
+        ``premium``), after letting ``after`` of them through (e.g. the second page of a listing)."""
+        if seconds < 0 or after < 0:
+            raise ValueError("seconds and after must be >= 0")
+        self._rules.append(
+            FaultRule("flood", _request_name(request), _dc(dc), _times(times), seconds=int(seconds), premium=premium,
+                      after=after)
+        )
 
     def timeout(self, request: str | None, dc: int | None = None, times: int | None = 1) -> None:
         """Answer the next matching requests with ``-503 Timeout`` (``errors.TimedOutError``)."""
@@ -138,9 +182,13 @@ class Faults:
         """Answer the next matching requests with an arbitrary Telegram error."""
         self._rules.append(FaultRule("rpc", _request_name(request), _dc(dc), _times(times), code=code, message=message))
 
-    def stall(self, request: str | None = "GetFile", dc: int | None = None, times: int | None = 1) -> None:
-        """Never answer the next matching requests."""
-        self._rules.append(FaultRule("stall", _request_name(request), _dc(dc), _times(times)))
+    def stall(
+        self, request: str | None = "GetFile", dc: int | None = None, times: int | None = 1, *, after: int = 0
+    ) -> None:
+        """Never answer the next matching requests (after letting ``after`` of them through)."""
+        if after < 0:
+            raise ValueError("after must be >= 0")
+        self._rules.append(FaultRule("stall", _request_name(request), _dc(dc), _times(times), after=after))
 
     def drop_connection(
         self, dc: int, times: int | None = 1, *, request: str | None = None, reconnect: bool = True
@@ -156,24 +204,51 @@ class Faults:
         """Hold every request to ``dc`` for the next ``seconds`` of wall-clock time."""
         self._outages[_dc(dc) or 0] = time.monotonic() + seconds
 
-    def expire_file_reference(self, file_key: str | None = None, times: int | None = 1) -> None:
-        """Expire the file reference of ``file_key`` (any file if ``None``) at its next GetFile."""
-        if file_key is not None:
-            media_id_of_key(file_key)
-        self._rules.append(FaultRule("expire", "GetFile", None, _times(times), file_key=file_key))
+    def expire_file_reference(
+        self, file_key: str | None = None, times: int | None = 1, *, error: str = "FILE_REFERENCE_EXPIRED"
+    ) -> None:
+        """Expire the file reference of ``file_key`` (any file if ``None``) at its next GetFile,
+        answering ``error`` (any ``FILE_REFERENCE_*`` message)."""
+        self._rules.append(
+            FaultRule("expire", "GetFile", None, _times(times), file_key=_file_key(file_key),
+                      message=_reference_error(error))
+        )
 
-    def flood_downloads(self, dc: int, every_n: int, seconds: int) -> None:
-        """Standing policy: every ``every_n``-th GetFile on ``dc`` gets ``FLOOD_WAIT_<seconds>``."""
+    def replace_media(self, file_key: str, after_parts: int = 1, *, error: str = "FILE_REFERENCE_EXPIRED") -> None:
+        """After ``after_parts`` GetFile calls for ``file_key``, give its messages another file (see module docs)."""
+        if after_parts < 0:
+            raise ValueError("after_parts must be >= 0")
+        self._rules.append(
+            FaultRule("replace", "GetFile", None, 1, file_key=_file_key(file_key), every_n=after_parts,
+                      message=_reference_error(error))
+        )
+
+    def cdn_redirect(self, file_key: str | None = None, times: int | None = 1) -> None:
+        """Answer the next GetFile calls for ``file_key`` (any file if ``None``) with ``upload.fileCdnRedirect``."""
+        self._rules.append(FaultRule("cdn", "GetFile", None, _times(times), file_key=_file_key(file_key)))
+
+    def end_takeouts(self, request: str | None = None, dc: int | None = None, times: int | None = 1) -> None:
+        """At the next matching requests, end every open takeout session (see module docs)."""
+        self._rules.append(FaultRule("end_takeouts", _request_name(request), _dc(dc), _times(times)))
+
+    def flood_downloads(self, dc: int, every_n: int, seconds: int, *, premium: bool = False) -> None:
+        """Standing policy: every ``every_n``-th GetFile on ``dc`` gets ``FLOOD_WAIT_<seconds>``
+        (``FLOOD_PREMIUM_WAIT_<seconds>`` if ``premium``)."""
         if every_n < 1:
             raise ValueError("every_n must be at least 1")
-        self._rules.append(FaultRule("flood_every", "GetFile", _dc(dc), None, seconds=int(seconds), every_n=every_n))
+        self._rules.append(
+            FaultRule("flood_every", "GetFile", _dc(dc), None, seconds=int(seconds), every_n=every_n, premium=premium)
+        )
 
-    def throttle_downloads(self, dc: int, every_n: int, seconds: int) -> None:
+    def throttle_downloads(self, dc: int, every_n: int, seconds: int, *, premium: bool = False) -> None:
         """Standing policy, as Telegram throttles a DC: every ``every_n``-th GetFile on ``dc`` opens a
-        window of ``seconds`` during which *every* GetFile on that DC gets ``FLOOD_WAIT_<seconds left>``."""
+        window of ``seconds`` during which *every* GetFile on that DC gets ``FLOOD_WAIT_<seconds left>``
+        (``FLOOD_PREMIUM_WAIT_`` if ``premium``: a non-Premium account's download speed limit)."""
         if every_n < 1 or seconds < 1:
             raise ValueError("every_n and seconds must be at least 1")
-        self._rules.append(FaultRule("throttle", "GetFile", _dc(dc), None, seconds=int(seconds), every_n=every_n))
+        self._rules.append(
+            FaultRule("throttle", "GetFile", _dc(dc), None, seconds=int(seconds), every_n=every_n, premium=premium)
+        )
 
     def private_channel(self, chat_id: int) -> None:
         """Make the channel (marked id) private: its history raises ``ChannelPrivateError``."""
@@ -207,7 +282,10 @@ class Faults:
     def take(self, short: str, qualified: str, dc: int) -> FaultRule | None:
         """The fault to apply to this request, if any (expiry rules are handled by the GetFile handler)."""
         for rule in self._rules:
-            if rule.kind in ("expire", "refuse") or not rule.matches(short, qualified, dc):
+            if rule.kind in _FILE_RULES or rule.kind == "refuse" or not rule.matches(short, qualified, dc):
+                continue
+            if rule.after and rule.seen < rule.after:
+                rule.seen += 1
                 continue
             if rule.kind == "flood_every":
                 rule.seen += 1
@@ -229,7 +307,9 @@ class Faults:
                 return None
             rule.until = now + rule.seconds
         self.fired["throttle"] += 1
-        return FaultRule("flood", rule.request, rule.dc, 1, seconds=max(1, math.ceil(rule.until - now)))
+        return FaultRule(
+            "flood", rule.request, rule.dc, 1, seconds=max(1, math.ceil(rule.until - now)), premium=rule.premium
+        )
 
     def take_refusal(self, dc: int) -> BaseException | None:
         """The error opening a connection to ``dc`` ends with now, if a rule says so."""
@@ -241,14 +321,20 @@ class Faults:
                 return ConnectionRefusedError(111, f"Connect call failed (simulated DC {dc})")
         return None
 
-    def take_expiry(self, file_key: str) -> bool:
-        """Whether this GetFile should expire the file's reference now."""
+    def take_file_fault(self, file_key: str) -> FaultRule | None:
+        """The file rule (``expire``, ``replace`` or ``cdn``) that applies to this GetFile of ``file_key``."""
         kind_id = media_id_of_key(file_key)
         for rule in self._rules:
-            if rule.kind == "expire" and (rule.file_key is None or media_id_of_key(rule.file_key) == kind_id):
-                self._fire(rule)
-                return True
-        return False
+            if rule.kind not in _FILE_RULES:
+                continue
+            if rule.file_key is not None and media_id_of_key(rule.file_key) != kind_id:
+                continue
+            if rule.kind == "replace":
+                rule.seen += 1
+                if rule.seen <= rule.every_n:
+                    continue
+            return self._fire(rule)
+        return None
 
     def outage_left(self, dc: int) -> float:
         """Seconds until the outage of ``dc`` ends (0 when there is none)."""

@@ -239,7 +239,9 @@ class SimSender:
         try:
             if rule is not None:
                 if rule.kind in ("flood", "flood_every"):
-                    raise RpcFault(420, f"FLOOD_WAIT_{rule.seconds}")
+                    raise RpcFault(420, rule.flood_message)
+                if rule.kind == "end_takeouts":
+                    server.end_takeouts()
                 if rule.kind == "timeout":
                     raise RpcFault(-503, "Timeout")
                 if rule.kind == "rpc":
@@ -262,7 +264,7 @@ class SimSender:
             record("connection lost")
             raise
         if isinstance(inner, functions.upload.GetFileRequest):
-            await self._throttle(len(result.bytes))
+            await self._throttle(len(getattr(result, "bytes", b"")))
         record("ok")
         return request.read_result(BinaryReader(serialize_result(result)))
 

@@ -45,6 +45,8 @@ from tobs_sync.sim.rpc import RpcFault, UnsupportedRequest, bad_request
 from tobs_sync.sim.spec import SimSpec
 from tobs_sync.sim.stats import SimStats
 
+CDN_DC = 203
+"""The CDN data centre a ``fileCdnRedirect`` names (Telegram's CDN DCs have ids above 200)."""
 MAX_HISTORY = 100
 MAX_DIALOGS = 100
 MIB = 1024 * 1024
@@ -82,6 +84,15 @@ def unwrap(request: TLObject) -> tuple[TLObject, int | None]:
             request = request.query
         else:
             return request, takeout_id
+
+
+def _media_id(message: TLObject) -> tuple[str, int] | None:
+    media = getattr(message, "media", None)
+    if isinstance(media, types.MessageMediaPhoto) and isinstance(media.photo, types.Photo):
+        return "photo", media.photo.id
+    if isinstance(media, types.MessageMediaDocument) and isinstance(media.document, types.Document):
+        return "document", media.document.id
+    return None
 
 
 def copy_tl(obj: TLObject) -> TLObject:
@@ -191,6 +202,18 @@ class SimServer:
         if chat is not None and self.faults.is_private(chat.marked_id):
             raise bad_request("CHANNEL_PRIVATE")
 
+    def _as_seen(self, entity: TLObject) -> TLObject:
+        """``entity`` as the user sees it: a channel that turned private is a ``channelForbidden``."""
+        if not isinstance(entity, types.Channel):
+            return entity
+        chat = self.account.channels.get(entity.id)
+        if chat is None or not self.faults.is_private(chat.marked_id):
+            return entity
+        return types.ChannelForbidden(
+            id=chat.raw_id, access_hash=chat.access_hash, title=chat.title,
+            broadcast=chat.kind == "channel" or None, megagroup=chat.kind == "megagroup" or None,
+        )
+
     def _dialog_order(self) -> list[SimChat]:
         def key(chat: SimChat) -> tuple[datetime, int]:
             top = chat.messages[-1] if chat.messages else None
@@ -281,7 +304,7 @@ class SimServer:
         page = order[start : start + max(0, min(req.limit, MAX_DIALOGS))]
         dialogs, tops = [], []
         for chat in page:
-            top = chat.messages[-1] if chat.messages else None
+            top = chat.messages[-1] if chat.messages and not self.faults.is_private(chat.marked_id) else None
             if top is not None:
                 tops.append(top)
             top_id = top.id if top is not None else 0
@@ -293,6 +316,7 @@ class SimServer:
                 )
             )
         users, chats = self.account.entities_for(tops, [chat.peer for chat in page])
+        chats = [self._as_seen(chat) for chat in chats]
         if start + len(page) < len(order):
             return types.messages.DialogsSlice(
                 count=len(order), dialogs=dialogs, messages=tops, chats=chats, users=users
@@ -358,15 +382,7 @@ class SimServer:
             chat = self.account.chat_for_peer(item)
             if chat is None:
                 raise bad_request("CHANNEL_INVALID")
-            if self.faults.is_private(chat.marked_id):
-                result.append(
-                    types.ChannelForbidden(
-                        id=chat.raw_id, access_hash=chat.access_hash, title=chat.title,
-                        broadcast=chat.kind == "channel" or None, megagroup=chat.kind == "megagroup" or None,
-                    )
-                )
-            else:
-                result.append(self.account.chat_entity(chat))
+            result.append(self._as_seen(self.account.chat_entity(chat)))
         return types.messages.Chats(chats=result)
 
     def _get_chats(self, req: functions.messages.GetChatsRequest, ctx: CallContext) -> TLObject:
@@ -467,6 +483,14 @@ class SimServer:
         self._takeouts.add(takeout_id)
         return types.account.Takeout(id=takeout_id)
 
+    @property
+    def open_takeouts(self) -> int:
+        return len(self._takeouts)
+
+    def end_takeouts(self) -> None:
+        """End every open takeout session (another export started): their ids are refused from now on."""
+        self._takeouts.clear()
+
     def _finish_takeout(self, req: functions.account.FinishTakeoutSessionRequest, ctx: CallContext) -> bool:
         if ctx.takeout_id is None:
             raise bad_request("TAKEOUT_REQUIRED")
@@ -494,11 +518,15 @@ class SimServer:
         if file.dc_id != ctx.dc:
             raise RpcFault(303, f"FILE_MIGRATE_{file.dc_id}")
         self._check_file_range(req)
-        if self.faults.take_expiry(key):
-            self.account.rotate_file_reference(*kind_id)
-            raise bad_request("FILE_REFERENCE_EXPIRED")
         if req.location.file_reference != media.file_reference:
             raise bad_request("FILE_REFERENCE_EXPIRED")
+        if (rule := self.faults.take_file_fault(key)) is not None:
+            if rule.kind == "cdn":
+                return self._cdn_redirect(key)
+            if rule.kind == "replace":
+                self._replace_media(kind_id)
+            self.account.rotate_file_reference(*kind_id)
+            raise bad_request(rule.message)
         data = read_range(self.spec.seed, file, req.offset, req.limit)
         self.stats.file_requests[key] += 1
         if req.offset == 0:
@@ -507,6 +535,24 @@ class SimServer:
         self.stats.bytes_by_dc[ctx.dc] += len(data)
         file_type = types.storage.FileJpeg() if file.mime_type == "image/jpeg" else types.storage.FilePartial()
         return types.upload.File(type=file_type, mtime=0, bytes=data)
+
+    def _cdn_redirect(self, key: str) -> TLObject:
+        """``upload.fileCdnRedirect`` for ``key``: where a CDN would serve it (a DC id the client has
+        no options for), with a token, an AES-256-CTR key and IV derived from the seed."""
+        digest = hashlib.blake2b(f"{self.spec.seed}|cdn|{key}".encode(), digest_size=64).digest()
+        self.stats.errors[("GetFile", "fileCdnRedirect")] += 1
+        return types.upload.FileCdnRedirect(
+            dc_id=CDN_DC, file_token=digest[:16], encryption_key=digest[16:48], encryption_iv=digest[48:64],
+            file_hashes=[],
+        )
+
+    def _replace_media(self, kind_id: tuple[str, int]) -> None:
+        """Give every message carrying ``kind_id`` another file (an edit of its media), announced as an edit."""
+        for chat in self.account.chats:
+            for message in chat.messages:
+                if _media_id(message) == kind_id:
+                    self.account.replace_media(message)
+                    self.broadcast(self.log_edit(chat, message), [message])
 
     @staticmethod
     def _check_file_range(req: functions.upload.GetFileRequest) -> None:

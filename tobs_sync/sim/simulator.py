@@ -26,6 +26,7 @@ import contextlib
 import weakref
 from collections import deque
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from telethon import TelegramClient
@@ -63,10 +64,13 @@ class SimulatedTelegram:
 
     # region clients
 
-    def client(self, **options: Any) -> TelegramClient:
+    def client(self, session_file: str | Path | None = None, **options: Any) -> TelegramClient:
         """A new ``TelegramClient`` on this account (``options`` go to its constructor, e.g.
-        ``flood_sleep_threshold``, ``request_retries``, ``raise_last_call_error``, ``receive_updates``)."""
-        client = build_client(self._server, **options)
+        ``flood_sleep_threshold``, ``request_retries``, ``raise_last_call_error``, ``receive_updates``).
+
+        ``session_file`` keeps Telethon's SQLite session between clients (a takeout id a killed run
+        left in it, for instance); by default each client has a fresh in-memory session."""
+        client = build_client(self._server, session_file, **options)
         self._clients.add(client)
         return client
 
@@ -194,6 +198,10 @@ class SimulatedTelegram:
         self._server.broadcast(self._server.log_edit(chat, message), [message])
         self.live_events.append(("edit", chat_id, msg_id))
         return message
+
+    def open_takeouts(self) -> int:
+        """How many takeout sessions the server holds open (not finished, not ended by another export)."""
+        return self._server.open_takeouts
 
     def delete_messages(self, chat_id: int, ids: Sequence[int]) -> list[int]:
         """Delete messages; returns the ids that existed."""

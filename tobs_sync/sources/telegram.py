@@ -16,12 +16,22 @@ What it guarantees:
   read is retried with backoff from where it stopped; downloads resume from their offset.
 * Flood waits: the client's automatic sleeping is turned off (``flood_sleep_threshold = 0``) so
   each wait is handled by the work that hit it: history waits up to ``flood_max_wait_s`` (logged
-  once), longer waits defer the chat to the next pass (:class:`ChatDeferred`); download waits
-  surface as :class:`FloodWait`, which pauses only that data centre's queue.
-* An expired file reference is refreshed by fetching the message again, and the download
-  resumes where it stopped.
+  once), longer waits defer the chat to the next pass (:class:`ChatDeferred`); download waits,
+  ``FLOOD_WAIT_X`` and a non-Premium account's ``FLOOD_PREMIUM_WAIT_X`` alike, surface as
+  :class:`FloodWait`, which pauses only that data centre's queue. The dialog list is read page by
+  page, each request with its own deadline; a flood wait resumes it at the page that was refused.
+* Any ``FILE_REFERENCE_*`` error (expired, invalid, empty) is answered by fetching the message
+  again for a fresh reference. The download resumes where it stopped only if the message still
+  carries the same file (id and size); otherwise it raises :class:`MediaChanged` so that the bytes
+  received so far are dropped and the file starts over.
+* A per-chat or per-file refusal (a channel turned private, a message deleted, a file redirected
+  to Telegram's CDN, which Telethon cannot download from) fails that chat or file with a reason
+  (:class:`SourceError`, :class:`MediaUnavailable`); the pass goes on.
 * With ``takeout`` on, a chat's first backfill runs in a takeout session (its lower flood
-  limits); downloads never do (Telethon does not wrap them).
+  limits); downloads never do (Telethon does not wrap them). A takeout left open in the session
+  by an earlier run (killed mid-backfill, or ended by Telegram) is finished or cleared on start;
+  ``TAKEOUT_INIT_DELAY_X`` and ``TAKEOUT_INVALID`` (another export, e.g. Telegram Desktop's,
+  replaced it) fall back to reading history normally, with a warning that says why.
 * No network, a proxy or captive portal answering instead of Telegram, and refusals while logging
   in (:func:`log_in`) are :class:`SourceError` naming the step, never a traceback; a start that
   fails disconnects the client.
@@ -43,15 +53,22 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, Protocol, Self, TypeVar
 
-from telethon import TelegramClient, errors, functions, utils
+from telethon import TelegramClient, errors, functions, types, utils
 from telethon.extensions import BinaryReader
 
 from tobs_sync.config import TelegramSettings
-from tobs_sync.errors import ChatDeferred, FloodWait, MediaUnavailable, SourceError
+from tobs_sync.errors import ChatDeferred, FloodWait, MediaChanged, MediaUnavailable, SourceError
 from tobs_sync.model import Chat, ChatKind, MediaRef, Message
 from tobs_sync.session import LoginPrompts, private_umask
 from tobs_sync.sources.base import DEFAULT_BATCH_SIZE
 from tobs_sync.sources.telegram_convert import chat_from_entity, message_from_tl, parse_locator, tl_media_for_slot
+from tobs_sync.sources.telegram_errors import (
+    FLOOD_ERRORS,
+    TRANSIENT_ERRORS,
+    CdnRedirect,
+    needs_fresh_reference,
+    same_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +79,6 @@ MAX_ATTEMPTS = 5
 RECENT_MESSAGES = 2000
 """TL messages kept for their media (file references) after a batch is yielded."""
 MIN_PART, MAX_PART = 4096, 512 * 1024
-
 
 class PeerCache(Protocol):
     """Where input peers outlive a pass (the store): TL bytes by chat id and username."""
@@ -184,9 +200,11 @@ class TelegramSource:
         retry_delay: float = 1.0,
         per_dc_download_floods: bool = True,
         peers: PeerCache | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         """``per_dc_download_floods=False`` keeps Telethon's own behaviour (a download flood wait on one
-        DC blocks downloads on every DC); only the benchmark's naive baseline turns it off."""
+        DC blocks downloads on every DC); only the benchmark's naive baseline turns it off. ``sleep``
+        waits out flood waits and retry pauses (a fake clock in tests)."""
         self._client = client
         self._settings = settings
         self._batch_size = batch_size
@@ -198,6 +216,7 @@ class TelegramSource:
         self._flood_logged: set[tuple[str, int]] = set()
         self._per_dc_download_floods = per_dc_download_floods
         self._peer_cache = peers
+        self._sleep = sleep
 
     async def __aenter__(self) -> Self:
         try:
@@ -206,6 +225,7 @@ class TelegramSource:
             self._client.flood_sleep_threshold = 0
             if not await self._deadline(self._client.is_user_authorized(), "checking the login"):
                 raise SourceError("not logged in to Telegram; run 'tobs-sync login --vault VAULT' first")
+            await self._end_stale_takeout()
         except BaseException:
             # ``async with`` skips __aexit__ when __aenter__ fails: close here, or Telethon's update
             # loop would keep running after the error.
@@ -220,9 +240,9 @@ class TelegramSource:
         if self._takeout is not None:
             try:
                 await self._takeout.__aexit__(exc_type, exc, tb)
-            except errors.RPCError as error:  # finishing the takeout is a courtesy
-                log.warning("could not finish the takeout session: %s", error)
-            self._takeout = self._takeout_client = None
+            except (errors.RPCError, ValueError, *TRANSIENT_ERRORS) as error:  # finishing is a courtesy
+                log.warning("could not finish the takeout session: %s", _describe(error))
+            self._drop_takeout()
         await self._client.disconnect()
 
     # -- chats ------------------------------------------------------------------------------
@@ -240,8 +260,7 @@ class TelegramSource:
             return
         seen: set[int] = set()
         usernames: set[str] = set()
-        dialogs = await self._with_retries(lambda: self._client.get_dialogs(limit=None), "listing chats")
-        for dialog in dialogs:
+        for dialog in await self._dialogs():
             chat = chat_from_entity(dialog.entity)
             if chat.id in seen or not chat_selected(chat, self._settings.chats, self._settings.exclude):
                 continue
@@ -258,6 +277,37 @@ class TelegramSource:
                 if chat is not None and chat.id not in seen and chat_selected(chat, [rule], self._settings.exclude):
                     seen.add(chat.id)
                     yield chat
+
+    async def _dialogs(self) -> list[Any]:
+        """Every dialog, page by page: each request has its own deadline, and a flood wait or a
+        timeout repeats only the page that failed (Telethon's iterator keeps its offsets when a
+        request raises, so the same iterator resumes where it stopped)."""
+        what = "listing chats"
+        iterator = self._client.iter_dialogs(limit=None).__aiter__()
+        dialogs: list[Any] = []
+        attempts = 0
+        while True:
+            try:
+                dialogs.append(await within(self._settings.request_timeout_s, iterator.__anext__()))
+            except StopAsyncIteration:
+                return dialogs
+            except FLOOD_ERRORS as flood:
+                if flood.seconds > self._settings.flood_max_wait_s:
+                    raise SourceError(f"{what}: Telegram asks to wait {flood.seconds} s (more than "
+                                      f"telegram.flood_max_wait_s = {self._settings.flood_max_wait_s:g})") from flood
+                log.warning("%s: Telegram asks to wait %s s; waiting, then going on from chat %d",
+                            what, flood.seconds, len(dialogs) + 1)
+                await self._wait_out(flood)
+                continue
+            except TRANSIENT_ERRORS as error:
+                attempts += 1
+                if attempts >= MAX_ATTEMPTS:
+                    raise SourceError(f"{what}: failed {attempts} times ({_describe(error)})") from error
+                await self._sleep(self._retry_delay * 2 ** (attempts - 1))
+                continue
+            except errors.RPCError as error:
+                raise SourceError(f"{what}: Telegram refused it ({_describe(error)})") from error
+            attempts = 0
 
     async def _named_chat(self, rule: str | int) -> Chat | None:
         """A chat named by id or @username: remembered from an earlier pass, else resolved once."""
@@ -283,11 +333,10 @@ class TelegramSource:
 
     async def batches(self, chat: Chat, after: int) -> AsyncIterator[Sequence[Message]]:
         after = max(after, 0)  # live ids start at 1: a cursor below zero means "from the start" (min_id=0)
-        peer = self._peers.get(chat.id) or await self._input_peer(chat)
-        reader = await self._history_client(after)
+        peer = self._peers.get(chat.id) or await self._input_peer(chat.id)
         cursor = after
         while True:
-            async for batch in self._read_history(reader, peer, chat, cursor):
+            async for batch in self._read_history(peer, chat, cursor):
                 cursor = batch[-1].id
                 yield batch
             # Telethon ends a pass silently on repeated or out-of-order ids: confirm the end.
@@ -299,12 +348,11 @@ class TelegramSource:
                 return
             log.info("chat %r: history read ended early at id %s; reading on", chat.title, cursor)
 
-    async def _read_history(
-        self, reader: Any, peer: Any, chat: Chat, after: int
-    ) -> AsyncIterator[list[Message]]:
+    async def _read_history(self, peer: Any, chat: Chat, after: int) -> AsyncIterator[list[Message]]:
         cursor, attempts = after, 0
         batch: list[Message] = []
         while True:
+            reader = await self._history_client(after)
             iterator = reader.iter_messages(peer, min_id=cursor, reverse=True, wait_time=0).__aiter__()
             try:
                 while True:
@@ -325,18 +373,27 @@ class TelegramSource:
                     if len(batch) >= self._batch_size:
                         yield batch
                         batch = []
-            except errors.FloodWaitError as flood:
-                await self._flood_sleep(flood.seconds, chat)
-            except (TimeoutError, ConnectionError, errors.ServerError, errors.TimedOutError) as error:
+            except FLOOD_ERRORS as flood:
+                await self._flood_sleep(flood, chat)
+            except (errors.TakeoutInvalidError, errors.TakeoutRequiredError) as error:
+                if reader is self._client:
+                    raise SourceError(f"chat {chat.title!r}: {_describe(error)}") from error
+                log.warning("Telegram ended the takeout session (%s): another data export, e.g. Telegram "
+                            "Desktop's, replaces it; reading history normally from here on", _describe(error))
+                self._drop_takeout()
+                self._settings = _without_takeout(self._settings)
+            except TRANSIENT_ERRORS as error:
                 attempts += 1
                 if attempts >= MAX_ATTEMPTS:
                     raise ChatDeferred(
                         f"chat {chat.title!r}: history request failed {attempts} times ({_describe(error)}); "
                         "deferred to the next pass"
                     ) from error
-                await asyncio.sleep(self._retry_delay * 2 ** (attempts - 1))
+                await self._sleep(self._retry_delay * 2 ** (attempts - 1))
             except errors.RPCError as error:
-                raise SourceError(f"chat {chat.title!r}: Telegram refused to read its history: {error}") from error
+                raise SourceError(
+                    f"chat {chat.title!r}: Telegram refused to read its history ({_describe(error)})"
+                ) from error
             if batch:  # keep what was read before the interruption; the re-read starts after it
                 yield batch
                 batch = []
@@ -352,13 +409,44 @@ class TelegramSource:
                 self._takeout_client = await self._deadline(takeout.__aenter__(), "starting a takeout session")
                 self._takeout = takeout
             except errors.TakeoutInitDelayError as error:
-                log.warning("Telegram delays the takeout session (%s s; confirm it in another app); "
-                            "reading history normally", error.seconds)
+                log.warning("Telegram allows the takeout session (data export) only after it is confirmed in "
+                            "another Telegram app, and then in %s s; reading history normally", error.seconds)
+                self._settings = _without_takeout(self._settings)
+                return self._client
+            except (errors.RPCError, ValueError, SourceError) as error:
+                log.warning("could not start a takeout session (%s); reading history normally", _describe(error))
+                self._clear_takeout_id()
                 self._settings = _without_takeout(self._settings)
                 return self._client
         return self._takeout_client
 
-    async def _flood_sleep(self, seconds: float, chat: Chat) -> None:
+    async def _end_stale_takeout(self) -> None:
+        """Finish a takeout an earlier run left in the session (it was killed mid-backfill, and
+        Telethon saves the session as it goes), else Telethon refuses every new takeout with a
+        ``ValueError``. Telegram may have ended it already (``TAKEOUT_INVALID``): then it is cleared."""
+        if getattr(self._client.session, "takeout_id", None) is None:
+            return
+        try:
+            await self._deadline(self._client.end_takeout(success=False), "finishing an earlier takeout session")
+            log.info("finished a takeout session left open by an earlier run")
+        except (errors.RPCError, SourceError) as error:
+            log.info("cleared a takeout session left by an earlier run (%s)", _describe(error))
+        self._clear_takeout_id()
+
+    def _drop_takeout(self) -> None:
+        self._takeout = self._takeout_client = None
+        self._clear_takeout_id()
+
+    def _clear_takeout_id(self) -> None:
+        """Forget the session's takeout id (saved, so the next run does not inherit it)."""
+        session = self._client.session
+        if getattr(session, "takeout_id", None) is not None:
+            session.takeout_id = None
+            with contextlib.suppress(Exception):
+                session.save()
+
+    async def _flood_sleep(self, flood: errors.RPCError, chat: Chat) -> None:
+        seconds = getattr(flood, "seconds", 0)
         if seconds > self._settings.flood_max_wait_s:
             raise ChatDeferred(
                 f"chat {chat.title!r}: Telegram asks to wait {seconds:g} s (more than telegram.flood_max_wait_s = "
@@ -368,14 +456,23 @@ class TelegramSource:
         if key not in self._flood_logged:
             self._flood_logged.add(key)
             log.warning("chat %r: Telegram asks to wait %g s; waiting", chat.title, seconds)
-        await asyncio.sleep(seconds)
+        await self._wait_out(flood)
 
-    async def _input_peer(self, chat: Chat) -> Any:
-        if self._peer_cache is not None and (known := self._peer_cache.known_peer(chat.id)) is not None:
-            peer = self._peers[chat.id] = BinaryReader(known[1]).tgread_object()
+    async def _wait_out(self, flood: errors.RPCError) -> None:
+        """Sleep through a flood wait, then drop Telethon's note of it: the wait is over, and Telethon
+        would otherwise refuse the repeated request itself until its own clock says so."""
+        await self._sleep(getattr(flood, "seconds", 0))
+        self._forget_flood(getattr(flood.request, "CONSTRUCTOR_ID", None))
+
+    async def _input_peer(self, chat_id: int) -> Any:
+        if self._peer_cache is not None and (known := self._peer_cache.known_peer(chat_id)) is not None:
+            peer = self._peers[chat_id] = BinaryReader(known[1]).tgread_object()
             return peer
-        peer = await self._deadline(self._client.get_input_entity(chat.id), f"resolving chat {chat.id}")
-        self._peers[chat.id] = peer
+        try:
+            peer = await self._deadline(self._client.get_input_entity(chat_id), f"resolving chat {chat_id}")
+        except (ValueError, errors.RPCError) as error:
+            raise SourceError(f"chat {chat_id}: cannot address it ({_describe(error)})") from error
+        self._peers[chat_id] = peer
         return peer
 
     def _remember_message(self, chat_id: int, tl_message: Any) -> None:
@@ -386,10 +483,11 @@ class TelegramSource:
     # -- media ------------------------------------------------------------------------------
 
     async def media_chunks(self, media: MediaRef, offset: int = 0) -> AsyncIterator[bytes]:
-        """The file's bytes from ``offset``, chunk by chunk; resumes after stalls and expired references.
+        """The file's bytes from ``offset``, chunk by chunk; resumes after stalls and stale references.
 
         A flood wait surfaces as :class:`FloodWait` (the caller pauses the DC); calling again with
-        the number of bytes received so far continues where it stopped.
+        the number of bytes received so far continues where it stopped. :class:`MediaChanged` means
+        the message now carries another file: drop what was received and call again from 0.
         """
         if media.locator is None:
             raise MediaUnavailable(media.unavailable or "no file")
@@ -398,6 +496,7 @@ class TelegramSource:
         except ValueError as error:
             raise MediaUnavailable(f"not a Telegram media reference: {media.locator!r}") from error
         file = await self._tl_file(chat_id, message_id, slot, refresh=False)
+        self._check_resumable(media, file, offset)
         request_size = part_size(media.size)
         attempts = 0
         while True:
@@ -411,21 +510,28 @@ class TelegramSource:
                     offset += len(chunk)
                     attempts = 0
                     yield chunk
-            except (errors.FileReferenceExpiredError, errors.FilerefUpgradeNeededError):
-                attempts += 1
-                self._check_attempts(attempts, media, "its file reference keeps expiring")
-                file = await self._tl_file(chat_id, message_id, slot, refresh=True)
-            except errors.FloodWaitError as flood:
+            except FLOOD_ERRORS as flood:
                 if self._per_dc_download_floods:
                     self._forget_download_flood()
                 raise FloodWait(flood.seconds, f"downloading from DC {media.dc_id}") from flood
-            except (TimeoutError, ConnectionError, errors.ServerError, errors.TimedOutError) as error:
+            except TRANSIENT_ERRORS as error:
                 attempts += 1
                 self._check_attempts(attempts, media, f"the connection stalled ({_describe(error)})")
                 log.info("download of %s stalled at %d bytes (%s); retrying", media.file_key, offset, _describe(error))
-                await asyncio.sleep(self._retry_delay * 2 ** (attempts - 1))
+                await self._sleep(self._retry_delay * 2 ** (attempts - 1))
             except errors.RPCError as error:
-                raise MediaUnavailable(f"Telegram refused the file: {error}") from error
+                if not needs_fresh_reference(error):
+                    raise MediaUnavailable(f"Telegram refused the file ({_describe(error)})") from error
+                attempts += 1
+                self._check_attempts(attempts, media, f"its file reference keeps failing ({_describe(error)})")
+                file = await self._tl_file(chat_id, message_id, slot, refresh=True)
+                self._check_resumable(media, file, offset)
+            except CdnRedirect as redirect:
+                dc_id = getattr(redirect.cdn_redirect, "dc_id", "?")
+                raise SourceError(
+                    f"Telegram serves {media.file_key or media.locator} from its CDN (DC {dc_id}), which Telethon "
+                    "cannot download from; tried again on the next pass"
+                ) from None
             finally:
                 await iterator.close()
 
@@ -437,9 +543,23 @@ class TelegramSource:
         DCs. The DC scheduler already pauses the DC that asked; this drops Telethon's global note
         (``TelegramClient._flood_waited_requests``, a private attribute covered by a contract test).
         """
+        self._forget_flood(functions.upload.GetFileRequest.CONSTRUCTOR_ID)
+
+    def _forget_flood(self, constructor_id: int | None) -> None:
         waited = getattr(self._client, "_flood_waited_requests", None)
-        if isinstance(waited, dict):
-            waited.pop(functions.upload.GetFileRequest.CONSTRUCTOR_ID, None)
+        if isinstance(waited, dict) and constructor_id is not None:
+            waited.pop(constructor_id, None)
+
+    @staticmethod
+    def _check_resumable(media: MediaRef, file: Any, offset: int) -> None:
+        """Resuming at ``offset`` is only right for the very file the first bytes came from; from 0,
+        whatever file the message carries now is simply downloaded whole."""
+        if offset and not same_file(media, file):
+            kind = "photo" if isinstance(file, types.Photo) else "document"
+            raise MediaChanged(
+                f"{media.file_key or media.locator}: the message now carries another file ({kind}:{file.id}, "
+                f"{getattr(file, 'size', '?')} bytes); the {offset} bytes received are dropped and it starts over"
+            )
 
     def _check_attempts(self, attempts: int, media: MediaRef, why: str) -> None:
         if attempts >= MAX_ATTEMPTS:
@@ -448,9 +568,10 @@ class TelegramSource:
     async def _tl_file(self, chat_id: int, message_id: int, slot: int, *, refresh: bool) -> Any:
         tl_message = None if refresh else self._recent.get((chat_id, message_id))
         if tl_message is None:
-            peer = self._peers.get(chat_id) or await self._client.get_input_entity(chat_id)
+            peer = self._peers.get(chat_id) or await self._input_peer(chat_id)
             fetched = await self._with_retries(
-                lambda: self._client.get_messages(peer, ids=message_id), f"fetching message {message_id}"
+                lambda: self._client.get_messages(peer, ids=message_id),
+                f"fetching message {message_id} of chat {chat_id} for its media",
             )
             if fetched is None:
                 raise MediaUnavailable("the message was deleted")
@@ -471,19 +592,21 @@ class TelegramSource:
         while True:
             try:
                 return await within(self._settings.request_timeout_s, call())
-            except errors.FloodWaitError as flood:
+            except FLOOD_ERRORS as flood:
                 if chat is None:
                     if flood.seconds > self._settings.flood_max_wait_s:
                         raise SourceError(f"{what}: Telegram asks to wait {flood.seconds} s") from flood
-                    await asyncio.sleep(flood.seconds)
+                    await self._wait_out(flood)
                 else:
-                    await self._flood_sleep(flood.seconds, chat)
-            except (TimeoutError, ConnectionError, errors.ServerError, errors.TimedOutError) as error:
+                    await self._flood_sleep(flood, chat)
+            except TRANSIENT_ERRORS as error:
                 attempts += 1
                 if attempts >= MAX_ATTEMPTS:
                     error_type = ChatDeferred if chat is not None else SourceError
                     raise error_type(f"{what}: failed {attempts} times ({_describe(error)})") from error
-                await asyncio.sleep(self._retry_delay * 2 ** (attempts - 1))
+                await self._sleep(self._retry_delay * 2 ** (attempts - 1))
+            except errors.RPCError as error:
+                raise SourceError(f"{what}: Telegram refused it ({_describe(error)})") from error
 
 
 def _describe(error: BaseException) -> str:
