@@ -560,6 +560,74 @@ def test_render_text_equals_the_reference_on_the_old_property_inputs(text: str, 
     assert render_text(text, entities) == reference_render_text(text, entities)
 
 
+# -- many entities -------------------------------------------------------------------------------
+
+MANY_KINDS = ["bold", "italic", "strikethrough", "underline", "spoiler", "code", "pre", "text_link", "mention_name",
+              "hashtag", "link", "overlap", "overlap", "overlap", "overlap"]
+
+
+def many_entities(count: int) -> tuple[str, list[Entity]]:
+    """``count`` entities over a text of one word per kind taken in turn, each word after an astral
+    character (so UTF-16 offsets run ahead of code points), ten words a line, lines 5, 500 and
+    1,000 quoted. An "overlap" word is ``abcdefgh`` with bold over ``abcde`` and italic over
+    ``defgh`` (two entities): CommonMark would misread the italic markers, so they are HTML tags."""
+    words: list[str] = []
+    entities: list[Entity] = []
+    units = line_start = 0
+    while len(entities) < count:
+        index = len(words)
+        kind = MANY_KINDS[index % len(MANY_KINDS)]
+        word = {"hashtag": f"#t{index}", "link": f"https://x.y/{index}", "overlap": "abcdefgh"}.get(kind, f"w{index}")
+        if kind == "overlap":
+            entities += [Entity("bold", units + 2, 5), Entity("italic", units + 5, 5)]
+        else:
+            entities.append(Entity(kind, units + 2, utf16_len(word), url=f"https://example.org/{index}", user_id=index))
+        piece = "😀" + word + ("\n" if index % 10 == 9 else " ")
+        words.append(piece)
+        units += utf16_len(piece)
+        if index % 10 == 9:
+            if index // 10 in (5, 500, 1000):
+                entities.append(Entity("blockquote", line_start, units - line_start))
+            line_start = units
+    return "".join(words), entities
+
+
+def count_spans(markdown: str) -> dict[str, int]:
+    """How many formatted words of each kind ``markdown`` shows (as many_entities writes them)."""
+    return {
+        "bold": len(re.findall(r"😀\*\*w\d+\*\*", markdown)),
+        "italic": len(re.findall(r"😀\*w\d+\*(?!\*)", markdown)),
+        "strikethrough": len(re.findall(r"😀~~w\d+~~", markdown)),
+        "underline": len(re.findall(r"😀<u>w\d+</u>", markdown)),
+        "spoiler": len(re.findall(r"😀==w\d+==", markdown)),
+        "code": len(re.findall(r"😀`w\d+`", markdown)),
+        "pre": len(re.findall(r"^(?:> )?```\n(?:> )?w\d+\n(?:> )?```$", markdown, re.MULTILINE)),
+        "text_link": len(re.findall(r"😀\[w(\d+)\]\(https://example\.org/\1\)", markdown)),
+        "mention_name": len(re.findall(r"😀\[w(\d+)\]\(tg://user\?id=\1\)", markdown)),
+        "hashtag": len(re.findall(r"😀#t\d+", markdown)),
+        "link": len(re.findall(r"😀<https://x\.y/\d+>", markdown)),
+        "overlap": markdown.count("😀**abc<i>de</i>**<i>fgh</i>"),
+        "blockquote": len(re.findall(r"(?:^>.*\n?)+", markdown, re.MULTILINE)),
+    }
+
+
+def test_twenty_thousand_entities_render_every_span() -> None:
+    # The quadratic renderer took 1.1, 5.7 and 27 s for 1,000, 2,000 and 4,000 of these entities: 20,000
+    # would take over ten minutes, past the test timeout. No time is asserted.
+    text, entities = many_entities(20_000)
+    # 15 words take 19 entities (4 overlap words take two), plus 3 quotes: 20,000 = 1,052 x 19 + 9 + 3
+    assert len(entities) == 20_000
+    assert text.count("😀") == 1052 * 15 + 9
+    expected = dict.fromkeys(MANY_KINDS, 1052) | {"overlap": 4 * 1052, "blockquote": 3}
+    expected |= dict.fromkeys(MANY_KINDS[:9], 1053)
+    assert count_spans(render_text(text, entities)) == expected
+
+
+def test_a_thousand_entities_of_every_kind_render_like_the_reference() -> None:
+    text, entities = many_entities(1000)
+    assert render_text(text, entities) == reference_render_text(text, entities)
+
+
 # == REFERENCE ===================================================================================
 # render_text's assembly as it was before it was made linear (quadratic in entities), frozen here
 # so that property tests can check the linear one against it byte for byte. It is only a test

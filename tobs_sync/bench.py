@@ -292,16 +292,19 @@ def markdown_case(entities: int, seed: int = 7) -> tuple[str, list[Entity]]:
     return text, found
 
 
-def bench_markdown(sizes: Sequence[int] = (500, 1000, 2000, 20_000)) -> dict[str, Any]:
-    """Entities per second of :func:`render_text` on :func:`markdown_case` messages of each size;
+def bench_markdown(sizes: Sequence[int] = (500, 1000, 2000, 20_000), repeats: int = 3) -> dict[str, Any]:
+    """Entities per second of :func:`render_text` on :func:`markdown_case` messages of each size
+    (the best of ``repeats`` runs: the least disturbed by other work on the machine);
     ``per_entity_ratio`` is the time per entity at the largest size over that at the smallest
     (1.0: linear; quadratic code doubles it with each doubling of the size)."""
     runs = []
     for size in sizes:
         text, entities = markdown_case(size)
-        started = time.perf_counter()
-        markdown = render_text(text, entities)
-        elapsed = time.perf_counter() - started
+        elapsed = float("inf")
+        for _ in range(repeats):
+            started = time.perf_counter()
+            markdown = render_text(text, entities)
+            elapsed = min(elapsed, time.perf_counter() - started)
         runs.append({"entities": len(entities), "characters": len(text), "markdown_characters": len(markdown),
                      "seconds": elapsed, "entities_per_s": len(entities) / elapsed})
         print(f"markdown: {len(entities)} entities over {len(text)} characters in {elapsed:.3f} s = "
