@@ -35,6 +35,7 @@ import unicodedata
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from types import MappingProxyType
 
 from tobs_sync.model import Entity, EntityKind
@@ -76,7 +77,10 @@ _URL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 _URL_STRIP = "".join(map(chr, range(0x21))) + "\x7f"
 _HEX_PAIR = re.compile(r"[0-9A-Fa-f]{2}")
 _ENTITY_LIKE = re.compile(r"&#?[A-Za-z0-9]+;")
-_AUTOLINK = re.compile(r"https?://[^\s<>`\\\"\[\]{}|^$]+", re.IGNORECASE)
+_AUTOLINK_SCHEME = re.compile(r"https?://", re.IGNORECASE)
+_AUTOLINK_CHAR = re.compile(r"[^\s<>`\\\"\[\]{}|^$]", re.IGNORECASE)
+_AUTOLINK = re.compile(_AUTOLINK_SCHEME.pattern + _AUTOLINK_CHAR.pattern + "+", re.IGNORECASE)
+_AUTOLINK_PAIRS = ("==", "~~", "::")  # would read as highlight, strikethrough or a Dataview field
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _LINE_RUN = re.compile(r"[^\r\n]+")
 _ATOM_KINDS = frozenset({EntityKind.CODE, EntityKind.PRE, EntityKind.LINK, EntityKind.HASHTAG})
@@ -253,7 +257,7 @@ def _safe_url(url: object) -> str | None:
 
 def _autolink(url: str) -> str | None:
     """``<url>`` for a plain http(s) URL that is safe verbatim, else None."""
-    unsafe = _BAD_PERCENT.search(url) or any(pair in url for pair in ("==", "~~", "::"))
+    unsafe = _BAD_PERCENT.search(url) or any(pair in url for pair in _AUTOLINK_PAIRS)
     if not _AUTOLINK.fullmatch(url) or unsafe or any(unicodedata.category(c)[0] in "CZ" for c in url):
         return None
     return f"<{url}>"
@@ -444,23 +448,68 @@ def _atoms(text: str, spans: list[_Span], links: list[_Wrap]) -> list[_Atom]:
     if code:
         found += _code_candidates(text, code)
     link_starts = [link.start for link in links]
-    refused: set[tuple[int, int, str]] = set()
+    valid = _PieceCheck(text)
     kept: list[tuple[int, int, str, _Span | None]] = []
     for start, end, _, kind, span in sorted(found, key=lambda c: (c[0], c[0] - c[1], c[2])):
         if kept and kept[-1][1] > start:
             continue  # kept atoms do not overlap and start no later: only the last can reach here
         if kind in (EntityKind.LINK, EntityKind.HASHTAG):
             link = bisect_left(link_starts, end) - 1
-            if (link >= 0 and links[link].end > start) or (start, end, kind) in refused:
-                continue
-            piece = text[start:end]
-            if not (_autolink(piece) if kind == EntityKind.LINK else _is_tag(piece)):
-                refused.add((start, end, kind))
+            if (link >= 0 and links[link].end > start) or not valid(kind, start, end):
                 continue
         if kept and kind == kept[-1][2] == "code" and kept[-1][1] == start:
             start = kept.pop()[0]  # adjacent code spans would glue: make them one
         kept.append((start, end, kind, span))
     return [_Atom(start, end, *_atom_markdown(text[start:end], kind, span)) for start, end, kind, span in kept]
+
+
+class _PieceCheck:
+    """Whether ``text[start:end]`` is an autolink (kind ``link``) or a tag (``hashtag``).
+
+    By the rules themselves (:func:`_autolink`, :func:`_is_tag`) while the pieces checked add up
+    to a few times the text; past that (many overlapping candidates) by prefix counts of the
+    characters those rules refuse, built once in O(text): O(1) a check, so never O(spans x text).
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.budget = 4 * len(text) + 256
+        self.counts: dict[str, list[int]] = {}
+
+    def __call__(self, kind: str, start: int, end: int) -> bool:
+        text = self.text
+        if not self.counts and end - start <= self.budget:
+            self.budget -= end - start
+            piece = text[start:end]
+            return _autolink(piece) is not None if kind == EntityKind.LINK else _is_tag(piece)
+        if kind != EntityKind.LINK:
+            return text[start] == "#" and not self._any("not tag", start + 1, end) and self._any(
+                "not decimal", start + 1, end
+            )
+        scheme = _AUTOLINK_SCHEME.match(text, start, end)
+        if scheme is None or scheme.end() == end or self._any("not url", scheme.end(), end):
+            return False
+        if self._any("bad percent", start, end) or "%" in text[max(start, end - 2) : end]:
+            return False  # a "%" in the last two places lacks its two hex digits
+        return not self._any("pair", start, end - 1) and not self._any("control or space", start, end)
+
+    def _any(self, name: str, start: int, end: int) -> bool:
+        """Whether some character of ``text[start:end]`` has the property ``name``."""
+        if not self.counts:
+            text = self.text
+            properties = {
+                "not tag": (not (ch.isalnum() or ch in "_-/") for ch in text),
+                "not decimal": (not ch.isdecimal() for ch in text),
+                "not url": (_AUTOLINK_CHAR.fullmatch(ch) is None for ch in text),
+                "bad percent": (
+                    ch == "%" and not _HEX_PAIR.fullmatch(text[i + 1 : i + 3]) for i, ch in enumerate(text)
+                ),
+                "pair": (text[i : i + 2] in _AUTOLINK_PAIRS for i in range(len(text))),
+                "control or space": (unicodedata.category(ch)[0] in "CZ" for ch in text),
+            }
+            self.counts = {key: list(accumulate(map(int, flags), initial=0)) for key, flags in properties.items()}
+        counts = self.counts[name]
+        return end > start and counts[end] > counts[start]
 
 
 def _atom_markdown(piece: str, kind: str, span: _Span | None) -> tuple[str, str]:
