@@ -273,7 +273,8 @@ def markdown_case(entities: int, seed: int = 7) -> tuple[str, list[Entity]]:
     every kind, mostly styles as in real messages: nested, overlapping, adjacent, half of them
     starting at any code unit (inside a word or a surrogate pair); four are blockquotes (so the
     quoted and plain regions grow with the message)."""
-    rng = random.Random(seed)  # noqa: S311  # nosec B311 (a reproducible case, not a secret)
+    # a reproducible case, not a secret
+    rng = random.Random(seed)  # noqa: S311  # nosec B311
     pieces: list[str] = []
     for index in range(2 * entities + 1):
         separator = "\n\n" if index % 40 == 39 else "\n" if index % 12 == 11 else " "
