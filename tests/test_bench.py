@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tobs_sync import bench
-from tobs_sync.model import Chat
+from tobs_sync.model import Chat, EntityKind
 from tobs_sync.sources.memory import MemorySource
 
 TINY_DC_SPEC = "chats=2,messages=12,media=1,dcs=3,seed=21"
@@ -76,3 +76,20 @@ def test_parse_benchmark_reads_every_message_of_the_generated_export(capsys: Any
     figures = bench.bench_parse(chats=3, messages=40)
     assert (figures["chats"], figures["messages"]) == (3, 120)
     assert "120 messages read" in capsys.readouterr().out
+
+
+def test_markdown_benchmark_renders_every_generated_message(capsys: Any) -> None:
+    figures = bench.bench_markdown(sizes=(20, 40), repeats=1)
+    assert [run["entities"] for run in figures["runs"]] == [20, 40]
+    assert all(run["markdown_characters"] >= run["characters"] > 0 for run in figures["runs"])
+    assert figures["per_entity_ratio"] > 0
+    printed = capsys.readouterr().out
+    assert "40 entities" in printed and "time per entity" in printed
+
+
+def test_markdown_case_has_the_asked_entities_of_every_kind() -> None:
+    text, entities = bench.markdown_case(400)
+    assert len(entities) == 400
+    assert {entity.kind for entity in entities} == set(EntityKind)
+    assert sum(entity.kind == EntityKind.BLOCKQUOTE for entity in entities) == 4
+    assert len(text.encode("utf-16-le")) // 2 > len(text)  # astral characters: UTF-16 offsets differ

@@ -13,9 +13,12 @@
                                       (durable writes: every note fsynced and renamed).
 ``python -m tobs_sync.bench parse``   messages per second and peak RSS reading a large generated
                                       export without writing (streaming: memory must stay flat).
-``python -m tobs_sync.bench all``     all four.
+``python -m tobs_sync.bench markdown``  entities per second rendering generated messages with
+                                      500, 1,000, 2,000 and 20,000 formatting entities of every
+                                      kind (linear: the time per entity must not grow).
+``python -m tobs_sync.bench all``     all five.
 
-Every run uses the production code (TelegramSource over the simulator's real Telethon client,
+Every run uses the production code (render_text, TelegramSource over the simulator's real Telethon client,
 MediaWriter, the vault writer); the figures depend on the machine, so compare them on one machine.
 Limits: the simulator's latency and bandwidth are models, not measurements of Telegram.
 """
@@ -27,6 +30,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import random
 import resource
 import subprocess  # nosec B404  # justified: runs this interpreter with fixed arguments, never a shell
 import sys
@@ -38,6 +42,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tobs_sync.config import TelegramSettings
+from tobs_sync.markdown import render_text
+from tobs_sync.model import Entity, EntityKind
 from tobs_sync.sim import SimulatedTelegram, parse_spec
 from tobs_sync.sources.telegram import TelegramSource
 from tobs_sync.workers import DcScheduler, GlobalPool, Job
@@ -290,9 +296,71 @@ def bench_parse(chats: int = 4, messages: int = 100_000) -> dict[str, Any]:
     return figures
 
 
+_MARKDOWN_WORDS = (
+    "word", "😀", "\U0001d518\U0001d52b\U0001d526", "x*y", "a_b", "#tag", "https://example.org/p", "12.", "<%",
+    "[[n]]", "::", "end.",
+)
+_MARKDOWN_STYLES = (EntityKind.BOLD, EntityKind.ITALIC, EntityKind.STRIKETHROUGH, EntityKind.UNDERLINE,
+                    EntityKind.SPOILER)
+_MARKDOWN_KINDS = tuple(kind for kind in EntityKind if kind != EntityKind.BLOCKQUOTE) + _MARKDOWN_STYLES * 4
+
+
+def markdown_case(entities: int, seed: int = 7) -> tuple[str, list[Entity]]:
+    """A generated message of about two words per entity (astral characters among them, so UTF-16
+    offsets differ from code points), with lines and blank lines, and ``entities`` entities of
+    every kind, mostly styles as in real messages: nested, overlapping, adjacent, half of them
+    starting at any code unit (inside a word or a surrogate pair); four are blockquotes (so the
+    quoted and plain regions grow with the message)."""
+    # a reproducible case, not a secret
+    rng = random.Random(seed)  # noqa: S311  # nosec B311
+    pieces: list[str] = []
+    for index in range(2 * entities + 1):
+        separator = "\n\n" if index % 40 == 39 else "\n" if index % 12 == 11 else " "
+        pieces.append(rng.choice(_MARKDOWN_WORDS) + separator)
+    text = "".join(pieces)
+    units = len(text.encode("utf-16-le")) // 2
+    found: list[Entity] = []
+    previous_end = 0
+    for index in range(entities):
+        kind = EntityKind.BLOCKQUOTE if index % (entities // 4 or 1) == 1 else rng.choice(_MARKDOWN_KINDS)
+        offset = previous_end if rng.random() < 0.25 else rng.randrange(units)  # adjacent, or anywhere
+        length = rng.randint(20, 120) if kind == EntityKind.BLOCKQUOTE else rng.randint(1, 24)
+        found.append(Entity(kind, offset, length, url=f"https://example.org/{index}", user_id=index,
+                            language="python", collapsed=index % 2 == 1))
+        previous_end = offset + length
+    return text, found
+
+
+def bench_markdown(sizes: Sequence[int] = (500, 1000, 2000, 20_000), repeats: int = 3) -> dict[str, Any]:
+    """Entities per second of :func:`render_text` on :func:`markdown_case` messages of each size
+    (the best of ``repeats`` runs: the least disturbed by other work on the machine);
+    ``per_entity_ratio`` is the time per entity at the largest size over that at the smallest
+    (1.0: linear; quadratic code doubles it with each doubling of the size). Small sizes fit in the
+    CPU caches and make less work for Python's garbage collector: expect some rise past them."""
+    runs = []
+    for size in sizes:
+        text, entities = markdown_case(size)
+        elapsed = float("inf")
+        for _ in range(repeats):
+            started = time.perf_counter()
+            markdown = render_text(text, entities)
+            elapsed = min(elapsed, time.perf_counter() - started)
+        runs.append({"entities": len(entities), "characters": len(text), "markdown_characters": len(markdown),
+                     "seconds": elapsed, "entities_per_s": len(entities) / elapsed,
+                     "per_entity_ratio": (elapsed / len(entities)) / (runs[0]["seconds"] / runs[0]["entities"])
+                     if runs else 1.0})
+        print(f"markdown: {len(entities)} entities over {len(text)} characters in {elapsed:.3f} s = "
+              f"{len(entities) / elapsed:.0f} entities/s; time per entity {runs[-1]['per_entity_ratio']:.2f}x "
+              f"the first size's")
+    ratio = runs[-1]["per_entity_ratio"]
+    print(f"  time per entity at {runs[-1]['entities']} entities / at {runs[0]['entities']}: {ratio:.2f}x "
+          f"(linear: 1; quadratic: {runs[-1]['entities'] / runs[0]['entities']:.0f})")
+    return {"runs": runs, "per_entity_ratio": ratio}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tobs_sync.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("which", choices=["dc", "memory", "import", "parse", "all", "memory-stream"],
+    parser.add_argument("which", choices=["dc", "memory", "import", "parse", "markdown", "all", "memory-stream"],
                         help="memory-stream: one memory measurement in this process, printed as JSON "
                              "(what `memory` runs in a fresh process)")
     parser.add_argument("--size", type=int, default=500_000_000, help="memory, memory-stream: file size in bytes")
@@ -314,6 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         figures["import"] = bench_import()
     if args.which in ("parse", "all"):
         figures["parse"] = bench_parse()
+    if args.which in ("markdown", "all"):
+        figures["markdown"] = bench_markdown()
     if args.json:
         print(json.dumps(figures, indent=2))
     return 0

@@ -25,15 +25,22 @@ style uses its HTML tag (``<b> <i> <s> <mark>``). Code is verbatim except that `
 inside (Templater scans raw text) and a code span Dataview or Meta Bind would run (``=``, ``$=``,
 ``INPUT[``, ``VIEW[``, ``BUTTON[``) starts with U+200B. Output should start on its own line, and
 a trailing quote needs a blank line after it.
+
+Cost: O(n + e log e) for n characters and e entities, however the entities nest, overlap or
+repeat: each region (quoted or not) gets only the spans that start or end in it plus the first
+covering span of each kind; kept links and atoms are checked against the last one kept; styles
+are swept; a misread delimiter run is re-checked only next to the pieces that changed.
 """
 
 from __future__ import annotations
 
+import heapq
 import re
 import unicodedata
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from types import MappingProxyType
 
 from tobs_sync.model import Entity, EntityKind
@@ -75,8 +82,13 @@ _URL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 _URL_STRIP = "".join(map(chr, range(0x21))) + "\x7f"
 _HEX_PAIR = re.compile(r"[0-9A-Fa-f]{2}")
 _ENTITY_LIKE = re.compile(r"&#?[A-Za-z0-9]+;")
-_AUTOLINK = re.compile(r"https?://[^\s<>`\\\"\[\]{}|^$]+", re.IGNORECASE)
+_AUTOLINK_SCHEME = re.compile(r"https?://", re.IGNORECASE)
+_AUTOLINK_CHAR = re.compile(r"[^\s<>`\\\"\[\]{}|^$]", re.IGNORECASE)
+_AUTOLINK = re.compile(_AUTOLINK_SCHEME.pattern + _AUTOLINK_CHAR.pattern + "+", re.IGNORECASE)
+_AUTOLINK_PAIRS = ("==", "~~", "::")  # would read as highlight, strikethrough or a Dataview field
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_LINE_RUN = re.compile(r"[^\r\n]+")
+_ATOM_KINDS = frozenset({EntityKind.CODE, EntityKind.PRE, EntityKind.LINK, EntityKind.HASHTAG})
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +97,7 @@ class _Span:
     start: int
     end: int
     entity: Entity
+    target: str | None = None  # a link's destination, once checked and encoded
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,14 +169,27 @@ def code_block(text: str, language: str | None) -> str:
 def render_text(text: str, entities: Sequence[Entity] = ()) -> str:
     """Telegram ``text`` with formatting ``entities`` (UTF-16 offsets) as Obsidian Markdown."""
     spans = _to_spans(text, entities)
-    out, pos, after_quote = "", 0, False
-    for start, end, collapsed in _quote_regions(text, spans):
-        plain = _render_region(text, spans, pos, start)
-        out = _put(out, plain, 2 if after_quote else 0)
+    quotes = _quote_regions(text, spans)
+    regions, pos = [], 0  # plain, quoted, plain, ..., plain: they partition the text
+    for start, end, _ in quotes:
+        regions += [(pos, start), (start, end)]
+        pos = end
+    regions.append((pos, len(text)))
+    inner = _spans_by_region(spans, regions)
+
+    def region(index: int) -> str:
+        low, high = regions[index]
+        return _render_inline(text[low:high], inner[index]) if high > low else ""
+
+    out, after_quote = _Output(), False
+    for index, (_, _, collapsed) in enumerate(quotes):
+        plain = region(2 * index)
+        out.put(plain, 2 if after_quote else 0)
         after_quote = after_quote and not plain.strip(_NEWLINES)
-        out = _put(out, _quote(_render_region(text, spans, start, end), collapsed), 2 if after_quote else 1)
-        pos, after_quote = end, True
-    return _put(out, _render_region(text, spans, pos, len(text)), 2 if after_quote else 0)
+        out.put(_quote(region(2 * index + 1), collapsed), 2 if after_quote else 1)
+        after_quote = True
+    out.put(region(len(regions) - 1), 2 if after_quote else 0)
+    return out.text()
 
 
 def _line_starts(text: str) -> set[int]:
@@ -176,20 +202,25 @@ def _escape_chars(text: str, line_starts: set[int]) -> list[str]:
     for i, ch in enumerate(text):
         if ch == ":" and ((i > 0 and text[i - 1] == ":") or text[i + 1 : i + 2] == ":"):
             esc[i] = "\\:"
-    for start in line_starts:
-        first, column = start, 0
+    blank_end = digit_end = 0  # where the last blank / digit run scanned ends (runs are maximal)
+    for start in sorted(line_starts):  # in order, so that a run is scanned once however many starts it holds
+        first = blank_end if start < blank_end else start
         while first < len(text) and text[first] in " \t":
-            column = column + 4 - column % 4 if text[first] == "\t" else column + 1
             first += 1
+        blank_end, column, at = first, 0, start
+        while at < first and column < 4:
+            column = column + 4 - column % 4 if text[at] == "\t" else column + 1
+            at += 1
         if first >= len(text) or text[first] in _NEWLINES:
             continue
         if column >= 4:  # would be an indented code block, which shows escapes literally
             esc[start] = "&#9;" if text[start] == "\t" else "&#32;"
         if text[first] in _LINE_START_ESCAPED:
             esc[first] = "\\" + text[first]
-        end = first
+        end = digit_end if first < digit_end else first
         while end < len(text) and "0" <= text[end] <= "9":
             end += 1
+        digit_end = end
         if end > first and text[end : end + 1] in (".", ")"):
             esc[end] = "\\" + text[end]
     return esc
@@ -231,7 +262,7 @@ def _safe_url(url: object) -> str | None:
 
 def _autolink(url: str) -> str | None:
     """``<url>`` for a plain http(s) URL that is safe verbatim, else None."""
-    unsafe = _BAD_PERCENT.search(url) or any(pair in url for pair in ("==", "~~", "::"))
+    unsafe = _BAD_PERCENT.search(url) or any(pair in url for pair in _AUTOLINK_PAIRS)
     if not _AUTOLINK.fullmatch(url) or unsafe or any(unicodedata.category(c)[0] in "CZ" for c in url):
         return None
     return f"<{url}>"
@@ -262,45 +293,99 @@ def _to_spans(text: str, entities: Sequence[Entity]) -> list[_Span]:
     return spans
 
 
-def _overlaps(a: _Span | _Wrap | _Atom, b: _Span | _Wrap | _Atom) -> bool:
-    return a.start < b.end and b.start < a.end
-
-
 def _by_position(items: list[_Span]) -> list[_Span]:
     return sorted(items, key=lambda s: (s.start, s.start - s.end))
 
 
 def _quote_regions(text: str, spans: list[_Span]) -> list[tuple[int, int, bool]]:
     """Merged blockquote spans without their leading/trailing line breaks."""
+    quotes = _by_position([s for s in spans if s.kind == EntityKind.BLOCKQUOTE])
+    if not quotes:
+        return []
+    lines = [(m.start(), m.end()) for m in _LINE_RUN.finditer(text)]
+    line_ends = [end for _, end in lines]
+    solid = [i for i, ch in enumerate(text) if not ch.isspace()]  # what str.strip() keeps
     merged: list[tuple[int, int, bool]] = []
-    for span in _by_position([s for s in spans if s.kind == EntityKind.BLOCKQUOTE]):
-        start, end = span.start, span.end
-        while start < end and text[start] in _NEWLINES:
-            start += 1
-        while end > start and text[end - 1] in _NEWLINES:
-            end -= 1
-        if not text[start:end].strip():
+    for span in quotes:
+        first = bisect_right(line_ends, span.start)  # the first line ending after the span starts
+        last = bisect_left(lines, (span.end,)) - 1  # the last line starting before it ends
+        if first > last:
+            continue  # only line breaks
+        start, end = max(span.start, lines[first][0]), min(span.end, lines[last][1])
+        at = bisect_left(solid, start)
+        if at == len(solid) or solid[at] >= end:
             continue
         collapsed = span.entity.collapsed is True
         if merged and start <= merged[-1][1]:
-            first, last, was = merged.pop()
-            start, end, collapsed = first, max(last, end), was or collapsed
+            low, high, was = merged.pop()
+            start, end, collapsed = low, max(high, end), was or collapsed
         merged.append((start, end, collapsed))
     return merged
+
+
+def _span_class(span: _Span) -> tuple[str, str | None] | None:
+    """What ``span`` does inside a region (a style kind, ``link``, ``code`` ...) and a link's
+    target; None for a span that changes nothing there (plain kinds, links to refused targets)."""
+    kind = span.kind
+    if kind in _STYLES or kind in _ATOM_KINDS:
+        return kind, None
+    if kind == EntityKind.TEXT_LINK:
+        url = _safe_url(span.entity.url)
+        return None if url is None else ("target", url)
+    if kind == EntityKind.MENTION_NAME and type(span.entity.user_id) is int:
+        return "target", f"tg://user?id={span.entity.user_id}"
+    return None
+
+
+def _spans_by_region(spans: list[_Span], regions: list[tuple[int, int]]) -> list[list[_Span]]:
+    """For each region (they partition the text), the spans that matter inside it, clipped to it,
+    in their original order.
+
+    A span covering a whole region clips to the same span as any other of its class covering it;
+    only the first such span of each class can change the rendering, so only that one is kept.
+    Every span also lands, clipped, in the (at most two) regions where it starts or ends: the
+    total is O(spans + regions) rather than O(spans x regions).
+    """
+    lows = [low for low, _ in regions]
+    inside: list[list[tuple[int, _Span]]] = [[] for _ in regions]
+    covering_from: list[list[tuple[int, int, str, _Span, str | None]]] = [[] for _ in regions]
+
+    def clipped(span: _Span, target: str | None, region: int) -> _Span:
+        low, high = regions[region]
+        return _Span(span.kind, max(span.start, low) - low, min(span.end, high) - low, span.entity, target)
+
+    for index, span in enumerate(spans):
+        if span.kind == EntityKind.BLOCKQUOTE or (found := _span_class(span)) is None:
+            continue
+        kind, target = found
+        first, last = bisect_right(lows, span.start) - 1, bisect_right(lows, span.end - 1) - 1
+        cover_first = first if span.start <= regions[first][0] else first + 1
+        cover_last = last if span.end >= regions[last][1] else last - 1
+        for region in {first, last}:
+            if not cover_first <= region <= cover_last:
+                inside[region].append((index, clipped(span, target, region)))
+        if cover_first <= cover_last:
+            covering_from[cover_first].append((index, cover_last, kind, span, target))
+    covering: dict[str, list[tuple[int, int, str, _Span, str | None]]] = {}  # by class: (index, last region, ...)
+    for region, starting in enumerate(covering_from):
+        for item in starting:
+            heapq.heappush(covering.setdefault(item[2], []), item)
+        for heap in covering.values():
+            while heap and heap[0][1] < region:
+                heapq.heappop(heap)
+            if heap:
+                index, _, _, span, target = heap[0]
+                inside[region].append((index, clipped(span, target, region)))
+    return [[span for _, span in sorted(items, key=lambda item: item[0])] for items in inside]
 
 
 def _links(spans: list[_Span]) -> list[_Wrap]:
     """Link wrappers (text links and mentions by id) with allowed targets; first one wins."""
     kept: list[_Wrap] = []
     for span in _by_position(spans):
-        if span.kind == EntityKind.TEXT_LINK:
-            url = _safe_url(span.entity.url)
-        elif span.kind == EntityKind.MENTION_NAME and type(span.entity.user_id) is int:
-            url = f"tg://user?id={span.entity.user_id}"
-        else:
-            continue
-        if url is not None and not any(_overlaps(span, link) for link in kept):
-            kept.append(_Wrap(span.start, span.end, 0, "", "[", f"]({url})"))
+        # in order of start, kept links do not overlap: only the last one can reach this span
+        if span.target is not None and (not kept or kept[-1].end <= span.start):
+            kept.append(_Wrap(span.start, span.end, 0, "", "[", f"]({span.target})"))
     return kept
 
 
@@ -318,32 +403,128 @@ def _styles(spans: list[_Span]) -> list[_Wrap]:
     return wraps
 
 
+def _code_candidates(text: str, spans: list[tuple[int, _Span]]) -> list[tuple[int, int, int, str, _Span | None]]:
+    """The pieces of code spans, one per line each, as ``(start, end, order, "code", None)``.
+
+    A line that several code spans cover whole is listed once, for the first of them: the others
+    would give the same atom later, which overlaps it. Linear in lines plus spans (log spans).
+    """
+    lines = [(m.start(), m.end()) for m in _LINE_RUN.finditer(text)]
+    line_ends = [end for _, end in lines]
+    found: list[tuple[int, int, int, str, _Span | None]] = []
+    whole_from: list[list[tuple[int, int]]] = [[] for _ in lines]
+    for order, span in spans:
+        first = bisect_right(line_ends, span.start)
+        last = bisect_left(lines, (span.end,)) - 1
+        if first > last:
+            continue
+        whole_first = first if span.start <= lines[first][0] else first + 1
+        whole_last = last if span.end >= lines[last][1] else last - 1
+        for line in {first, last}:
+            if not whole_first <= line <= whole_last:
+                start, end = max(span.start, lines[line][0]), min(span.end, lines[line][1])
+                found.append((start, end, order, "code", None))
+        if whole_first <= whole_last:
+            whole_from[whole_first].append((order, whole_last))
+    covering: list[tuple[int, int]] = []
+    for line, starting in enumerate(whole_from):
+        for item in starting:
+            heapq.heappush(covering, item)
+        while covering and covering[0][1] < line:
+            heapq.heappop(covering)
+        if covering:
+            found.append((*lines[line], covering[0][0], "code", None))
+    return found
+
+
 def _atoms(text: str, spans: list[_Span], links: list[_Wrap]) -> list[_Atom]:
-    """Non-overlapping code, pre, autolink and tag atoms; code is split at line breaks."""
-    found: list[_Atom] = []
-    for span in spans:
-        piece = text[span.start : span.end]
+    """Non-overlapping code, pre, autolink and tag atoms; code is split at line breaks.
+
+    Candidates are taken by start (the longest first, then in span order) and kept unless they
+    overlap one already kept; a link or tag is checked only then, code only rendered once kept.
+    """
+    code: list[tuple[int, _Span]] = []
+    found: list[tuple[int, int, int, str, _Span | None]] = []
+    for order, span in enumerate(spans):
         if span.kind == EntityKind.CODE:
-            for line in re.finditer(r"[^\r\n]+", piece):
-                start, end = span.start + line.start(), span.start + line.end()
-                found.append(_Atom(start, end, "code", code_span(line.group())))
-        elif span.kind == EntityKind.PRE:
-            found.append(_Atom(span.start, span.end, "pre", code_block(piece, span.entity.language)))
-        elif any(_overlaps(span, link) for link in links):
-            continue
-        elif span.kind == EntityKind.LINK and (autolink := _autolink(piece)):
-            found.append(_Atom(span.start, span.end, "autolink", autolink))
-        elif span.kind == EntityKind.HASHTAG and _is_tag(piece):
-            found.append(_Atom(span.start, span.end, "tag", piece))
-    kept: list[_Atom] = []
-    for atom in sorted(found, key=lambda a: (a.start, a.start - a.end)):
-        if any(_overlaps(atom, other) for other in kept):
-            continue
-        if kept and atom.kind == kept[-1].kind == "code" and kept[-1].end == atom.start:
-            start = kept.pop().start  # adjacent code spans would glue: make them one
-            atom = _Atom(start, atom.end, "code", code_span(text[start : atom.end]))
-        kept.append(atom)
-    return kept
+            code.append((order, span))
+        elif span.kind in _ATOM_KINDS:
+            found.append((span.start, span.end, order, span.kind, span))
+    if code:
+        found += _code_candidates(text, code)
+    link_starts = [link.start for link in links]
+    valid = _PieceCheck(text)
+    kept: list[tuple[int, int, str, _Span | None]] = []
+    for start, end, _, kind, span in sorted(found, key=lambda c: (c[0], c[0] - c[1], c[2])):
+        if kept and kept[-1][1] > start:
+            continue  # kept atoms do not overlap and start no later: only the last can reach here
+        if kind in (EntityKind.LINK, EntityKind.HASHTAG):
+            link = bisect_left(link_starts, end) - 1
+            if (link >= 0 and links[link].end > start) or not valid(kind, start, end):
+                continue
+        if kept and kind == kept[-1][2] == "code" and kept[-1][1] == start:
+            start = kept.pop()[0]  # adjacent code spans would glue: make them one
+        kept.append((start, end, kind, span))
+    return [_Atom(start, end, *_atom_markdown(text[start:end], kind, span)) for start, end, kind, span in kept]
+
+
+class _PieceCheck:
+    """Whether ``text[start:end]`` is an autolink (kind ``link``) or a tag (``hashtag``).
+
+    By the rules themselves (:func:`_autolink`, :func:`_is_tag`) while the pieces checked add up
+    to a few times the text; past that (many overlapping candidates) by prefix counts of the
+    characters those rules refuse, built once in O(text): O(1) a check, so never O(spans x text).
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.budget = 4 * len(text) + 256
+        self.counts: dict[str, list[int]] = {}
+
+    def __call__(self, kind: str, start: int, end: int) -> bool:
+        text = self.text
+        if not self.counts and end - start <= self.budget:
+            self.budget -= end - start
+            piece = text[start:end]
+            return _autolink(piece) is not None if kind == EntityKind.LINK else _is_tag(piece)
+        if kind != EntityKind.LINK:
+            return text[start] == "#" and not self._any("not tag", start + 1, end) and self._any(
+                "not decimal", start + 1, end
+            )
+        scheme = _AUTOLINK_SCHEME.match(text, start, end)
+        if scheme is None or scheme.end() == end or self._any("not url", scheme.end(), end):
+            return False
+        if self._any("bad percent", start, end) or "%" in text[max(start, end - 2) : end]:
+            return False  # a "%" in the last two places lacks its two hex digits
+        return not self._any("pair", start, end - 1) and not self._any("control or space", start, end)
+
+    def _any(self, name: str, start: int, end: int) -> bool:
+        """Whether some character of ``text[start:end]`` has the property ``name``."""
+        if not self.counts:
+            text = self.text
+            properties = {
+                "not tag": (not (ch.isalnum() or ch in "_-/") for ch in text),
+                "not decimal": (not ch.isdecimal() for ch in text),
+                "not url": (_AUTOLINK_CHAR.fullmatch(ch) is None for ch in text),
+                "bad percent": (
+                    ch == "%" and not _HEX_PAIR.fullmatch(text[i + 1 : i + 3]) for i, ch in enumerate(text)
+                ),
+                "pair": (text[i : i + 2] in _AUTOLINK_PAIRS for i in range(len(text))),
+                "control or space": (unicodedata.category(ch)[0] in "CZ" for ch in text),
+            }
+            self.counts = {key: list(accumulate(map(int, flags), initial=0)) for key, flags in properties.items()}
+        counts = self.counts[name]
+        return end > start and counts[end] > counts[start]
+
+
+def _atom_markdown(piece: str, kind: str, span: _Span | None) -> tuple[str, str]:
+    if kind == "code":
+        return "code", code_span(piece)
+    if kind == EntityKind.PRE:
+        return "pre", code_block(piece, span.entity.language if span else None)
+    if kind == EntityKind.LINK:
+        return "autolink", _autolink(piece) or ""
+    return "tag", piece
 
 
 class _Emitter:
@@ -398,14 +579,43 @@ class _Emitter:
         self.pieces.append(_Piece(moved))
 
     def result(self) -> str:
+        """The output, with the pairs CommonMark would misread written as HTML tags.
+
+        Repeatedly the first misread run (see :func:`_misread_pair`) has its pair turned into tags,
+        which can only change the runs next to those two pieces. So runs are checked once, left to
+        right, and after a change only the runs next to the changed pieces are checked again
+        (earliest first, before the scan goes on): the same pairs as rescanning from the start
+        after every change, in O(pieces log pieces).
+        """
         pieces = [p for p in self.pieces if p.text]
-        as_html: set[int] = set()
+        where: dict[int, list[int]] = {}
+        for at, piece in enumerate(pieces):
+            if piece.html:
+                where.setdefault(piece.pair, []).append(at)
+        recheck: list[int] = []  # pieces, before ``scan``, whose run may have changed
+        scan = 0  # every run before it reads as meant, except those holding a piece in ``recheck``
         while True:
-            final = [_Piece(p.html, p.role) if p.pair in as_html else p for p in pieces]
-            bad = _bad_delimiter(final)
+            bad = None
+            while bad is None and recheck and recheck[0] < scan:
+                at = heapq.heappop(recheck)
+                if pieces[at].html:
+                    first = _run_start(pieces, at)
+                    bad = _misread_pair(pieces, first, _run_end(pieces, first))
+            while bad is None and scan < len(pieces):
+                if not pieces[scan].html:
+                    scan += 1
+                    continue
+                last = _run_end(pieces, scan)
+                bad = _misread_pair(pieces, scan, last)
+                if bad is None:
+                    scan = last + 1
             if bad is None:
-                return "".join(p.text for p in final)
-            as_html.add(bad)
+                return "".join(p.text for p in pieces)
+            for at in where.pop(bad):
+                pieces[at] = _Piece(pieces[at].html, pieces[at].role)
+                for near in (at - 1, at + 1):
+                    if 0 <= near < len(pieces):
+                        heapq.heappush(recheck, near)
 
 
 def _piece(wrap: _Wrap, role: str, pair: int) -> _Piece:
@@ -421,8 +631,24 @@ def _is_punct(ch: str) -> bool:
     return ch != "" and unicodedata.category(ch)[0] in "PS"
 
 
-def _bad_delimiter(pieces: list[_Piece]) -> int | None:
-    """The pair of a delimiter whose run CommonMark would not read as meant, or None.
+def _run_start(pieces: list[_Piece], at: int) -> int:
+    """The first piece of the delimiter run holding ``pieces[at]`` (delimiters of one character)."""
+    while at > 0 and pieces[at - 1].html and pieces[at - 1].text[0] == pieces[at].text[0]:
+        at -= 1
+    return at
+
+
+def _run_end(pieces: list[_Piece], first: int) -> int:
+    """The last piece of the delimiter run starting at ``pieces[first]``."""
+    last = first
+    while last + 1 < len(pieces) and pieces[last + 1].html and pieces[last + 1].text[0] == pieces[first].text[0]:
+        last += 1
+    return last
+
+
+def _misread_pair(pieces: list[_Piece], first: int, last: int) -> int | None:
+    """The pair of a delimiter of the run ``pieces[first : last + 1]`` that CommonMark would not
+    read as meant, or None.
 
     A run of openers must be left-flanking and a run of closers right-flanking. A ``*`` opener run
     must not be right-flanking too: it could close an enclosing ``*`` style. (Closers pair with the
@@ -430,39 +656,20 @@ def _bad_delimiter(pieces: list[_Piece]) -> int | None:
     A run mixing openers and closers (a style closed and reopened between two characters) never
     works.
     """
-    i = 0
-    while i < len(pieces):
-        j = i  # pieces[i : j + 1] is one run: delimiters of one character, side by side
-        while pieces[i].html and j + 1 < len(pieces) and pieces[j + 1].html:
-            if pieces[j + 1].text[0] != pieces[i].text[0]:
-                break
-            j += 1
-        if pieces[i].html:
-            prev = pieces[i - 1].text[-1] if i else ""
-            nxt = pieces[j + 1].text[0] if j + 1 < len(pieces) else ""
-            left = not _is_space(nxt) and (not _is_punct(nxt) or _is_space(prev) or _is_punct(prev))
-            right = not _is_space(prev) and (not _is_punct(prev) or _is_space(nxt) or _is_punct(nxt))
-            strict = pieces[i].text[0] == "*"
-            roles = {p.role for p in pieces[i : j + 1]}
-            if roles == {"open"} and not (left and not (strict and right)):
-                return pieces[i].pair
-            if roles == {"close"} and not right:
-                return pieces[j].pair
-            if len(roles) > 1:
-                return next(p.pair for p in pieces[i : j + 1] if p.role == "open")
-        i = j + 1
+    prev = pieces[first - 1].text[-1] if first else ""
+    nxt = pieces[last + 1].text[0] if last + 1 < len(pieces) else ""
+    left = not _is_space(nxt) and (not _is_punct(nxt) or _is_space(prev) or _is_punct(prev))
+    right = not _is_space(prev) and (not _is_punct(prev) or _is_space(nxt) or _is_punct(nxt))
+    strict = pieces[first].text[0] == "*"
+    run = pieces[first : last + 1]
+    roles = {p.role for p in run}
+    if roles == {"open"} and not (left and not (strict and right)):
+        return pieces[first].pair
+    if roles == {"close"} and not right:
+        return pieces[last].pair
+    if len(roles) > 1:
+        return next(p.pair for p in run if p.role == "open")
     return None
-
-
-def _render_region(text: str, spans: list[_Span], low: int, high: int) -> str:
-    """Render ``text[low:high]`` (which starts a line) with the non-quote entities inside it."""
-    sub = text[low:high]
-    clipped = [
-        _Span(s.kind, max(s.start, low) - low, min(s.end, high) - low, s.entity)
-        for s in spans
-        if s.kind != EntityKind.BLOCKQUOTE and s.start < high and s.end > low
-    ]
-    return _render_inline(sub, clipped)
 
 
 def _render_inline(text: str, spans: list[_Span]) -> str:
@@ -477,19 +684,25 @@ def _render_inline(text: str, spans: list[_Span]) -> str:
     bounds = sorted(cuts)
     atom_at = {atom.start: atom for atom in atoms}
     emit = _Emitter()
+    active: list[_Wrap] = []  # the wraps holding ``i``, in the order of ``wraps`` (at most one per style, a link)
+    waiting = 0  # wraps[waiting:] start after ``i``
     i = 0
     while i < len(text):
+        while waiting < len(wraps) and wraps[waiting].start <= i:
+            active.append(wraps[waiting])
+            waiting += 1
+        active = [w for w in active if w.end > i]
         atom = atom_at.get(i)
         if atom is None:
             end = bounds[bisect_right(bounds, i)]
-            emit.sync([] if text[i] in _NEWLINES else [w for w in wraps if w.start <= i < w.end])
+            emit.sync([] if text[i] in _NEWLINES else active)
             emit.text("".join(esc[i:end]))
         elif atom.kind == "pre":
             end = atom.end
             emit.block(atom.markdown, end < len(text) and text[end] not in _NEWLINES)
         else:
             end = atom.end
-            emit.sync([w for w in wraps if w.start <= atom.start and atom.end <= w.end])
+            emit.sync([w for w in active if atom.end <= w.end])
             emit.text(atom.markdown)
         i = end
     emit.sync([])
@@ -502,11 +715,26 @@ def _quote(body: str, collapsed: bool) -> str:
     return "\n".join(lines)
 
 
-def _put(out: str, chunk: str, breaks: int) -> str:
-    """Append ``chunk``; its content starts after at least ``breaks`` line breaks (unless first)."""
-    rest = chunk.lstrip(_NEWLINES)
-    out += chunk[: len(chunk) - len(rest)]
-    if rest and out:
-        have = len(_LINE_BREAK.findall(out[len(out.rstrip(_NEWLINES)) :]))
-        out += "\n" * max(0, breaks - have)
-    return out + rest
+class _Output:
+    """The Markdown of a message, built by appending regions: linear in its length."""
+
+    def __init__(self) -> None:
+        self.chunks: list[str] = []
+        self.breaks = ""  # the line breaks that end the output so far
+
+    def put(self, chunk: str, breaks: int) -> None:
+        """Append ``chunk``; its content starts after at least ``breaks`` line breaks (unless first)."""
+        rest = chunk.lstrip(_NEWLINES)
+        self._append(chunk[: len(chunk) - len(rest)])
+        if rest and self.chunks:
+            self._append("\n" * max(0, breaks - len(_LINE_BREAK.findall(self.breaks))))
+        self._append(rest)
+
+    def _append(self, chunk: str) -> None:
+        if chunk:
+            self.chunks.append(chunk)
+            content = chunk.rstrip(_NEWLINES)
+            self.breaks = chunk[len(content) :] if content else self.breaks + chunk
+
+    def text(self) -> str:
+        return "".join(self.chunks)
