@@ -21,7 +21,8 @@ How each kind is made, and how it is made distinct per content id while staying 
   (title) and a ``TXXX`` naming the content id. Not padded.
 - WEBP (stickers): a lossy template turned into the extended format (``VP8X``) with an ``XMP `` chunk
   naming the content id. Not padded.
-- PNG (image documents): one colour, zlib-compressed in pure Python, with a ``tEXt`` comment. Not padded.
+- PNG (image documents): one palette colour at one bit per pixel, zlib-compressed in pure Python, with a
+  ``tEXt`` comment. Not padded.
 
 The templates were made once with ffmpeg 5.1 (``-map_metadata -1 -fflags +bitexact``): videos from
 ``color=c=...:s=WxH:r=12`` (``r=15`` for round videos and animations) with ``libx264 -preset veryslow
@@ -329,10 +330,11 @@ def _png_layout(seed: int, content_id: str, sample: Sample, tag: bytes, size: in
     width, height = sample.width, sample.height
     if not (0 < width <= 4096 and 0 < height <= 4096):
         raise ValueError(f"a PNG sample cannot be {width}x{height}")
-    row = b"\x00" + bytes(rgb(colour(seed, content_id))) * width
+    row = bytes(1 + (width + 7) // 8)  # filter 0, then one bit per pixel: palette entry 0
     data = (
         b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 3, 0, 0, 0))
+        + _png_chunk(b"PLTE", bytes(rgb(colour(seed, content_id))))
         + _png_chunk(b"tEXt", b"Comment\x00" + tag)
         + _png_chunk(b"IDAT", zlib.compress(row * height, 9))
         + _png_chunk(b"IEND", b"")
