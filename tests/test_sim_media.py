@@ -11,6 +11,7 @@ import os
 import shutil
 import struct
 import subprocess
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -321,6 +322,11 @@ def test_a_size_below_the_smallest_valid_video_keeps_synthetic_bytes_of_exactly_
     assert data.startswith(MAGIC["video/mp4"])
 
 
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 258, 259, 260, 261, 517, 99_072])
+def test_hand_written_zlib_stream_of_png_images_inflates_to_zeros(count: int) -> None:
+    assert zlib.decompress(samples.zlib_of_zeros(count)) == bytes(count)
+
+
 # endregion
 
 # region the processors read the simulated files
@@ -377,3 +383,4 @@ def test_padded_jpeg_decodes_to_its_flat_colour(tools: None, tmp_path: Path) -> 
 
 
 # endregion
+

@@ -21,8 +21,8 @@ How each kind is made, and how it is made distinct per content id while staying 
   (title) and a ``TXXX`` naming the content id. Not padded.
 - WEBP (stickers): a lossy template turned into the extended format (``VP8X``) with an ``XMP `` chunk
   naming the content id. Not padded.
-- PNG (image documents): one palette colour at one bit per pixel, zlib-compressed in pure Python, with a
-  ``tEXt`` comment. Not padded.
+- PNG (image documents): one palette colour at one bit per pixel, its zlib stream written by hand (so the
+  bytes do not depend on the zlib library), with a ``tEXt`` comment. Not padded.
 
 The templates were made once with ffmpeg 5.1 (``-map_metadata -1 -fflags +bitexact``): videos from
 ``color=c=...:s=WxH:r=12`` (``r=15`` for round videos and animations) with ``libx264 -preset veryslow
@@ -322,6 +322,54 @@ def _jpeg_layout(seed: int, content_id: str, sample: Sample, tag: bytes, size: i
     return Layout(head, padding, COM_SEGMENTS, tail)
 
 
+def _huffman(bits: list[int], code: int, length: int) -> None:
+    """Append a Huffman code, most significant bit first (as Deflate packs codes)."""
+    bits.extend((code >> shift) & 1 for shift in range(length - 1, -1, -1))
+
+
+def _extra(bits: list[int], value: int, length: int) -> None:
+    """Append extra bits, least significant bit first."""
+    bits.extend((value >> shift) & 1 for shift in range(length))
+
+
+_LENGTH_BASES = (3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131,
+                 163, 195, 227, 258)
+_LENGTH_EXTRA = (0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0)
+
+
+def _length_code(bits: list[int], length: int) -> None:
+    """A match length (3..258) in the fixed Huffman code, with distance 1."""
+    index = max(i for i, base in enumerate(_LENGTH_BASES) if base <= length)
+    symbol = 257 + index
+    if symbol <= 279:
+        _huffman(bits, symbol - 256, 7)
+    else:
+        _huffman(bits, 0xC0 + symbol - 280, 8)
+    _extra(bits, length - _LENGTH_BASES[index], _LENGTH_EXTRA[index])
+    _huffman(bits, 0, 5)  # distance code 0: distance 1
+
+
+def zlib_of_zeros(count: int) -> bytes:
+    """A zlib stream of ``count`` zero bytes, written by hand so its bytes never depend on the zlib
+    library: one fixed-Huffman block, a literal 0 and copies of the previous byte."""
+    bits: list[int] = [1, 1, 0]  # last block, fixed Huffman codes (type 01, least significant bit first)
+    if count:
+        _huffman(bits, 0x30, 8)  # literal 0
+    left = count - 1
+    while left > 0:
+        if left < 3:
+            _huffman(bits, 0x30, 8)
+            left -= 1
+            continue
+        step = min(258, left if left <= 258 or left - 258 >= 3 else left - 3)
+        _length_code(bits, step)
+        left -= step
+    _huffman(bits, 0, 7)  # end of block
+    bits.extend([0] * (-len(bits) % 8))
+    data = bytes(sum(bit << i for i, bit in enumerate(bits[at : at + 8])) for at in range(0, len(bits), 8))
+    return b"\x78\x01" + data + struct.pack(">I", zlib.adler32(bytes(count)))
+
+
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
@@ -336,7 +384,7 @@ def _png_layout(seed: int, content_id: str, sample: Sample, tag: bytes, size: in
         + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 3, 0, 0, 0))
         + _png_chunk(b"PLTE", bytes(rgb(colour(seed, content_id))))
         + _png_chunk(b"tEXt", b"Comment\x00" + tag)
-        + _png_chunk(b"IDAT", zlib.compress(row * height, 9))
+        + _png_chunk(b"IDAT", zlib_of_zeros(len(row) * height))
         + _png_chunk(b"IEND", b"")
     )
     return Layout(data, 0, RAW, b"")
