@@ -74,17 +74,18 @@ class MediaStore:
     ) -> None:
         self.files[key] = SimFile(key, size, dc_id, content_id or key, mime, sample)
 
-    def _fit(self, key: str, sample: Sample, size: int | None, *, exact: bool = False) -> tuple[int, Sample | None]:
-        """``(size, sample)`` of a valid file near ``size``; ``(size, None)`` (synthetic bytes) when ``exact``
-        asks for a size no valid file of the kind can have."""
-        natural = samples.natural_size(self.seed, key, sample)
+    def _fit(
+        self, content_id: str, sample: Sample, size: int | None, *, exact: bool = False
+    ) -> tuple[int, Sample | None]:
+        """``(size, sample)`` of a valid file of ``size`` bytes, or of its natural size when it cannot have
+        that many (padded formats grow, others keep their template's size); with ``exact``, a size no
+        valid file can have gives ``(size, None)``: synthetic bytes of exactly that size."""
+        natural = samples.natural_size(self.seed, content_id, sample)
         if size is None or size == natural:
             return natural, sample
-        if sample.format not in samples.PADDED:
-            return (size, None) if exact else (natural, sample)
-        if size < natural:
-            return (size, None) if exact else (natural, sample)
-        return size, sample
+        if sample.format in samples.PADDED and size > natural:
+            return size, sample
+        return (size, None) if exact else (natural, sample)
 
     def _jpeg(self, key: str, dc_id: int, width: int, height: int, size: int) -> int:
         """Register a JPEG of at least ``size`` bytes; returns its size."""
