@@ -220,13 +220,24 @@ _MEDIA_LABELS: Mapping[str, str] = {
 }
 
 
+TELEGRAM_PROPERTIES = ("duration", "width", "height", "performer", "title")
+"""Attributes the source declares for a file; they are properties where no processor gave a value."""
+
+
 def _media_properties(media: Sequence[StoredMedia]) -> dict[str, Any]:
-    """Processor properties of a note's media, merged (the first file's value wins), text inert:
-    a processor may read it from the file (a title tag)."""
+    """Properties of a note's media, merged, text inert (a processor may read it from the file, a
+    title tag): first what processors found (the first file's value wins), then the source's own
+    attributes (:data:`TELEGRAM_PROPERTIES`) for keys no processor filled, so a note has them with
+    processors off or unavailable, or for a file that was not stored."""
     merged: dict[str, Any] = {}
     for item in media:
         for key, value in item.properties.items():
             merged.setdefault(key, inert_value(value))
+    for item in media:
+        for key in TELEGRAM_PROPERTIES:
+            value = getattr(item.media, key)
+            if value is not None:
+                merged.setdefault(key, inert_value(value))
     return merged
 
 

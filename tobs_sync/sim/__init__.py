@@ -11,7 +11,8 @@ mid-download, CDN redirects, ended takeouts, timeouts and private channels; ``si
 keeps Telethon's SQLite session between runs; ``sim.stats`` counts what was served.
 
 Modules: :mod:`.spec` (the ``--simulate`` syntax), :mod:`.content` and :mod:`.account` (generation),
-:mod:`.media` and :mod:`.files` (media objects; lazily computed file bytes), :mod:`.updates` (pts logs),
+:mod:`.media`, :mod:`.files` and :mod:`.samples` (media objects; lazily computed, valid media files),
+:mod:`.updates` (pts logs),
 :mod:`.server` (request handlers), :mod:`.faults`, :mod:`.stats`, :mod:`.sender` (the ``MTProtoSender``
 stand-in), :mod:`.client` (wiring; lists the private Telethon attributes touched) and :mod:`.simulator`
 (facade).

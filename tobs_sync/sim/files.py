@@ -4,8 +4,13 @@ A file is described by a :class:`SimFile` (its key, size, data centre and a *con
 of any range are derived from ``(seed, content id, 4 KiB block number)`` with SHAKE-256, so a 500 MB
 file costs nothing until a range of it is requested, reading a range costs time proportional to its
 length only, and two files with the same content id (different Telegram ids) have identical bytes.
-The first block starts with a short magic header for the file kind (JPEG, MP4, Ogg, PDF, ZIP) so
-type sniffing sees something plausible; the rest is pseudo-random and not a valid media stream.
+
+Media files carry a :class:`~tobs_sync.sim.samples.Sample` and are valid files of their format
+(JPEG, H.264 MP4, Ogg Opus, MP3, WEBP, PNG; see :mod:`tobs_sync.sim.samples`): a small head and tail
+computed once per file (and cached), around a body of the same pseudo-random blocks made valid as
+padding. Files without a sample (PDF and ZIP documents, and media whose requested size no valid
+file of its kind can have) keep synthetic bytes: a short magic header for the file kind (JPEG,
+MP4, Ogg, PDF, ZIP) so type sniffing sees something plausible, then pseudo-random bytes.
 
 File keys name one downloadable file: ``photo:<id>:<size type>`` for a photo size,
 ``document:<id>`` for a document and ``document:<id>:<thumb type>`` for a document thumbnail.
@@ -19,6 +24,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from telethon.tl import types
+
+from tobs_sync.sim.samples import Sample, body_range, layout
 
 BLOCK = 4096
 MAX_MATERIALISE = 64 * 1024 * 1024
@@ -41,6 +48,7 @@ class SimFile:
     dc_id: int
     content_id: str
     mime_type: str
+    sample: Sample | None = None
 
 
 def photo_key(photo_id: int, size_type: str) -> str:
@@ -77,6 +85,35 @@ def read_range(seed: int, file: SimFile, offset: int, limit: int) -> bytes:
     end = min(file.size, offset + limit)
     if offset >= end:
         return b""
+    if file.sample is not None:
+        return _read_sample(seed, file, file.sample, offset, end)
+    return _read_synthetic(seed, file, offset, end)
+
+
+def _read_blocks(seed: int, content_id: str, offset: int, end: int) -> bytes:
+    """Bytes ``[offset, end)`` of the pseudo-random stream of ``content_id``."""
+    first, last = offset // BLOCK, (end - 1) // BLOCK
+    data = b"".join(_block(seed, content_id, index) for index in range(first, last + 1))
+    start = offset - first * BLOCK
+    return data[start : start + (end - offset)]
+
+
+def _read_sample(seed: int, file: SimFile, sample: Sample, offset: int, end: int) -> bytes:
+    shape = layout(seed, file.content_id, sample, file.size)
+    body_start, tail_start = len(shape.head), len(shape.head) + shape.body_size
+    parts = []
+    if offset < body_start:
+        parts.append(shape.head[offset : min(end, body_start)])
+    low, high = max(offset, body_start), min(end, tail_start)
+    if low < high:
+        filler = _read_blocks(seed, file.content_id, low - body_start, high - body_start)
+        parts.append(body_range(shape.body_format, shape.body_size, low - body_start, filler))
+    if end > tail_start:
+        parts.append(shape.tail[max(0, offset - tail_start) : end - tail_start])
+    return b"".join(parts)
+
+
+def _read_synthetic(seed: int, file: SimFile, offset: int, end: int) -> bytes:
     first, last = offset // BLOCK, (end - 1) // BLOCK
     parts = []
     for index in range(first, last + 1):

@@ -182,7 +182,8 @@ class SimulatedTelegram:
     def add_message(self, chat_id: int, text: str | None = None, media_kind: str | None = None) -> types.Message:
         """Append a new message (generated text when ``text`` is ``None``) and push it to listening clients.
 
-        ``media_kind``: ``None``, ``"photo"``, ``"video"``, ``"round"``, ``"voice"`` or ``"document"``.
+        ``media_kind``: ``None``, ``"photo"``, ``"video"``, ``"round"``, ``"voice"``, ``"document"``,
+        ``"audio"``, ``"sticker"``, ``"animation"`` or ``"image"``.
         """
         return self._publish_new(self._chat(chat_id), text=text, media_kind=media_kind)
 
