@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tobs_sync.app import App
+from tobs_sync.publish import Publisher
+from tobs_sync.store import Store
 from tobs_sync.vault import Vault
 
 
@@ -28,7 +30,11 @@ class CrashingVault(Vault):
         super()._replace(source, target)
 
 
-def install(app: App, vault: CrashingVault) -> None:
-    """Make every writer of ``app`` go through ``vault``."""
+def install(app: App, vault: Vault, store: Store | None = None) -> None:
+    """Make every writer of ``app`` go through ``vault`` (and ``store``, if given)."""
+    store = store or app.store
     app.synchronizer._vault = vault
+    app.synchronizer._store = store
+    app.synchronizer._publisher = Publisher(vault, store)
     app.media._vault = vault
+    app.media._store = store

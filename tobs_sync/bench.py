@@ -56,7 +56,7 @@ class _Timed:
                 self.finished[job.dc_id] = time.monotonic()
                 return result
 
-            return Job(job.key, job.dc_id, run)
+            return Job(job.key, job.dc_id, run, job.abandon)
 
         return await self._scheduler.run_all([timed(job) for job in jobs])
 
