@@ -25,8 +25,7 @@ store (size and modification time first, the hash only when they differ).
 Guarantee per platform: on Linux, fsync of the file and of its folder makes a rename durable
 (ext4, xfs, btrfs). On macOS, files are flushed with ``F_FULLFSYNC`` (plain fsync stops at the
 drive's cache) and folders with fsync. On Windows, folders cannot be fsynced: a rename is atomic
-but may be lost in a power cut (the cursor may then be ahead of the notes until the next
-``render``). Limits: a user edit landing between step 1 and step 4 is overwritten; one publisher
+but a power cut just after a batch may undo it while the store says it happened. Limits: a user edit landing between step 1 and step 4 is overwritten; one publisher
 per vault (the vault lock).
 """
 
