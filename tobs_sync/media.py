@@ -236,6 +236,7 @@ class MediaWriter:
         stored = [s for slots in results.values() for s in slots if s is not None]
         await self._process_unprocessed(stored, batch)
         if rows is None:
+            self._vault.sync_folders()
             self._store.commit_media(batch)
         return {
             mid: [self._with_properties(s, batch) for s in slots if s is not None] for mid, slots in results.items()
