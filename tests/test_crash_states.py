@@ -106,3 +106,22 @@ def test_a_note_written_just_before_a_crash_takes_a_download_that_now_succeeds(v
     assert not [p for p in vault.rglob("*.md") if "will retry" in p.read_text(encoding="utf-8")]
     assert not (difference := vault_differences(vault, reference)), difference
     assert check_vault(vault).broken == []
+
+
+def test_attachments_placed_just_before_a_crash_are_kept_not_stored_twice(vault: Path, tmp_path: Path) -> None:
+    """Media rows are committed with their batch's notes: a crash after the attachments' renames
+    leaves files the index does not know. The next run must take them as they are, not add copies."""
+    reference = tmp_path / "reference"
+    shutil.copytree(vault, reference)
+    sync(reference, SimulatedTelegram(parse_spec(SPEC)))
+    sync(vault, SimulatedTelegram(parse_spec(SPEC)), commits_before_crash=0)
+    placed = {p.name: p.stat().st_ino for p in (vault / "Telegram" / "_attachments").iterdir()}
+    assert placed, "attachments were renamed into place before the crash"
+    with App.open(vault) as app:
+        assert app.store.media_count() == (0, 0), "their index rows died with the batch's transaction"
+    sync(vault, SimulatedTelegram(parse_spec(SPEC)))
+    assert not (difference := vault_differences(vault, reference)), difference
+    after = {p.name: p.stat().st_ino for p in (vault / "Telegram" / "_attachments").iterdir()}
+    assert {name: after[name] for name in placed} == placed, "the files placed before the crash were kept"
+    with App.open(vault) as app:
+        assert app.store.media_count()[0] == len(after)

@@ -2,12 +2,15 @@
 
 It holds, per chat, the cursor (highest message id whose notes are durable) and a stable
 folder name; the message cache (msgpack records, so every note can be re-rendered without the
-source); the notes index (vault path -> sha256 of the bytes last written, and which messages a
-note holds); the media index (content hash -> vault path, Telegram file identity -> content
-hash, and what became of each message's media).
+source); the notes index (vault path -> sha256 of the bytes last written and committed, the
+sha256 of bytes about to be written (recorded before the write, cleared by the commit), the size
+and modification time of the file as written, and which messages a note holds); the media index
+(content hash -> vault path, Telegram file identity -> content hash, and what became of each
+message's media).
 
 Everything after the store can be replayed from it. Cursors move only in
-:meth:`Store.commit_notes`, in the same transaction as the notes index rows. The schema has a
+:meth:`Store.commit_notes`, in the same transaction as the notes index rows and the media index
+rows of their batch (:class:`MediaRows`). The schema has a
 version (``PRAGMA user_version``) and forward migrations; a database from a newer tobs-sync is
 refused rather than damaged. Limits: one writer at a time (SQLite); paths are compared
 by :func:`tobs_sync.vault.path_key` (NFC, case-folded) because Obsidian resolves links that way.
