@@ -492,3 +492,22 @@ def test_atomic_writes_in_steps_on_a_fake_file_system(fs: FakeFilesystem) -> Non
     fs.create_file("/vault/Chats/.tobs-tmp-stale")
     assert vault.clean_temp_files() == 1
     assert sorted(os.listdir("/vault/Chats")) == ["a.md"]
+
+
+class FolderSyncRecordingVault(Vault):
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.synced: list[Path] = []
+
+    def _fsync_folder(self, folder: Path) -> None:
+        super()._fsync_folder(folder)
+        self.synced.append(folder)
+
+
+def test_a_write_that_creates_folders_fsyncs_the_folder_and_every_new_folders_parent(vault_dir: Path) -> None:
+    vault = FolderSyncRecordingVault(vault_dir)
+    vault.write_atomic("A/B/n.md", b"data")
+    assert sorted(vault.synced) == sorted([vault.root, vault.root / "A", vault.root / "A" / "B"])
+    vault.synced.clear()
+    vault.write_atomic("A/B/m.md", b"data")
+    assert vault.synced == [vault.root / "A" / "B"], "folders that existed already are not fsynced again"
