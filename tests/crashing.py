@@ -1,14 +1,19 @@
-"""Test helper: a vault whose process "dies" (``SystemExit``) just before its n-th rename.
+"""Test helpers: a vault whose process "dies" (``SystemExit``) just before its n-th rename, and a
+store that dies instead of its n-th commit of notes' rows and cursor.
 
-Every durable step of tobs-sync ends in a rename (notes, attachments), and the store commits
-between renames, so dying before rename k+1 is the state a power cut leaves after step k.
+Every durable step of tobs-sync ends in a rename (notes, attachments) or a store commit, so dying
+before rename k+1 is the state a power cut leaves after step k; dying at a rows commit leaves a
+batch's notes renamed into place with only their intended hashes in the store.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from tobs_sync.app import App
+from tobs_sync.publish import Publisher
+from tobs_sync.store import MediaRows, NoteRow, Store
 from tobs_sync.vault import Vault
 
 
@@ -28,7 +33,30 @@ class CrashingVault(Vault):
         super()._replace(source, target)
 
 
-def install(app: App, vault: CrashingVault) -> None:
-    """Make every writer of ``app`` go through ``vault``."""
+class CrashingStore(Store):
+    """Shares ``store``'s database; raises ``SystemExit`` instead of its ``commits_before_crash + 1``-th
+    commit of notes' rows with a cursor (the end of a batch). The transaction is rolled back, as a
+    crash leaves it."""
+
+    def __init__(self, store: Store, commits_before_crash: int) -> None:
+        super().__init__(store._db, store.path)
+        self.commits_left = commits_before_crash
+
+    def commit_notes(
+        self, rows: Sequence[NoteRow], *, cursor: tuple[int, int] | None = None, media: MediaRows | None = None
+    ) -> None:
+        if cursor is not None:
+            if self.commits_left == 0:
+                raise SystemExit("simulated crash")
+            self.commits_left -= 1
+        super().commit_notes(rows, cursor=cursor, media=media)
+
+
+def install(app: App, vault: Vault, store: Store | None = None) -> None:
+    """Make every writer of ``app`` go through ``vault`` (and ``store``, if given)."""
+    store = store or app.store
     app.synchronizer._vault = vault
+    app.synchronizer._store = store
+    app.synchronizer._publisher = Publisher(vault, store)
     app.media._vault = vault
+    app.media._store = store

@@ -1,8 +1,10 @@
-"""Crash safety with a real SIGKILL: the process dies at arbitrary points, the next run repairs all.
+"""Crash safety with a real SIGKILL: the process dies mid-run, the next run repairs all.
 
 Each test runs tobs-sync in a child process against the simulated Telegram, kills it with
-SIGKILL (no cleanup handlers run), then runs it again to completion and compares the vault with
-one made by an uninterrupted run: no gap, no duplicate, no half-written note or attachment.
+SIGKILL (no cleanup handlers run) at a point chosen by the vault's progress (never by the clock),
+then runs it again to completion and compares the vault with one made by an uninterrupted run:
+no gap, no duplicate, no half-written note or attachment. A SIGKILL keeps the page cache, so these
+tests cannot see a missing fsync: tests/test_durability_order.py checks those.
 """
 
 from __future__ import annotations
@@ -26,19 +28,17 @@ pytestmark = [
     pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)"),
 ]
 
-SPEC = "chats=3,messages=200,media=0.3,latency_ms=2,seed=12"
+STORM_SPEC = "chats=3,messages=200,media=0.3,latency_ms=2,seed=12"
+STORM_TRIALS = int(os.environ.get("TOBS_STORM_TRIALS", "3"))
+"""Trials of the storm test (``TOBS_STORM_TRIALS=12`` for a longer run); each is seeded by its number."""
+KILLS_PER_TRIAL = 3
+BURST = 150
+"""More files than one batch adds at once (its media, then its notes): a kill is aimed at least this far
+before the end of the run, so it always lands while the process is still at work."""
 
 
 def cli(vault: Path, spec: str) -> list[str]:
     return [sys.executable, "-m", "tobs_sync", "sync", "--vault", str(vault), "--simulate", spec]
-
-
-def kill_after(command: list[str], seconds: float) -> None:
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(seconds)
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGKILL)
-    process.wait()
 
 
 def visible_files(vault: Path) -> list[str]:
@@ -48,27 +48,63 @@ def visible_files(vault: Path) -> list[str]:
     )
 
 
-def test_sigkill_at_random_points_then_sync_gives_the_uninterrupted_vault(vault: Path, tmp_path: Path) -> None:
+def count_visible(vault: Path) -> int:
+    """Files a run has placed in the vault (notes and attachments; not the state, not temp files)."""
+    count = 0
+    for _folder, dirnames, filenames in os.walk(vault):
+        dirnames[:] = [d for d in dirnames if d != ".tobs"]
+        count += sum(not name.startswith(".") for name in filenames)
+    return count
+
+
+def kill_when_vault_has(command: list[str], vault: Path, files: int, timeout_s: float = 300.0) -> bool:
+    """Run ``command``; SIGKILL it as soon as ``vault`` holds ``files`` visible files. Whether the kill
+    landed (False: the process ended first)."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout_s  # a safety net against a hung child, not a measurement
+    try:
+        while process.poll() is None and time.monotonic() < deadline:
+            if count_visible(vault) >= files:
+                os.kill(process.pid, signal.SIGKILL)
+                return process.wait() == -signal.SIGKILL
+            time.sleep(0.002)
+        return False
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+def test_a_seeded_sigkill_storm_then_a_pass_gives_the_uninterrupted_vault(vault: Path, tmp_path: Path) -> None:
+    """Each trial kills ``sync --simulate`` (with media) three times, each time once the vault has
+    gained a number of files drawn by a seeded RNG (not at wall-clock times: the same trial aims at
+    the same points on any machine), then lets a run finish; the vault must equal an uninterrupted run's."""
     reference = tmp_path / "reference"
     shutil.copytree(vault, reference)
-    started = time.monotonic()
-    subprocess.run(cli(reference, SPEC), check=True, capture_output=True)
-    full_run = time.monotonic() - started
-    total = len(list(reference.rglob("*.md")))
-    rng = random.Random(2026)
-    partial = []
-    for _ in range(5):
-        kill_after(cli(vault, SPEC), rng.uniform(0.2, full_run))
-        notes = list(vault.rglob("*.md"))
-        for note in notes:  # whatever instant the kill came, no note is half-written
-            assert frontmatter.loads(note.read_text(encoding="utf-8")).metadata, note
-        partial.append(len(notes))
-    assert any(0 < n < total for n in partial), f"no kill landed mid-sync: {partial} of {total}"
-    result = subprocess.run(cli(vault, SPEC), capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stderr
-    assert not (difference := vault_differences(vault, reference)), difference
-    assert check_vault(vault).broken == []
-    assert not [p for p in vault.rglob(".tobs-tmp-*")]
+    subprocess.run(cli(reference, STORM_SPEC), check=True, capture_output=True)
+    total = count_visible(reference)
+    assert total > 3 * BURST
+    for trial in range(STORM_TRIALS):
+        rng = random.Random(f"storm {trial}")
+        attempt = tmp_path / f"trial-{trial}"
+        shutil.copytree(vault, attempt)
+        aims = []
+        for _ in range(KILLS_PER_TRIAL):
+            present = count_visible(attempt)
+            if total - present <= BURST:
+                break
+            aim = present + rng.randint(1, total - present - BURST)
+            aims.append(aim)
+            assert kill_when_vault_has(cli(attempt, STORM_SPEC), attempt, aim), f"trial {trial}: kill at {aim} files"
+            for note in attempt.rglob("*.md"):  # whatever instant the kill came, no note is half-written
+                assert frontmatter.loads(note.read_text(encoding="utf-8")).metadata, note
+        assert aims, f"trial {trial}: no kill was aimed"
+        result = subprocess.run(cli(attempt, STORM_SPEC), capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr
+        difference = vault_differences(attempt, reference)
+        assert not difference, f"trial {trial}, killed at {aims} of {total} files:\n{difference}"
+        assert check_vault(attempt).broken == []
+        assert not list(attempt.rglob(".tobs-tmp-*"))
 
 
 BIG_FILE_SCRIPT = textwrap.dedent(

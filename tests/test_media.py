@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import random
 import shutil
 import subprocess
+from collections.abc import Hashable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import SAMPLE_EXPORT
+from telethon.tl import types
 from vaultcheck import check_vault
 
 from tobs_sync.app import App, import_export
@@ -19,6 +25,7 @@ from tobs_sync.media import attachment_folder, extension_for, inert_name
 from tobs_sync.model import MediaRef
 from tobs_sync.sim import SimulatedTelegram, parse_spec
 from tobs_sync.sources.telegram import TelegramSource
+from tobs_sync.workers import Job
 
 
 def attachments_in(vault: Path) -> list[str]:
@@ -155,3 +162,66 @@ def test_reencoded_video_replaces_the_stored_file_and_the_index_size(vault: Path
     with App.open(vault) as app:
         assert app.store.media_count() == (1, stored.stat().st_size)
     assert check_vault(vault).broken == []
+
+
+class ReversedOrder:
+    """A download scheduler that runs a batch's jobs one by one, last submitted first."""
+
+    async def run_all(self, jobs: Sequence[Job[Any]]) -> dict[Hashable, Any]:
+        results: dict[Hashable, Any] = {}
+        for job in reversed(jobs):
+            try:
+                results[job.key] = await job.run()
+            except Exception as exc:
+                results[job.key] = exc
+        return results
+
+
+def test_identical_files_in_one_batch_are_named_after_the_first_message_whatever_finishes_first(
+    vault: Path,
+) -> None:
+    """Two Telegram documents with identical bytes in one batch: the file is stored once, under the
+    name of the first message's document, even when the second download finishes first (a storm of
+    SIGKILLs once gave a vault different from an uninterrupted run because of this)."""
+    sim = SimulatedTelegram(parse_spec("chats=1,messages=3,media=0,seed=31"))
+    chat = sim.chat_ids[0]
+    date = datetime(2024, 3, 1, tzinfo=UTC)
+    twins = [sim._account.store.twin_document(9_000_000 + n, random.Random(5), date) for n in (101, 202)]
+    for n, twin in enumerate(twins):
+        sim.add_message(chat, f"twin {n}").media = types.MessageMediaDocument(document=twin)
+
+    async def run() -> None:
+        async with TelegramSource(sim.client(raise_last_call_error=True), load_settings(vault).telegram) as source:
+            with App.open(vault, scheduler=ReversedOrder()) as app:  # type: ignore[arg-type]
+                await app.sync_source(source)
+
+    asyncio.run(run())
+    stored = [p.name for p in (vault / "Telegram" / "_attachments").iterdir()]
+    assert stored == [twins[0].attributes[0].file_name]
+    assert check_vault(vault).broken == []
+
+
+def open_files_below(folder: Path) -> list[str]:
+    links = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            links.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return [link for link in links if link.startswith(str(folder))]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_downloads_of_a_data_centre_given_up_leave_no_temp_file_and_no_open_descriptor(vault: Path) -> None:
+    sim = SimulatedTelegram(parse_spec("chats=2,messages=40,media=0.4,seed=3"))
+    dc = max(sim.file_dc(sim.file_key(message)) for _chat, message in sim.media_messages())
+    sim.faults.flood_downloads(dc, every_n=1, seconds=3600)  # more than flood_max_wait_s: the DC is given up
+
+    async def run() -> tuple[int, list[Path], list[str]]:
+        async with TelegramSource(sim.client(raise_last_call_error=True), load_settings(vault).telegram) as source:
+            with App.open(vault) as app:
+                await app.sync_source(source)
+                return app.media.counts.failed, list(vault.rglob(".tobs-tmp-*")), open_files_below(vault)
+
+    failed, temp_files, open_files = asyncio.run(run())
+    assert failed > 0, "some downloads were given up"
+    assert temp_files == []
+    assert [f for f in open_files if ".tobs-tmp-" in f] == []

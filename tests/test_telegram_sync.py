@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import json
 import shutil
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from crashing import CrashingVault, install
+from crashing import CrashingStore, CrashingVault, install
 from vaultcheck import check_vault, vault_differences, vault_files
 
 from tobs_sync.app import App, import_export, sync_telegram
@@ -33,6 +32,7 @@ from tobs_sync.sync import SyncReport
 
 SPEC = "chats=3,messages=150,media=0.3,seed=3"
 FAULT_SPEC = "chats=2,messages=50,media=0.4,seed=3"
+CRASH_SPEC = "chats=2,messages=60,media=0.4,seed=3"
 
 
 def sync_pass(vault: Path, sim: SimulatedTelegram, **telegram: Any) -> tuple[SyncReport, MediaCounts]:
@@ -106,22 +106,40 @@ def test_second_pass_writes_nothing(vault: Path) -> None:
     assert sim.stats.count("GetFile") == downloads
 
 
-def test_history_read_again_after_a_crash_before_the_cursor_moved_changes_nothing(vault: Path, tmp_path: Path) -> None:
-    """A crash between committing a batch's notes and moving the chat's cursor: the next pass reads
-    that batch again. Notes must come out the same; an album must not gain its members twice."""
-    sync_pass(vault, SimulatedTelegram(parse_spec(SPEC)))
-    before = tmp_path / "before"
-    shutil.copytree(vault, before)
-    with contextlib.closing(sqlite3.connect(vault / ".tobs" / "state.db")) as db, db:
-        db.execute("UPDATE chats SET cursor = 0")
-    report, _ = sync_pass(vault, SimulatedTelegram(parse_spec(SPEC)))
-    assert report.messages > 0, "the history was read again"
-    assert report.notes_written == 0
-    assert not (difference := vault_differences(vault, before)), difference
+def test_a_batch_read_again_after_a_crash_before_its_commit_changes_nothing(vault: Path, tmp_path: Path) -> None:
+    """The state a crash between a batch's renames and its commit leaves: notes on disk, their rows
+    holding only the intended hashes, the cursor where it was. The next pass reads that batch again:
+    the notes already written must stay as they are (not rewritten, no conflict), and an album must
+    not gain its members twice."""
+    reference = reference_vault(tmp_path, vault, CRASH_SPEC)
+    sync_pass_dying_at_commit(vault, SimulatedTelegram(parse_spec(CRASH_SPEC)), commits_before_crash=1)
+    written = message_note_stamps(vault)
+    with App.open(vault) as app:
+        assert [r for r in app.store.notes() if r.intended_hash is not None], "the crash left intents behind"
+    sync_pass(vault, SimulatedTelegram(parse_spec(CRASH_SPEC)))
+    assert written, "the crash came after some notes were renamed into place"
+    assert {p: stamp for p, stamp in message_note_stamps(vault).items() if p in written} == written, "not rewritten"
+    assert not (difference := vault_differences(vault, reference)), difference
     assert max(note_ids(vault).values()) == 1
+    with App.open(vault) as app:
+        assert app.store.conflicts() == []
 
 
-CRASH_SPEC = "chats=2,messages=60,media=0.4,seed=3"
+def message_note_stamps(vault: Path) -> dict[Path, tuple[int, int]]:
+    """Inode and mtime of every message note (a chat's own note is named after its folder)."""
+    return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in vault.rglob("*.md") if p.stem != p.parent.name}
+
+
+def sync_pass_dying_at_commit(vault: Path, sim: SimulatedTelegram, commits_before_crash: int) -> None:
+    async def run() -> None:
+        client = sim.client(raise_last_call_error=True, request_retries=1)
+        with App.open(vault) as app:
+            install(app, app.vault, CrashingStore(app.store, commits_before_crash))
+            async with TelegramSource(client, load_settings(vault).telegram, peers=app.store) as source:
+                await app.sync_source(source)
+
+    with contextlib.suppress(SystemExit):
+        asyncio.run(run())
 
 
 def crashing_pass(vault: Path, sim: SimulatedTelegram, renames_before_crash: int) -> CrashingVault:

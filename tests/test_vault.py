@@ -20,9 +20,7 @@ from tobs_sync.vault import (
     FORBIDDEN_CHARS,
     RESERVED_NAMES,
     TEMP_PREFIX,
-    NoteWrite,
     Vault,
-    WriteOutcome,
     sanitize_component,
     sanitize_filename,
     sha256_hex,
@@ -258,7 +256,7 @@ def test_symlink_at_the_target_file_is_refused(vault: Vault, outside: Path) -> N
     with pytest.raises(VaultError, match="symlink"):
         vault.write_atomic("note.md", b"data")
     with pytest.raises(VaultError):
-        vault.write_note("note.md", b"data", None)
+        vault.prepare_write("note.md", b"data")
     with pytest.raises(VaultError):
         vault.read_bytes("note.md")
     assert list(outside.iterdir()) == []
@@ -352,7 +350,7 @@ def test_write_onto_a_folder_is_refused(vault: Vault) -> None:
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
 def test_special_files_are_refused_not_read(vault: Vault) -> None:
     os.mkfifo(vault.root / "pipe.md")  # opening it for reading would block forever
-    for call in (vault.read_bytes, vault.sha256_of, lambda path: vault.write_note(path, b"x", None)):
+    for call in (vault.read_bytes, vault.sha256_of, lambda path: vault.write_atomic(path, b"x")):
         with pytest.raises(VaultError, match="not a regular file"):
             call("pipe.md")
 
@@ -390,57 +388,6 @@ def test_clean_temp_files_removes_only_stale_temp_files(vault: Vault, outside: P
     assert all(path.read_bytes() == b"keep" for path in keep)
     assert (outside / f"{TEMP_PREFIX}elsewhere").exists()
     assert vault.clean_temp_files() == 0
-
-
-# --- user-edit guard ---------------------------------------------------------------------
-
-
-def test_write_note_writes_a_missing_note(vault: Vault) -> None:
-    result = vault.write_note("Chats/n.md", b"v1", None)
-    assert result == NoteWrite(WriteOutcome.WRITTEN, sha256_hex(b"v1"))
-    assert vault.read_bytes("Chats/n.md") == b"v1"
-
-
-def test_write_note_recreates_a_note_the_user_deleted(vault: Vault) -> None:
-    result = vault.write_note("n.md", b"v1", sha256_hex(b"v1"))
-    assert result.outcome is WriteOutcome.WRITTEN
-    assert vault.read_bytes("n.md") == b"v1"
-
-
-def test_write_note_with_identical_bytes_writes_nothing(vault: Vault) -> None:
-    vault.write_note("n.md", b"v1", None)
-    os.utime(vault.root / "n.md", (OLD_TIME, OLD_TIME))
-    unchanged = NoteWrite(WriteOutcome.UNCHANGED, sha256_hex(b"v1"))
-    for expected in (None, sha256_hex(b"v1"), sha256_hex(b"something else")):
-        assert vault.write_note("n.md", b"v1", expected) == unchanged
-    assert (vault.root / "n.md").stat().st_mtime == OLD_TIME
-
-
-def test_write_note_overwrites_what_tobs_sync_wrote_last(vault: Vault) -> None:
-    vault.write_note("n.md", b"v1", None)
-    result = vault.write_note("n.md", b"v2", sha256_hex(b"v1"))
-    assert result == NoteWrite(WriteOutcome.WRITTEN, sha256_hex(b"v2"))
-    assert vault.read_bytes("n.md") == b"v2"
-    assert temp_files(vault.root) == []
-
-
-def test_write_note_never_overwrites_a_user_edit(vault: Vault) -> None:
-    vault.write_note("n.md", b"v1", None)
-    edited = b"v1\n\nmy own thoughts \xf0\x9f\x92\xad\r\n"
-    (vault.root / "n.md").write_bytes(edited)
-    os.utime(vault.root / "n.md", (OLD_TIME, OLD_TIME))
-    result = vault.write_note("n.md", b"v2", sha256_hex(b"v1"))
-    assert result == NoteWrite(WriteOutcome.CONFLICT, sha256_hex(edited))
-    assert (vault.root / "n.md").read_bytes() == edited
-    assert (vault.root / "n.md").stat().st_mtime == OLD_TIME
-    assert temp_files(vault.root) == []
-
-
-def test_write_note_never_overwrites_a_file_it_does_not_own(vault: Vault) -> None:
-    (vault.root / "n.md").write_bytes(b"the user's note")
-    result = vault.write_note("n.md", b"generated", None)
-    assert result == NoteWrite(WriteOutcome.CONFLICT, sha256_hex(b"the user's note"))
-    assert vault.read_bytes("n.md") == b"the user's note"
 
 
 # --- unique names ------------------------------------------------------------------------
@@ -532,15 +479,35 @@ def test_symlinked_config_folder_is_ignored_with_a_warning(
 # --- on a fake file system ---------------------------------------------------------------
 
 
-def test_write_atomic_and_write_note_on_a_fake_file_system(fs: FakeFilesystem) -> None:
+def test_atomic_writes_in_steps_on_a_fake_file_system(fs: FakeFilesystem) -> None:
     fs.create_dir("/vault")
     vault = Vault(Path("/vault"))
     assert vault.write_atomic("Chats/a.md", b"one") is True
     assert vault.write_atomic("Chats/a.md", b"one") is False
-    assert vault.write_note("Chats/a.md", b"two", sha256_hex(b"one")).outcome is WriteOutcome.WRITTEN
-    Path("/vault/Chats/a.md").write_bytes(b"user edit")
-    assert vault.write_note("Chats/a.md", b"three", sha256_hex(b"two")).outcome is WriteOutcome.CONFLICT
-    assert Path("/vault/Chats/a.md").read_bytes() == b"user edit"
+    prepared = vault.prepare_write("Chats/a.md", b"two")
+    assert Path("/vault/Chats/a.md").read_bytes() == b"one", "nothing visible changes before the rename"
+    vault.finish_write(prepared)
+    vault.sync_folders()
+    assert Path("/vault/Chats/a.md").read_bytes() == b"two"
     fs.create_file("/vault/Chats/.tobs-tmp-stale")
     assert vault.clean_temp_files() == 1
     assert sorted(os.listdir("/vault/Chats")) == ["a.md"]
+
+
+class FolderSyncRecordingVault(Vault):
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.synced: list[Path] = []
+
+    def _fsync_folder(self, folder: Path) -> None:
+        super()._fsync_folder(folder)
+        self.synced.append(folder)
+
+
+def test_a_write_that_creates_folders_fsyncs_the_folder_and_every_new_folders_parent(vault_dir: Path) -> None:
+    vault = FolderSyncRecordingVault(vault_dir)
+    vault.write_atomic("A/B/n.md", b"data")
+    assert sorted(vault.synced) == sorted([vault.root, vault.root / "A", vault.root / "A" / "B"])
+    vault.synced.clear()
+    vault.write_atomic("A/B/m.md", b"data")
+    assert vault.synced == [vault.root / "A" / "B"], "folders that existed already are not fsynced again"

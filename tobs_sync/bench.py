@@ -10,7 +10,8 @@
                                       Python allocations during the pass (streaming: both stay
                                       far below the file's size).
 ``python -m tobs_sync.bench import``  messages per second importing a generated Desktop export
-                                      (durable writes: every note fsynced and renamed).
+                                      (durable writes: every note fsynced and renamed), with the
+                                      fsyncs and store transactions it took per message.
 ``python -m tobs_sync.bench parse``   messages per second and peak RSS reading a large generated
                                       export without writing (streaming: memory must stay flat).
 ``python -m tobs_sync.bench markdown``  entities per second rendering generated messages with
@@ -69,7 +70,7 @@ class _Timed:
                 self.finished[job.dc_id] = time.monotonic()
                 return result
 
-            return Job(job.key, job.dc_id, run)
+            return Job(job.key, job.dc_id, run, job.abandon)
 
         return await self._scheduler.run_all([timed(job) for job in jobs])
 
@@ -241,26 +242,40 @@ def _write_export(path: Path, chats: int, messages: int) -> None:
         out.write("]}}")
 
 
-def bench_import(chats: int = 4, messages: int = 2500) -> dict[str, Any]:
-    """Messages per second of a first import and of a no-op re-import."""
-    from tobs_sync.app import import_export
+async def _import_counted(vault: Path, export: Path) -> tuple[Any, int, int]:
+    """Import ``export`` as ``tobs-sync import`` does; the report, fsyncs and store transactions."""
+    from tobs_sync.app import App
+    from tobs_sync.config import load_settings
+    from tobs_sync.sources.tdesktop import DesktopExport
 
+    async with DesktopExport(export, local_timezone=load_settings(vault).timezone) as source:
+        with App.open(vault) as app:
+            report = await app.sync_source(source)
+            return report, app.vault.fsyncs, app.store.transactions
+
+
+def bench_import(chats: int = 4, messages: int = 2500) -> dict[str, Any]:
+    """Messages per second of a first import and of a no-op re-import, with fsyncs and store
+    transactions per message (group commit: one fsync per note, one per folder and batch)."""
     with tempfile.TemporaryDirectory() as folder:
         export, vault = Path(folder) / "result.json", Path(folder) / "vault"
         _write_export(export, chats, messages)
         vault.mkdir()
         started = time.monotonic()
-        report, _ = asyncio.run(import_export(vault, export))
+        report, fsyncs, transactions = asyncio.run(_import_counted(vault, export))
         first = time.monotonic() - started
         started = time.monotonic()
-        again, _ = asyncio.run(import_export(vault, export))
+        again, _, noop_transactions = asyncio.run(_import_counted(vault, export))
         noop = time.monotonic() - started
     total = chats * messages
     figures = {"messages": total, "first_import_s": first, "messages_per_s": total / first,
-               "notes_written": report.notes_written, "noop_reimport_s": noop, "noop_written": again.notes_written}
+               "notes_written": report.notes_written, "fsyncs": fsyncs, "fsyncs_per_message": fsyncs / total,
+               "transactions": transactions, "transactions_per_message": transactions / total,
+               "noop_reimport_s": noop, "noop_written": again.notes_written, "noop_transactions": noop_transactions}
     print(f"import: {total} messages in {first:.1f} s = {total / first:.0f} messages/s "
-          f"({report.notes_written} notes written, each fsynced); re-import: {noop:.2f} s, "
-          f"{again.notes_written} written")
+          f"({report.notes_written} notes written; {fsyncs} fsyncs = {fsyncs / total:.2f} per message, "
+          f"{transactions} store transactions = {transactions / total:.3f} per message); "
+          f"re-import: {noop:.2f} s, {again.notes_written} written, {noop_transactions} transactions")
     return figures
 
 

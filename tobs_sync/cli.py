@@ -39,6 +39,7 @@ from tobs_sync.config import load_settings
 from tobs_sync.errors import TobsError
 from tobs_sync.lock import VaultLock
 from tobs_sync.media import MediaCounts
+from tobs_sync.publish import audit_notes
 from tobs_sync.session import LoginPrompts, check_private, session_dir
 from tobs_sync.sources.telegram import log_in
 from tobs_sync.store import NO_CURSOR
@@ -192,16 +193,21 @@ def collect_status(app: App) -> dict[str, Any]:
             "chat_note": chat_note.path if chat_note else None,
         })
     media_files, media_bytes = store.media_count()
+    audit = audit_notes(app.vault, store)
+
+    def described(paths: list[str]) -> list[dict[str, Any]]:
+        rows = [row for path in paths if (row := store.note_at(path)) is not None]
+        return [{"path": row.path, "chat_id": row.chat_id, "message_ids": list(row.message_ids)} for row in rows]
+
     return {
         "vault": str(app.settings.vault_root),
         "chats": chats,
         "messages": store.message_count(),
         "notes": store.note_count(),
         "media": {"files": media_files, "bytes": media_bytes, "by_status": store.media_status_counts()},
-        "conflicts": [
-            {"path": row.path, "chat_id": row.chat_id, "message_ids": list(row.message_ids)}
-            for row in store.conflicts()
-        ],
+        "conflicts": described(audit.conflicts),
+        "edited": described(audit.edited),
+        "missing": described(audit.missing),
         "templates": {name: app.renderer.template_file(name) for name in ("message.md", "chat.md")},
     }
 
@@ -231,6 +237,15 @@ def _print_status(console: Console, status: dict[str, Any]) -> None:
             console.print(f"  {conflict['path']}")
     else:
         console.print("no conflicts")
+    if status["edited"]:
+        console.print(Text(f"{len(status['edited'])} notes edited since tobs-sync wrote them "
+                           "(kept as they are; a change to their messages will be listed as a conflict):", "yellow"))
+        for note in status["edited"]:
+            console.print(f"  {note['path']}")
+    if status["missing"]:
+        console.print(Text(f"{len(status['missing'])} notes missing (the next render writes them again):", "yellow"))
+        for note in status["missing"]:
+            console.print(f"  {note['path']}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,12 +1,16 @@
 """Media into the vault: streamed, hashed, stored once, and never half-written.
 
 Each file is streamed from its source into a hidden temp file inside the target attachment
-folder while it is hashed (sha256), fsynced, then either renamed into place or dropped because
-identical bytes are already stored. The media index (in the store) maps content hash -> vault
-path and Telegram file identity -> content hash, so a known file is not fetched again. A new
-file's name is reserved in the index just before the rename, and what each message's media
-became is recorded after it: a crash leaves at most a hidden temp file (removed at the next
-start) or a reserved name whose file the next run puts in place.
+folder while it is hashed (sha256) and fsynced. Once every download of a batch has ended, the
+files are placed in the batch's order (so names never depend on which download finished first):
+each is renamed into place, or dropped because identical bytes are already stored. The media
+index (in the store) maps content hash -> vault path and Telegram file identity -> content hash,
+so a known file is not fetched again. Its rows are collected in a :class:`~tobs_sync.store.MediaRows`
+and committed with the batch's notes, in one transaction. A crash before that commit leaves at
+most hidden temp files (removed at the next start) and files the index does not know yet: the
+re-run fetches such a file again, finds its bytes already at the name it would choose, and keeps
+that file instead of storing a second copy. A download abandoned with its data centre (a flood
+wait too long to wait out) has its temp file closed and removed at once.
 
 Where files go follows Obsidian's ``attachmentFolderPath`` (vault root ``/``, a named folder,
 ``./`` next to the note, ``./sub`` under the note's folder) unless the config overrides it.
@@ -25,7 +29,6 @@ import mimetypes
 import posixpath
 from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -34,7 +37,7 @@ from tobs_sync.errors import FloodWait, MediaUnavailable, SourceError
 from tobs_sync.model import MediaRef, Message
 from tobs_sync.names import inert_text
 from tobs_sync.processors.pool import ProcessorPool
-from tobs_sync.store import MediaSlot, Store
+from tobs_sync.store import MediaRows, MediaSlot, Store
 from tobs_sync.vault import Vault, sanitize_filename
 from tobs_sync.views import StoredMedia
 from tobs_sync.workers import DcScheduler, GlobalPool, Job
@@ -148,9 +151,16 @@ class _Download:
         except FloodWait:
             raise  # keep what we have: the next run resumes at self._offset
         except BaseException:
-            self._vault.discard_temp(self._out, self._temp)
+            self.discard()
             raise
+        self._out = None  # finished: the temp file now belongs to the caller
         return self._digest.hexdigest(), self._offset, temp
+
+    def discard(self) -> None:
+        """Close and remove the temp file of a download that will not be resumed."""
+        if self._out is not None and self._temp is not None:
+            self._vault.discard_temp(self._out, self._temp)
+        self._out = None
 
 
 class MediaWriter:
@@ -182,64 +192,102 @@ class MediaWriter:
         return self._folder_rule
 
     async def store_media(
-        self, messages: Sequence[tuple[Message, str]], chat_folder: str, fetch: Fetch
+        self, messages: Sequence[tuple[Message, str]], chat_folder: str, fetch: Fetch,
+        rows: MediaRows | None = None,
     ) -> dict[int, list[StoredMedia]]:
         """Store the media of ``(message, note_path)`` pairs; what became of each slot, by message id.
 
         Files already known (by Telegram file identity or by an earlier slot) are not fetched;
-        the rest are fetched concurrently, queued per data centre. A failed fetch is recorded as
-        ``failed`` (retried on a later pass); the note is written without that embed meanwhile.
+        the rest are fetched concurrently, queued per data centre, then placed in the order given.
+        A failed fetch is recorded as ``failed`` (retried on a later pass); the note is written
+        without that embed meanwhile. The index rows go into ``rows``, for the caller to commit
+        with its notes; without ``rows`` they are committed here.
         """
+        batch = MediaRows() if rows is None else rows
         results: dict[int, list[StoredMedia | None]] = {m.id: [None] * len(m.media) for m, _ in messages}
         pending: dict[str, list[MediaItem]] = {}
         for message, note_path in messages:
             known = self._store.media_slots(message.chat_id, message.id)
             for slot in range(len(message.media)):
                 item = MediaItem(message, slot, note_path)
-                settled = self._settle_without_fetch(item, known.get(slot))
+                settled = self._settle_without_fetch(item, known.get(slot), batch)
                 if settled is not None:
                     results[message.id][slot] = settled
                 else:
                     key = item.media.file_key or f"slot:{message.chat_id}:{message.id}:{slot}"
                     pending.setdefault(key, []).append(item)
+        downloads = {}
         jobs = []
         for key, items in pending.items():
             folder = attachment_folder(self._folder_rule, items[0].note_path)
-            download = _Download(self._vault, folder, items[0].media, fetch)
-            jobs.append(Job(key, items[0].media.dc_id,
-                            partial(self._fetch_and_place, download, items[0], folder, chat_folder)))
-        outcomes = await self._scheduler.run_all(jobs)
-        await self._finish_processing(outcomes)
+            download = downloads[key] = _Download(self._vault, folder, items[0].media, fetch)
+            jobs.append(Job(key, items[0].media.dc_id, download.run, abandon=download.discard))
+        try:
+            outcomes = await self._scheduler.run_all(jobs)
+            placed = self._place_all(pending, outcomes, chat_folder, batch)
+        finally:
+            for download in downloads.values():
+                download.discard()
+        await self._finish_processing(placed, batch)
         for key, items in pending.items():
-            outcome = outcomes[key]
+            outcome = placed.get(key, outcomes.get(key))
             for index, item in enumerate(items):
-                stored = self._record(item, outcome, first=index == 0)
+                stored = self._record(item, outcome, batch, first=index == 0)
                 results[item.message.id][item.slot] = stored
         stored = [s for slots in results.values() for s in slots if s is not None]
-        await self._process_unprocessed(stored)
+        await self._process_unprocessed(stored, batch)
+        if rows is None:
+            self._vault.sync_folders()
+            self._store.commit_media(batch)
         return {
-            mid: [self._with_properties(s) for s in slots if s is not None] for mid, slots in results.items()
+            mid: [self._with_properties(s, batch) for s in slots if s is not None] for mid, slots in results.items()
         }
 
-    async def _process_unprocessed(self, stored: Sequence[StoredMedia]) -> None:
+    def _place_all(
+        self, pending: Mapping[str, list[MediaItem]], outcomes: Mapping[Hashable, object], chat_folder: str,
+        batch: MediaRows,
+    ) -> dict[str, Placed]:
+        """Place the fetched files in the order of the batch; processors start on each new one."""
+        placed = {}
+        for key, items in pending.items():
+            outcome = outcomes.get(key)
+            if not isinstance(outcome, tuple):
+                continue
+            content_hash, size, temp = outcome
+            self.counts.fetched_bytes += size
+            item = items[0]
+            folder = attachment_folder(self._folder_rule, item.note_path)
+            path, new = self._place(temp, folder, content_hash, size, item.media, item.message, chat_folder, batch)
+            processing = None
+            if new and self._processors is not None:
+                processing = asyncio.ensure_future(self._processors.run(self._vault.resolve(path), item.media))
+            placed[key] = Placed(content_hash, path, processing)
+        return placed
+
+    async def _process_unprocessed(self, stored: Sequence[StoredMedia], batch: MediaRows) -> None:
         """Run processors on stored files they have not seen (e.g. a crash struck before they finished)."""
         if self._processors is None:
             return
         todo = {
             s.content_hash: s
             for s in stored
-            if s.status == STORED and s.content_hash and s.path and self._store.media_properties(s.content_hash) is None
+            if s.status == STORED and s.content_hash and s.path and s.content_hash not in batch.properties
+            and self._store.media_properties(s.content_hash) is None
         }
         found = await asyncio.gather(
             *(self._processors.run(self._vault.resolve(s.path), s.media) for s in todo.values() if s.path)
         )
         for content_hash, properties in zip(todo, found, strict=True):
-            self._store.set_media_properties(content_hash, properties, size=None)
+            batch.properties[content_hash] = (properties, None)
 
-    def _with_properties(self, item: StoredMedia) -> StoredMedia:
+    def _with_properties(self, item: StoredMedia, batch: MediaRows) -> StoredMedia:
         if item.status != STORED or not item.content_hash:
             return item
-        return dataclasses.replace(item, properties=self._store.media_properties(item.content_hash) or {})
+        if item.content_hash in batch.properties:
+            properties = batch.properties[item.content_hash][0]
+        else:
+            properties = self._store.media_properties(item.content_hash) or {}
+        return dataclasses.replace(item, properties=properties)
 
     def stored_media(self, message: Message) -> list[StoredMedia]:
         """What the index says about a message's media (for re-rendering without a source)."""
@@ -258,63 +306,64 @@ class MediaWriter:
     def _exists(self, path: str) -> bool:
         return self._vault.resolve(path).is_file()
 
-    def _settle_without_fetch(self, item: MediaItem, previous: MediaSlot | None) -> StoredMedia | None:
+    def _settle_without_fetch(
+        self, item: MediaItem, previous: MediaSlot | None, batch: MediaRows
+    ) -> StoredMedia | None:
         """The outcome of a slot when nothing needs fetching, else None."""
         message, slot, media = item.message, item.slot, item.media
         if previous and previous.status == STORED and previous.path and self._exists(previous.path):
             return StoredMedia(media, previous.path, STORED, content_hash=previous.content_hash)
         if media.unavailable or media.locator is None:
-            return self._not_stored(message, slot, media, UNAVAILABLE, media.unavailable or "no file")
+            return self._not_stored(message, slot, media, UNAVAILABLE, media.unavailable or "no file", batch)
         if reason := self._settings.skip_reason(str(media.kind), media.size):
-            return self._not_stored(message, slot, media, SKIPPED, reason)
+            return self._not_stored(message, slot, media, SKIPPED, reason, batch)
         if media.file_key:
-            content_hash = self._store.hash_of_remote(media.file_key)
-            path = self._store.media_path(content_hash) if content_hash else None
+            content_hash = batch.remote.get(media.file_key) or self._store.hash_of_remote(media.file_key)
+            path = self._stored_path(content_hash, batch) if content_hash else None
             if content_hash and path and self._exists(path):
-                self._store.record_media(message.chat_id, message.id, slot, status=STORED,
-                                         content_hash=content_hash)
+                batch.record_media(message.chat_id, message.id, slot, status=STORED, content_hash=content_hash)
                 self.counts.deduplicated += 1
                 return StoredMedia(media, path, STORED, content_hash=content_hash)
         return None
 
-    async def _fetch_and_place(self, download: _Download, item: MediaItem, folder: str, chat_folder: str) -> Placed:
-        """Fetch one file into the vault; processors start on a new file while other downloads go on."""
-        content_hash, size, temp = await download.run()
-        self.counts.fetched_bytes += size
-        path, new = self._place(temp, folder, content_hash, size, item.media, item.message, chat_folder)
-        processing = None
-        if new and self._processors is not None:
-            processing = asyncio.ensure_future(self._processors.run(self._vault.resolve(path), item.media))
-        return Placed(content_hash, path, processing)
+    def _stored_path(self, content_hash: str, batch: MediaRows) -> str | None:
+        """Where a file with these bytes is stored: placed earlier in this batch, or indexed."""
+        if content_hash in batch.files:
+            return batch.files[content_hash][0]
+        return self._store.media_path(content_hash)
 
-    async def _finish_processing(self, outcomes: Mapping[Hashable, object]) -> None:
-        """Wait for the processors of this batch's new files and record what they found."""
-        for placed in outcomes.values():
-            if isinstance(placed, Placed) and placed.processing is not None:
-                properties = dict(await placed.processing)
+    async def _finish_processing(self, placed: Mapping[str, Placed], batch: MediaRows) -> None:
+        """Wait for the processors of this batch's new files and note what they found."""
+        for item in placed.values():
+            if item.processing is not None:
+                properties = dict(await item.processing)
                 size = None
                 if properties.get("reencoded"):
-                    size = self._vault.resolve(placed.path).stat().st_size
-                self._store.set_media_properties(placed.content_hash, properties, size=size)
+                    size = self._vault.resolve(item.path).stat().st_size
+                batch.properties[item.content_hash] = (properties, size)
 
-    def _record(self, item: MediaItem, outcome: Placed | BaseException, *, first: bool) -> StoredMedia:
+    def _record(self, item: MediaItem, outcome: object, batch: MediaRows, *, first: bool) -> StoredMedia:
         message, slot, media = item.message, item.slot, item.media
         if isinstance(outcome, MediaUnavailable):
-            return self._not_stored(message, slot, media, UNAVAILABLE, str(outcome))
+            return self._not_stored(message, slot, media, UNAVAILABLE, str(outcome), batch)
         if isinstance(outcome, SourceError | TimeoutError | ConnectionError):
             reason = f"download failed, will retry: {outcome or type(outcome).__name__}"
             log.warning("media of message %s in chat %s: %s", message.id, message.chat_id, reason)
-            return self._not_stored(message, slot, media, FAILED, reason)
+            return self._not_stored(message, slot, media, FAILED, reason, batch)
         if isinstance(outcome, BaseException):
             raise outcome  # the vault refused a write, or a bug: stop the run, nothing is recorded
+        if not isinstance(outcome, Placed):
+            raise AssertionError(f"no outcome for media of message {message.id}")  # pragma: no cover
         if not first:
             self.counts.deduplicated += 1
-        self._store.record_media(message.chat_id, message.id, slot, status=STORED,
-                                 content_hash=outcome.content_hash, file_key=media.file_key)
+        batch.record_media(message.chat_id, message.id, slot, status=STORED,
+                           content_hash=outcome.content_hash, file_key=media.file_key)
         return StoredMedia(media, outcome.path, STORED, content_hash=outcome.content_hash)
 
-    def _not_stored(self, message: Message, slot: int, media: MediaRef, status: str, reason: str) -> StoredMedia:
-        self._store.record_media(message.chat_id, message.id, slot, status=status, reason=reason)
+    def _not_stored(
+        self, message: Message, slot: int, media: MediaRef, status: str, reason: str, batch: MediaRows
+    ) -> StoredMedia:
+        batch.record_media(message.chat_id, message.id, slot, status=status, reason=reason)
         if status == UNAVAILABLE:
             self.counts.unavailable += 1
         elif status == SKIPPED:
@@ -326,34 +375,62 @@ class MediaWriter:
 
     def _place(
         self, temp: Path, folder: str, content_hash: str, size: int, media: MediaRef, message: Message,
-        chat_folder: str,
+        chat_folder: str, batch: MediaRows,
     ) -> tuple[str, bool]:
         """Move a fetched temp file to its vault path; ``(path, whether the file is new)``."""
-        existing = self._store.media_path(content_hash)
+        existing = self._stored_path(content_hash, batch)
         if existing and self._exists(existing):
             temp.unlink()
             self.counts.deduplicated += 1
             return existing, False
         if existing:
-            # Indexed but not on disk: deleted by the user, or a crash struck between the
-            # reservation below and the rename. Either way it goes back where notes expect it.
-            target = existing
+            target = existing  # indexed but deleted from the vault: it goes back where notes expect it
         else:
-            target = self._vault.unique_path(
-                posixpath.join(folder, self._file_name(media, message, chat_folder)), self._store.path_taken
+            target, already_there = self._free_name(
+                posixpath.join(folder, self._file_name(media, message, chat_folder)), content_hash, size
             )
-            # Reserve the name before the rename, so a crash in between cannot leave a visible
-            # file the index does not know (the re-run would store a second copy beside it).
-            self._store.add_media_file(content_hash, target, size, media.mime_type)
-        self._vault.place(temp, target)
+            if already_there:  # placed by a run that stopped before committing its index rows
+                temp.unlink()
+                batch.files[content_hash] = (target, size, media.mime_type)
+                return target, False
+        self._vault.place(temp, target, sync=False)  # made durable with the batch's notes
+        batch.files[content_hash] = (target, size, media.mime_type)
         self.counts.stored += 1
         return target, True
+
+    def _free_name(self, wanted: str, content_hash: str, size: int) -> tuple[str, bool]:
+        """A name for new bytes: ``wanted`` or the first free ``wanted 2`` ...; or, if one of those
+        names already holds exactly these bytes and the index does not know it, that name (True)."""
+
+        def taken(candidate: str) -> bool:
+            if self._store.path_taken(candidate):
+                return True
+            if self._holds(candidate, content_hash, size):
+                raise _AlreadyThere(candidate)
+            return False
+
+        try:
+            return self._vault.unique_path(wanted, taken), False
+        except _AlreadyThere as found:
+            return found.path, True
+
+    def _holds(self, path: str, content_hash: str, size: int) -> bool:
+        stamp = self._vault.file_stamp(path)
+        return stamp is not None and stamp[0] == size and self._vault.sha256_of(path) == content_hash
 
     def _file_name(self, media: MediaRef, message: Message, chat_folder: str) -> str:
         date = dt.datetime.fromtimestamp(message.date, self._tz).strftime("%Y-%m-%d")
         fallback = f"{chat_folder}-{date}-{message.id}"
         wanted = inert_text(media.file_name or fallback + extension_for(media))
         return inert_name(sanitize_filename(wanted, fallback_stem=fallback))
+
+
+class _AlreadyThere(Exception):
+    """Ends a name search: ``path`` already holds the bytes being placed."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
 
 
 def inert_name(file_name: str) -> str:

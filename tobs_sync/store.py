@@ -4,12 +4,14 @@ It holds, per chat, the cursor (highest message id whose notes are durable; :dat
 until the first message is, since a migrated group's old history has ids below zero) and a
 stable folder name; the messages a pass left out, with the reason; the message cache (msgpack
 records, so every note can be re-rendered without the source); the notes index (vault path ->
-sha256 of the bytes last written, and which messages a note holds); the media index (content
-hash -> vault path, Telegram file identity -> content hash, and what became of each message's
-media).
+sha256 of the bytes last written and committed, the sha256 of bytes about to be written (recorded
+before the write, cleared by the commit), the size and modification time of the file as written,
+and which messages a note holds); the media index (content hash -> vault path, Telegram file
+identity -> content hash, and what became of each message's media).
 
 Everything after the store can be replayed from it. Cursors move only in
-:meth:`Store.commit_notes`, in the same transaction as the notes index rows. The schema has a
+:meth:`Store.commit_notes`, in the same transaction as the notes index rows and the media index
+rows of their batch (:class:`MediaRows`). The schema has a
 version (``PRAGMA user_version``) and forward migrations; a database from a newer tobs-sync is
 refused rather than damaged. Limits: one writer at a time (SQLite); paths are compared
 by :func:`tobs_sync.vault.path_key` (NFC, case-folded) because Obsidian resolves links that way.
@@ -22,7 +24,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +134,19 @@ def _schema_v3(db: sqlite3.Connection) -> None:
     )
 
 
+def _schema_v4(db: sqlite3.Connection) -> None:
+    """Intended hashes (the bytes about to be written, recorded before the write) and the size and
+    modification time of the file as last written (so ``status`` finds edits without hashing)."""
+    _run_script(
+        db,
+        """
+        ALTER TABLE notes ADD COLUMN intended_hash TEXT;
+        ALTER TABLE notes ADD COLUMN size INTEGER;
+        ALTER TABLE notes ADD COLUMN mtime_ns INTEGER
+        """,
+    )
+
+
 def _schema_v5(db: sqlite3.Connection) -> None:
     """Messages a pass left out, with why; chats with no message yet get :data:`NO_CURSOR`."""
     _run_script(
@@ -152,7 +167,9 @@ def _schema_v5(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (_schema_v1, _schema_v2, _schema_v3, _schema_v5)
+MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (
+    _schema_v1, _schema_v2, _schema_v3, _schema_v4, _schema_v5,
+)
 """``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -176,7 +193,48 @@ class NoteRow:
     message_id: int
     message_ids: tuple[int, ...]
     content_hash: str
+    """sha256 of the bytes last written and committed ("" while the note was only reserved)."""
     conflict_hash: str | None = None
+    """sha256 of someone else's bytes found there (a user edit), or None."""
+    intended_hash: str | None = None
+    """sha256 of bytes tobs-sync was about to write when it last stopped (None once committed)."""
+    size: int | None = None
+    """Size of the file as last written (with ``mtime_ns``: a fast "unchanged since" check)."""
+    mtime_ns: int | None = None
+
+    def is_ours(self, disk_hash: str | None) -> bool:
+        """Whether bytes with ``disk_hash`` are tobs-sync's own: what it last committed or intended."""
+        return disk_hash is not None and disk_hash in (self.content_hash, self.intended_hash)
+
+
+@dataclass(slots=True)
+class MediaRows:
+    """The media index rows of one batch, committed in the batch's notes transaction.
+
+    Filled by the media writer as files are placed; :meth:`Store.commit_notes` writes them.
+    ``placed`` (content hash -> vault path) also answers "is this file already stored?" for the rest
+    of the batch before the rows are committed.
+    """
+
+    files: dict[str, tuple[str, int, str | None]] = field(default_factory=dict)
+    """content hash -> (vault path, size, MIME type) of files placed in the vault."""
+    slots: dict[tuple[int, int, int], tuple[str | None, str, str | None]] = field(default_factory=dict)
+    """(chat id, message id, slot) -> (content hash, status, reason)."""
+    remote: dict[str, str] = field(default_factory=dict)
+    """Telegram file identity -> content hash."""
+    properties: dict[str, tuple[Mapping[str, Any], int | None]] = field(default_factory=dict)
+    """content hash -> (what processors found, new size if re-encoded)."""
+
+    def __bool__(self) -> bool:
+        return bool(self.files or self.slots or self.remote or self.properties)
+
+    def record_media(
+        self, chat_id: int, message_id: int, slot: int, *, status: str, content_hash: str | None = None,
+        reason: str | None = None, file_key: str | None = None,
+    ) -> None:
+        self.slots[(chat_id, message_id, slot)] = (content_hash, status, reason)
+        if file_key and content_hash:
+            self.remote.setdefault(file_key, content_hash)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +256,8 @@ class Store:
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self._db = connection
         self.path = path
+        self.transactions = 0
+        """Transactions committed through :meth:`transaction` (the benchmark prints it)."""
 
     @classmethod
     def open(cls, path: Path, *, read_only: bool = False) -> Store:
@@ -296,7 +356,12 @@ class Store:
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+        self._commit()
+
+    def _commit(self) -> None:
+        """End the current transaction (a seam: tests record or interrupt commits here)."""
         self._db.execute("COMMIT")
+        self.transactions += 1
 
     # -- chats ---------------------------------------------------------------------------
 
@@ -504,34 +569,88 @@ class Store:
         rows = self._db.execute(_NOTE_SELECT + " WHERE conflict_hash IS NOT NULL ORDER BY path").fetchall()
         return [_note_row(r) for r in rows]
 
-    def commit_notes(self, rows: Sequence[NoteRow], *, cursor: tuple[int, int] | None = None) -> None:
-        """Record written notes and, in the same transaction, move a chat's cursor forward.
+    def intend_notes(self, rows: Sequence[NoteRow]) -> None:
+        """Record, before writing them, the notes about to be written: ``row.intended_hash`` is the
+        sha256 of the new bytes, ``row.content_hash`` what is known to be tobs-sync's own on disk now.
 
-        ``cursor`` is ``(chat_id, message_id)``; a cursor never moves backwards.
+        A new note's row is created (its path is then reserved, and its messages point to it); an
+        existing row keeps its conflict mark, size and time until :meth:`commit_notes`.
         """
         now = int(time.time())
         with self.transaction() as db:
             for row in rows:
                 db.execute(
                     "INSERT INTO notes (path, path_key, kind, chat_id, message_id, message_ids, content_hash,"
-                    " conflict_hash, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " intended_hash, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (path) DO UPDATE SET message_ids=excluded.message_ids,"
-                    " content_hash=excluded.content_hash, conflict_hash=excluded.conflict_hash,"
+                    " content_hash=excluded.content_hash, intended_hash=excluded.intended_hash,"
                     " updated_at=excluded.updated_at",
                     (
                         row.path, path_key(row.path), row.kind, row.chat_id, row.message_id,
-                        msgpack.packb(list(row.message_ids)), row.content_hash, row.conflict_hash, now,
+                        msgpack.packb(list(row.message_ids)), row.content_hash, row.intended_hash, now,
                     ),
                 )
-                db.executemany(
-                    "INSERT OR REPLACE INTO note_members (chat_id, message_id, path) VALUES (?, ?, ?)",
-                    [(row.chat_id, mid, row.path) for mid in row.message_ids],
+                self._set_members(db, row)
+
+    def commit_notes(
+        self, rows: Sequence[NoteRow], *, cursor: tuple[int, int] | None = None, media: MediaRows | None = None
+    ) -> None:
+        """Record written notes, the media index rows of their batch and, in the same transaction,
+        move a chat's cursor forward.
+
+        ``cursor`` is ``(chat_id, message_id)``; a cursor never moves backwards.
+        """
+        now = int(time.time())
+        with self.transaction() as db:
+            if media:
+                self._write_media_rows(db, media)
+            for row in rows:
+                db.execute(
+                    "INSERT INTO notes (path, path_key, kind, chat_id, message_id, message_ids, content_hash,"
+                    " conflict_hash, intended_hash, size, mtime_ns, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (path) DO UPDATE SET message_ids=excluded.message_ids,"
+                    " content_hash=excluded.content_hash, conflict_hash=excluded.conflict_hash,"
+                    " intended_hash=excluded.intended_hash, size=excluded.size, mtime_ns=excluded.mtime_ns,"
+                    " updated_at=excluded.updated_at",
+                    (
+                        row.path, path_key(row.path), row.kind, row.chat_id, row.message_id,
+                        msgpack.packb(list(row.message_ids)), row.content_hash, row.conflict_hash,
+                        row.intended_hash, row.size, row.mtime_ns, now,
+                    ),
                 )
+                self._set_members(db, row)
             if cursor is not None:
                 chat_id, message_id = cursor
                 db.execute(
                     "UPDATE chats SET cursor=MAX(cursor, ?) WHERE chat_id=?", (message_id, chat_id)
                 )
+
+    @staticmethod
+    def _set_members(db: sqlite3.Connection, row: NoteRow) -> None:
+        db.executemany(
+            "INSERT OR REPLACE INTO note_members (chat_id, message_id, path) VALUES (?, ?, ?)",
+            [(row.chat_id, mid, row.path) for mid in row.message_ids],
+        )
+
+    @staticmethod
+    def _write_media_rows(db: sqlite3.Connection, media: MediaRows) -> None:
+        db.executemany(
+            "INSERT OR IGNORE INTO media_files (content_hash, path, path_key, size, mime_type) VALUES (?, ?, ?, ?, ?)",
+            [(h, path, path_key(path), size, mime) for h, (path, size, mime) in media.files.items()],
+        )
+        db.executemany(
+            "INSERT OR REPLACE INTO message_media (chat_id, message_id, slot, content_hash, status, reason)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(c, m, s, h, status, reason) for (c, m, s), (h, status, reason) in media.slots.items()],
+        )
+        db.executemany(
+            "INSERT OR IGNORE INTO remote_files (file_key, content_hash) VALUES (?, ?)", list(media.remote.items())
+        )
+        db.executemany(
+            "UPDATE media_files SET properties=?, size=COALESCE(?, size) WHERE content_hash=?",
+            [(msgpack.packb(dict(p)), size, h) for h, (p, size) in media.properties.items()],
+        )
 
     # -- media index -----------------------------------------------------------------------
 
@@ -554,12 +673,7 @@ class Store:
         return count, total
 
     def add_media_file(self, content_hash: str, path: str, size: int, mime_type: str | None) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO media_files (content_hash, path, path_key, size, mime_type)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (content_hash, path, path_key(path), size, mime_type),
-            )
+        self.commit_media(MediaRows(files={content_hash: (path, size, mime_type)}))
 
     def record_media(
         self,
@@ -572,17 +686,15 @@ class Store:
         reason: str | None = None,
         file_key: str | None = None,
     ) -> None:
+        rows = MediaRows()
+        rows.record_media(chat_id, message_id, slot, status=status, content_hash=content_hash, reason=reason,
+                          file_key=file_key)
+        self.commit_media(rows)
+
+    def commit_media(self, media: MediaRows) -> None:
+        """Media index rows on their own, in one transaction (a sync pass commits them with its notes)."""
         with self.transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO message_media (chat_id, message_id, slot, content_hash, status, reason)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (chat_id, message_id, slot, content_hash, status, reason),
-            )
-            if file_key and content_hash:
-                db.execute(
-                    "INSERT OR IGNORE INTO remote_files (file_key, content_hash) VALUES (?, ?)",
-                    (file_key, content_hash),
-                )
+            self._write_media_rows(db, media)
 
     def media_slots(self, chat_id: int, message_id: int) -> dict[int, MediaSlot]:
         rows = self._db.execute(
@@ -595,11 +707,7 @@ class Store:
 
     def set_media_properties(self, content_hash: str, properties: Mapping[str, Any], *, size: int | None) -> None:
         """Record what media processors found about a stored file (and its new size if re-encoded)."""
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE media_files SET properties=?, size=COALESCE(?, size) WHERE content_hash=?",
-                (msgpack.packb(dict(properties)), size, content_hash),
-            )
+        self.commit_media(MediaRows(properties={content_hash: (properties, size)}))
 
     def messages_with_failed_media(self, chat_id: int) -> list[int]:
         """Ids of a chat's messages whose media fetch failed (to retry on this pass)."""
@@ -615,12 +723,13 @@ class Store:
 
 
 _NOTE_SELECT = (
-    "SELECT path, kind, chat_id, message_id, message_ids, content_hash, conflict_hash FROM notes"
+    "SELECT path, kind, chat_id, message_id, message_ids, content_hash, conflict_hash, intended_hash, size, mtime_ns"
+    " FROM notes"
 )
 
 
 def _note_row(row: tuple[object, ...]) -> NoteRow:
-    path, kind, chat_id, message_id, ids, content_hash, conflict_hash = row
+    path, kind, chat_id, message_id, ids, content_hash, conflict_hash, intended_hash, size, mtime_ns = row
     return NoteRow(
         path=str(path),
         kind=str(kind),
@@ -629,4 +738,7 @@ def _note_row(row: tuple[object, ...]) -> NoteRow:
         message_ids=tuple(msgpack.unpackb(ids)),  # type: ignore[arg-type]
         content_hash=str(content_hash),
         conflict_hash=None if conflict_hash is None else str(conflict_hash),
+        intended_hash=None if intended_hash is None else str(intended_hash),
+        size=None if size is None else int(size),  # type: ignore[call-overload]
+        mtime_ns=None if mtime_ns is None else int(mtime_ns),  # type: ignore[call-overload]
     )

@@ -1,13 +1,16 @@
 """Sources -> store -> media -> notes: one pass of synchronisation, and re-rendering.
 
-This is the only module that moves cursors. For every batch of a chat it follows the
-durability protocol of DESIGN.md: (1) cache the batch in one transaction, (2) store its media,
-(3) render every note of the batch (a template error stops here, before any write), write them
-atomically, (4) record the notes and move the chat's cursor in one transaction. A crash at any
-point repeats at most the unfinished batch, and repeating it writes identical bytes, which the
-vault writer skips.
+This is the only module that moves cursors. For every batch of a chat: (1) its media are fetched
+into the vault (index rows kept for the batch's commit), (2) every note of the batch is rendered
+(a template error stops here, before any write), (3) :class:`~tobs_sync.publish.Publisher`
+caches the batch and records the notes' intended hashes in one transaction, writes the notes
+atomically with one fsync per file and per folder, then commits the notes' rows, the media rows
+and the chat's cursor in one transaction. A crash at any point repeats at most the unfinished
+batch; repeating it writes identical bytes (skipped), and the intended hashes make a note
+tobs-sync wrote just before the crash its own, never a "user edit". The media retry, the
+re-render and the chat's index note are published the same way.
 
-Notes the user edited are never overwritten: the vault writer reports a conflict, which is
+Notes the user edited are never overwritten: the publisher reports a conflict, which is
 recorded (``status`` lists it) and left alone. Albums (messages sharing ``grouped_id``) share one
 note, also when an album straddles two batches. Limits: a note's path is chosen once, when it is
 first written; later changes of the path template or of a chat's title apply to new notes only.
@@ -27,15 +30,18 @@ from tobs_sync.errors import ChatDeferred, ExportFormatError, SourceError
 from tobs_sync.media import MediaWriter
 from tobs_sync.model import Chat, Message
 from tobs_sync.names import NAME_MAX_BYTES, inert_text
+from tobs_sync.publish import Draft, Outcome, Published, Publisher
 from tobs_sync.render import CHAT_TEMPLATE, MESSAGE_TEMPLATE, Renderer, wikilink
 from tobs_sync.sources.base import ReportsSkips, Source
-from tobs_sync.store import CHAT_NOTE, MESSAGE_NOTE, ChatState, NoteRow, Store
-from tobs_sync.vault import NoteWrite, Vault, WriteOutcome, path_key, sanitize_component, sha256_hex
+from tobs_sync.store import CHAT_NOTE, ChatState, MediaRows, NoteRow, Store
+from tobs_sync.vault import Vault, path_key, sanitize_component, sha256_hex
 from tobs_sync.views import StoredMedia, chat_view, local_datetime, message_view
 
 log = logging.getLogger(__name__)
 
 RECENT_IN_CHAT_NOTE = 50
+RENDER_BATCH = 200
+"""Notes published together by a re-render (one group commit each)."""
 
 
 @dataclass(slots=True)
@@ -59,13 +65,14 @@ class SyncReport:
             key = f"chat {chat.title!r}: {reason}"
             self.skipped[key] = self.skipped.get(key, 0) + count
 
-    def count(self, outcome: NoteWrite, path: str) -> None:
-        if outcome.outcome == WriteOutcome.WRITTEN:
-            self.notes_written += 1
-        elif outcome.outcome == WriteOutcome.UNCHANGED:
-            self.notes_unchanged += 1
-        else:
-            self.conflicts.append(path)
+    def count(self, published: Published) -> None:
+        for path, outcome in published.outcomes:
+            if outcome == Outcome.WRITTEN:
+                self.notes_written += 1
+            elif outcome == Outcome.UNCHANGED:
+                self.notes_unchanged += 1
+            else:
+                self.conflicts.append(path)
 
 
 @dataclass(slots=True)
@@ -80,6 +87,9 @@ class _Note:
         """Add an album member; one already in the note (stored by a run that crashed) is replaced."""
         self.messages = sorted([m for m in self.messages if m.id != message.id] + [message], key=lambda m: m.id)
 
+    def draft(self, data: bytes, chat_id: int) -> Draft:
+        return Draft(self.path, data, chat_id, tuple(m.id for m in self.messages), previous=self.previous)
+
 
 class Synchronizer:
     """Runs sync passes and re-renders for one vault."""
@@ -92,6 +102,7 @@ class Synchronizer:
         self._vault = vault
         self._renderer = renderer
         self._media = media
+        self._publisher = Publisher(vault, store)
         self._tz = settings.timezone
         self._chat_note_paths: dict[int, str] = {}
         """Chat note paths, once reserved (they never change afterwards); spares a query per note."""
@@ -143,18 +154,18 @@ class Synchronizer:
     async def _sync_batch(
         self, source: Source, state: ChatState, batch: Sequence[Message], report: SyncReport
     ) -> None:
-        self._store.put_messages(batch)
         notes = list(self._group_notes(state, batch))
+        media_rows = MediaRows()
         media = await self._media.store_media(
-            [(m, note.path) for note in notes for m in note.messages if m.media], state.folder, source.media_chunks
+            [(m, note.path) for note in notes for m in note.messages if m.media], state.folder, source.media_chunks,
+            media_rows,
         )
         assigned = {m.id: n.path for n in notes for m in n.messages}
-        rendered = [(note, self._render_message_note(state, note, media, assigned)) for note in notes]
-        # Reserve the paths first: after a crash the re-run finds its own notes instead of
-        # mistaking them for someone else's files and writing duplicates beside them.
-        self._store.commit_notes([_reservation(note, state.chat.id) for note in notes if note.previous is None])
-        rows = [self._write(note.path, data, note, state.chat.id, report) for note, data in rendered]
-        self._store.commit_notes(rows, cursor=(state.chat.id, batch[-1].id))
+        drafts = [note.draft(self._render_message_note(state, note, media, assigned), state.chat.id) for note in notes]
+        published = self._publisher.publish(
+            drafts, cursor=(state.chat.id, batch[-1].id), media=media_rows, messages=batch
+        )
+        report.count(published)
         report.messages += len(batch)
 
     async def _retry_failed_media(self, source: Source, state: ChatState, report: SyncReport) -> None:
@@ -169,15 +180,11 @@ class Synchronizer:
                 pairs.append((message, row.path))
         if not pairs:
             return
-        await self._media.store_media(pairs, state.folder, source.media_chunks)
+        media_rows = MediaRows()
+        media = await self._media.store_media(pairs, state.folder, source.media_chunks, media_rows)
         states = {state.chat.id: state}
-        rendered = [(row, self._rerender(row, states)) for row in rows.values()]  # all before any write
-        written = []
-        for row, data in rendered:
-            outcome = self._vault.write_note(row.path, data, row.content_hash or None)
-            report.count(outcome, row.path)
-            written.append(self._rerendered_row(row, data, outcome))
-        self._store.commit_notes(written)
+        drafts = [_draft(row, self._rerender(row, states, media)) for row in rows.values()]
+        report.count(self._publisher.publish(drafts, media=media_rows))
 
     def _group_notes(self, state: ChatState, batch: Sequence[Message]) -> Iterator[_Note]:
         """Split a batch into notes: one per message, one per album."""
@@ -290,37 +297,7 @@ class Synchronizer:
         path = self._chat_note_path(state)
         data = self._render_chat_note(state, path)
         previous = self._store.chat_note(state.chat.id)
-        row = self._write(path, data, previous, state.chat.id, report, kind=CHAT_NOTE)
-        self._store.commit_notes([row])
-
-    def _write(
-        self,
-        path: str,
-        data: bytes,
-        note: _Note | NoteRow | None,
-        chat_id: int,
-        report: SyncReport,
-        *,
-        kind: str = MESSAGE_NOTE,
-    ) -> NoteRow:
-        previous = note.previous if isinstance(note, _Note) else note
-        ids = tuple(m.id for m in note.messages) if isinstance(note, _Note) else ()
-        outcome = self._vault.write_note(path, data, previous.content_hash or None if previous else None)
-        report.count(outcome, path)
-        if outcome.outcome == WriteOutcome.CONFLICT:
-            content_hash = previous.content_hash if previous else ""
-            conflict = outcome.disk_hash or ""
-        else:
-            content_hash, conflict = sha256_hex(data), None
-        return NoteRow(
-            path=path,
-            kind=kind,
-            chat_id=chat_id,
-            message_id=ids[0] if ids else 0,
-            message_ids=ids,
-            content_hash=content_hash,
-            conflict_hash=conflict,
-        )
+        report.count(self._publisher.publish([Draft(path, data, state.chat.id, kind=CHAT_NOTE, previous=previous)]))
 
     # -- re-render -------------------------------------------------------------------------
 
@@ -328,46 +305,41 @@ class Synchronizer:
         """Re-render every note from the store, writing only those whose bytes change.
 
         Two phases: every note is rendered first without writing, so a template error stops the
-        run before any note is touched; then the changed ones are rendered again and written.
+        run before any note is touched; then the changed ones are rendered again and published,
+        :data:`RENDER_BATCH` at a time.
         """
         self._renderer.check()
         report = SyncReport()
         states = {s.chat.id: s for s in self._store.chat_states()}
         changed = [row for row in self._store.notes() if self._needs_write(row, self._rerender(row, states))]
-        for row in changed:
-            data = self._rerender(row, states)
-            outcome = self._vault.write_note(row.path, data, row.content_hash or None)
-            report.count(outcome, row.path)
-            self._store.commit_notes([self._rerendered_row(row, data, outcome)])
+        for start in range(0, len(changed), RENDER_BATCH):
+            rows = changed[start:start + RENDER_BATCH]
+            report.count(self._publisher.publish([_draft(row, self._rerender(row, states)) for row in rows]))
         report.chats = len(states)
         report.notes_unchanged += self._store.note_count() - len(changed)
         return report
 
-    def _rerender(self, row: NoteRow, states: dict[int, ChatState]) -> bytes:
+    def _rerender(
+        self, row: NoteRow, states: dict[int, ChatState], media: dict[int, list[StoredMedia]] | None = None
+    ) -> bytes:
+        """A stored note rendered again from the store (``media``: slots fetched just now, not yet committed)."""
         state = states[row.chat_id]
         if row.kind == CHAT_NOTE:
             return self._render_chat_note(state, row.path)
         messages = [m for mid in row.message_ids if (m := self._store.message(row.chat_id, mid)) is not None]
         note = _Note(messages, row.path, row)
-        media = {m.id: self._media.stored_media(m) for m in messages}
-        return self._render_message_note(state, note, media, {})
+        fetched = media or {}
+        stored = {m.id: fetched[m.id] if m.id in fetched else self._media.stored_media(m) for m in messages}
+        return self._render_message_note(state, note, stored, {})
 
     def _needs_write(self, row: NoteRow, data: bytes) -> bool:
-        if row.conflict_hash is not None:
-            return True  # re-check: the user may have reverted the edit
+        if row.conflict_hash is not None or row.intended_hash is not None:
+            return True  # re-check: the user may have reverted the edit; a write was left unfinished
         return sha256_hex(data) != row.content_hash or not self._vault.resolve(row.path).exists()
 
-    @staticmethod
-    def _rerendered_row(row: NoteRow, data: bytes, outcome: NoteWrite) -> NoteRow:
-        if outcome.outcome == WriteOutcome.CONFLICT:
-            return NoteRow(row.path, row.kind, row.chat_id, row.message_id, row.message_ids, row.content_hash,
-                           outcome.disk_hash)
-        return NoteRow(row.path, row.kind, row.chat_id, row.message_id, row.message_ids, sha256_hex(data), None)
 
-
-def _reservation(note: _Note, chat_id: int) -> NoteRow:
-    ids = tuple(m.id for m in note.messages)
-    return NoteRow(note.path, MESSAGE_NOTE, chat_id, ids[0], ids, "")
+def _draft(row: NoteRow, data: bytes) -> Draft:
+    return Draft(row.path, data, row.chat_id, row.message_ids, kind=row.kind, previous=row)
 
 
 def _reserved_folder_names(templates: str, attachment_rule: str) -> frozenset[str]:

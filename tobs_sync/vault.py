@@ -5,14 +5,18 @@
   and inside ``[[wikilinks]]``. Distinct names are the caller's job, via :meth:`Vault.unique_path`.
 * Confinement: :meth:`Vault.resolve` maps a vault-relative POSIX path to a file below the root and
   refuses ``..``, absolute paths and every symlink on the way (even one pointing inside).
-* Durability: :meth:`Vault.write_atomic` writes a hidden ``.tobs-tmp-*`` file beside the target,
-  fsyncs it, ``os.replace``-s it and fsyncs the folder; identical bytes are not rewritten (no
-  mtime churn). :meth:`Vault.write_note` also refuses to overwrite a note the user edited.
+* Durability: a write is a hidden ``.tobs-tmp-*`` file beside the target, fsynced
+  (:meth:`Vault.prepare_write`), renamed over the target with ``os.replace``
+  (:meth:`Vault.finish_write`), then the folder is fsynced, and so is the parent of every folder
+  created for it (:meth:`Vault.sync_folders`), so a power cut cannot lose a new folder. Batches
+  (:mod:`tobs_sync.publish`) run these steps themselves, fsyncing each folder once per batch;
+  :meth:`Vault.write_atomic` runs them for one file and skips identical bytes (no mtime churn).
+  ``_fsync``, ``_replace``, ``_fsync_folder`` and ``_mkdir`` are the only places that touch the
+  disk for those steps: tests override them to record or interrupt the order of operations.
 
 Limits: confinement is checked before each write, not held during it: a process swapping a folder
 for a symlink between check and rename could still redirect a write (the threat is careless input,
-not a hostile local user), and a user edit landing between :meth:`Vault.write_note`'s hash check
-and its rename is lost. One tobs-sync process per vault (:meth:`Vault.clean_temp_files` deletes
+not a hostile local user). One tobs-sync process per vault (:meth:`Vault.clean_temp_files` deletes
 any other's temp files). Truncation keeps combining marks, ZWJ sequences, emoji modifiers and flag
 pairs whole, not every extended grapheme cluster.
 """
@@ -28,14 +32,19 @@ import os
 import re
 import secrets
 import stat
+import threading
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path, PurePath, PureWindowsPath
 from typing import Any, BinaryIO
 
 from tobs_sync.errors import VaultError
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +69,7 @@ _REGIONAL = "".join(map(chr, range(0x1F1E6, 0x1F200)))  # regional indicators: t
 _PLAIN_EXTENSION = re.compile(r"[A-Za-z0-9]{1,10}")
 _CHUNK = 1 << 20
 _REPARSE_POINT = stat.FILE_ATTRIBUTE_REPARSE_POINT  # Windows junctions and symlinks
+_FULLFSYNC: int | None = getattr(fcntl, "F_FULLFSYNC", None) if fcntl is not None else None
 _FSYNC_UNSUPPORTED = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF, errno.EACCES, errno.EPERM}
 
 
@@ -200,19 +210,13 @@ def path_key(name: str) -> str:
 # --- the vault ---------------------------------------------------------------------------
 
 
-class WriteOutcome(StrEnum):
-    WRITTEN = "written"
-    UNCHANGED = "unchanged"
-    CONFLICT = "conflict"
-
-
 @dataclass(frozen=True, slots=True)
-class NoteWrite:
-    """What :meth:`Vault.write_note` did; ``disk_hash`` is the sha256 of the file on disk after the
-    call: the new bytes for WRITTEN and UNCHANGED, the foreign bytes for CONFLICT."""
+class PreparedWrite:
+    """New bytes in a fsynced hidden temp file beside ``target``, waiting for :meth:`Vault.finish_write`."""
 
-    outcome: WriteOutcome
-    disk_hash: str
+    relative: str
+    target: Path
+    temp: Path
 
 
 class Vault:
@@ -225,6 +229,13 @@ class Vault:
         self._listings: dict[Path, set[str]] = {}
         """Case-folded names per folder, listed once and kept up to date with this vault's own writes
         (listing a chat folder for every new note made imports quadratic in the folder's size)."""
+        self._new_folders: set[Path] = set()
+        """Folders this vault created whose parent has not been fsynced since (see sync_folders)."""
+        self._renamed_into: dict[Path, None] = {}
+        """Folders that received a rename not yet made durable by :meth:`sync_folders`."""
+        self.fsyncs = 0
+        """Files and folders fsynced (the benchmark prints it)."""
+        self._count_lock = threading.Lock()  # prepare_write may run in several threads at once
 
     def forget_listings(self) -> None:
         """Drop the remembered folder listings (call at the start of a pass: others may have added files)."""
@@ -282,27 +293,72 @@ class Vault:
         self._write(target, data)
         return True
 
-    def write_note(self, relative: str | PurePath, data: bytes, expected_hash: str | None) -> NoteWrite:
-        """Write a note unless someone else changed it since tobs-sync last wrote it.
+    def file_stamp(self, relative: str | PurePath) -> tuple[int, int] | None:
+        """``(size, mtime_ns)`` of a vault file, or None if there is none (a cheap "changed?" check)."""
+        try:
+            info = os.lstat(self.resolve(relative))
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise VaultError(f"cannot inspect {relative}: {exc}") from exc
+        return info.st_size, info.st_mtime_ns
 
-        ``expected_hash``: sha256 of the bytes tobs-sync last wrote there (None: it never did).
+    def prepare_write(self, relative: str | PurePath, data: bytes) -> PreparedWrite:
+        """Step 1 of a write: ``data`` in a new hidden temp file beside ``relative``, fsynced.
 
-        * missing file: WRITTEN, even if ``expected_hash`` is set. A vanished note is more often an
-          accident (a sync client, a moved folder) than a wish, and a re-sync asks for the notes.
-          A caller that wants deletions respected checks for the file before calling.
-        * the file already holds ``data``: UNCHANGED, nothing written.
-        * the file holds what tobs-sync last wrote: overwritten, WRITTEN.
-        * anything else (the user edited it, or a file tobs-sync never wrote sits there):
-          CONFLICT; the file is left byte for byte as it is.
+        Missing folders are created (and remembered for :meth:`sync_folders`). The temp file gets
+        the mode of the file it will replace, or 0o644 minus the umask. Nothing visible changes.
+        Safe to call from several threads once the folder exists.
         """
         target = self.resolve(relative)
-        new_hash, disk_hash = sha256_hex(data), self._hash(target)
-        if disk_hash == new_hash:
-            return NoteWrite(WriteOutcome.UNCHANGED, new_hash)
-        if disk_hash is not None and (expected_hash is None or disk_hash != expected_hash.lower()):
-            return NoteWrite(WriteOutcome.CONFLICT, disk_hash)
-        self._write(target, data)
-        return NoteWrite(WriteOutcome.WRITTEN, new_hash)
+        temp: Path | None = None
+        try:
+            self._make_folders(target)
+            mode = stat.S_IMODE(os.lstat(target).st_mode) if os.path.lexists(target) else None
+            fd, temp = _create_temp(target.parent)
+            with os.fdopen(fd, "wb") as handle:
+                if mode is not None:
+                    os.chmod(temp, mode)
+                handle.write(data)
+                handle.flush()
+                self._fsync(handle.fileno())
+        except OSError as exc:
+            if temp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+            raise VaultError(f"cannot write {target}: {exc}") from exc
+        return PreparedWrite(str(relative), target, temp)
+
+    def finish_write(self, prepared: PreparedWrite) -> None:
+        """Step 2: rename the temp file over its target (atomic; durable once its folder is synced)."""
+        try:
+            self._replace(prepared.temp, prepared.target)
+        except OSError as exc:
+            self.discard_write(prepared)
+            raise VaultError(f"cannot write {prepared.target}: {exc}") from exc
+        self._remember_name(prepared.target)
+        self._renamed_into[prepared.target.parent] = None
+
+    @staticmethod
+    def discard_write(prepared: PreparedWrite) -> None:
+        """Drop a prepared write that will not be finished."""
+        with contextlib.suppress(OSError):
+            os.unlink(prepared.temp)
+
+    def sync_folders(self, folders: Iterable[Path] = ()) -> None:
+        """Step 3: fsync once each folder that received a rename since the last call (and ``folders``),
+        and the parent of every folder this vault created meanwhile, so the renames and the new
+        folders themselves survive a power cut."""
+        wanted = dict.fromkeys([*self._renamed_into, *folders])
+        self._renamed_into.clear()
+        for folder in sorted(self._new_folders, key=lambda f: len(f.parts), reverse=True):
+            wanted.setdefault(folder.parent)
+        self._new_folders.clear()
+        try:
+            for folder in wanted:
+                self._fsync_folder(folder)
+        except OSError as exc:
+            raise VaultError(f"cannot make the writes in {folder} durable: {exc}") from exc
 
     def clean_temp_files(self) -> int:
         """Remove ``.tobs-tmp-*`` files left by a crash and return how many; call before writing.
@@ -381,18 +437,21 @@ class Vault:
         with contextlib.suppress(OSError):
             os.unlink(temp)
 
-    def place(self, temp: Path, relative: str) -> None:
-        """Rename a finished temp file (from :meth:`finish_temp`) to ``relative``, durably."""
+    def place(self, temp: Path, relative: str, *, sync: bool = True) -> None:
+        """Rename a finished temp file (from :meth:`finish_temp`) to ``relative``; durably, unless
+        ``sync`` is False: then the next :meth:`sync_folders` makes it durable (once per batch)."""
         target = self.resolve(relative)
         try:
             self._make_folders(target)
             self._replace(temp, target)
-            self._remember_name(target)
-            self._fsync_folder(target.parent)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
             raise VaultError(f"cannot write {target}: {exc}") from exc
+        self._remember_name(target)
+        self._renamed_into[target.parent] = None
+        if sync:
+            self.sync_folders()
 
     def load_app_config(self, config_dir: str = ".obsidian") -> dict[str, Any]:
         """``<config_dir>/app.json`` as a dict; {} if missing, {} and a warning if unusable.
@@ -411,7 +470,7 @@ class Vault:
             return {}
         return config
 
-    # --- reading and writing in small steps; _fsync and _replace are fault-injection hooks --
+    # --- reading and writing in small steps; _fsync, _replace, _fsync_folder, _mkdir are seams --
 
     @contextlib.contextmanager
     def _open(self, target: Path) -> Iterator[BinaryIO | None]:
@@ -444,27 +503,10 @@ class Vault:
             return handle.read() == data
 
     def _write(self, target: Path, data: bytes) -> None:
-        temp: Path | None = None
-        try:
-            self._make_folders(target)
-            mode = stat.S_IMODE(os.lstat(target).st_mode) if os.path.lexists(target) else None
-            fd, temp = _create_temp(target.parent)
-            with os.fdopen(fd, "wb") as handle:
-                if mode is not None:
-                    os.chmod(temp, mode)
-                handle.write(data)
-                handle.flush()
-                self._fsync(handle.fileno())
-            self._replace(temp, target)
-            temp = None
-            self._remember_name(target)
-            self._fsync_folder(target.parent)
-        except OSError as exc:
-            raise VaultError(f"cannot write {target}: {exc}") from exc
-        finally:
-            if temp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(temp)
+        relative = target.relative_to(self.root).as_posix()
+        prepared = self.prepare_write(relative, data)
+        self.finish_write(prepared)
+        self.sync_folders()
 
     def _folded_names(self, folder: Path) -> set[str]:
         names = self._listings.get(folder)
@@ -485,12 +527,26 @@ class Vault:
         for part in target.relative_to(self.root).parts[:-1]:
             current = current / part
             with contextlib.suppress(FileExistsError):
-                os.mkdir(current)
+                self._mkdir(current)
                 self._remember_name(current)
+                self._new_folders.add(current)
             if not stat.S_ISDIR(os.lstat(current).st_mode):  # lstat: a symlink is not a folder
                 raise VaultError(f"cannot write {target}: {current} is not a plain folder")
 
+    def _mkdir(self, folder: Path) -> None:
+        os.mkdir(folder)
+
     def _fsync(self, fd: int) -> None:
+        """Make a file's bytes durable: ``F_FULLFSYNC`` on macOS (plain fsync there only reaches
+        the drive's cache), fsync elsewhere."""
+        with self._count_lock:
+            self.fsyncs += 1
+        if _FULLFSYNC is not None:
+            try:
+                fcntl.fcntl(fd, _FULLFSYNC)
+                return
+            except OSError:
+                pass  # not supported by this file system: fall back to fsync
         os.fsync(fd)
 
     def _replace(self, source: Path, target: Path) -> None:
@@ -502,6 +558,8 @@ class Vault:
             fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         except OSError:
             return
+        with self._count_lock:
+            self.fsyncs += 1
         try:
             os.fsync(fd)
         except OSError as exc:

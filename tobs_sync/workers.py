@@ -37,11 +37,14 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Job(Generic[T]):
-    """One download: ``run`` does the work; ``dc_id`` says which queue it waits in."""
+    """One download: ``run`` does the work; ``dc_id`` says which queue it waits in; ``abandon``
+    (if given) is called when the job is given up for this run after a flood wait that was too long,
+    so it can release what it holds (a half-written temp file) at once."""
 
     key: Hashable
     dc_id: int | None
     run: Callable[[], Awaitable[T]]
+    abandon: Callable[[], None] | None = None
 
 
 @dataclass(slots=True)
@@ -95,6 +98,8 @@ class DcScheduler:
             job = lane.jobs.pop()
             if lane.given_up is not None:
                 results[job.key] = lane.given_up
+                if job.abandon is not None:
+                    job.abandon()
                 continue
             async with slots:
                 try:
@@ -140,6 +145,8 @@ class GlobalPool:
                     except FloodWait as flood:
                         if flood.seconds > self._max_flood_wait:
                             results[job.key] = flood
+                            if job.abandon is not None:
+                                job.abandon()
                             break
                         await asyncio.sleep(flood.seconds)
                         continue
