@@ -450,7 +450,9 @@ class Account:
         elif answered is None:
             message.reply_to = types.MessageReplyHeader(forum_topic=True, reply_to_msg_id=topic)
         else:
-            message.reply_to = types.MessageReplyHeader(forum_topic=True, reply_to_msg_id=answered, reply_to_top_id=topic)
+            message.reply_to = types.MessageReplyHeader(
+                forum_topic=True, reply_to_msg_id=answered, reply_to_top_id=topic
+            )
 
     def _created(self, chat: SimChat, msg_id: int, date: datetime) -> types.MessageService:
         if chat.kind == GROUP:

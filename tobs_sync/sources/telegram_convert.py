@@ -131,7 +131,8 @@ def chat_from_entity(entity: Any) -> Chat:
         title = display_name(entity) or username or f"{DELETED_ACCOUNT} {entity.id}"
     else:
         title = display_name(entity) or f"Unnamed chat {chat_id}"
-    return Chat(id=chat_id, title=title, kind=kind.value, username=username, forum=bool(getattr(entity, "forum", False)))
+    forum = bool(getattr(entity, "forum", False))
+    return Chat(id=chat_id, title=title, kind=kind.value, username=username, forum=forum)
 
 
 def _member_name(entity: Any, user_id: int) -> str:
