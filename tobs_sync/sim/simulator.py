@@ -31,7 +31,7 @@ from typing import Any
 from telethon import TelegramClient
 from telethon.tl import types
 
-from tobs_sync.sim.account import Account, SimChat
+from tobs_sync.sim.account import FORUM, GENERAL_TOPIC_ID, Account, SimChat
 from tobs_sync.sim.client import build_client
 from tobs_sync.sim.content import rng_for
 from tobs_sync.sim.faults import Faults
@@ -131,6 +131,11 @@ class SimulatedTelegram:
     def topics(self, chat_id: int) -> dict[int, str]:
         """A forum's topics by id, the General topic excluded (empty for other chats)."""
         return dict(self._chat(chat_id).topics)
+
+    def message_topic(self, chat_id: int, msg_id: int) -> int | None:
+        """The topic a forum's message is in (1 for the General topic); None outside forums."""
+        chat = self._chat(chat_id)
+        return chat.message_topics.get(msg_id, GENERAL_TOPIC_ID) if chat.kind == FORUM else None
 
     def message(self, chat_id: int, msg_id: int) -> types.TypeMessage:
         return self._chat(chat_id).by_id[msg_id]
