@@ -25,7 +25,7 @@ from tobs_sync.app import App, import_export
 from tobs_sync.config import load_settings
 from tobs_sync.model import MIGRATED_ID_SHIFT
 from tobs_sync.names import inert_text
-from tobs_sync.sim import SimulatedTelegram, SimSpec, parse_spec
+from tobs_sync.sim import SimSpec, SimulatedTelegram, parse_spec
 from tobs_sync.sources.telegram import TelegramSource
 from tobs_sync.sync import SyncReport
 from tobs_sync.vault import sanitize_component
@@ -151,7 +151,7 @@ def test_topic_field_of_the_note_path_puts_each_topic_in_its_folder(vault: Path)
     sim = SimulatedTelegram(parse_spec("chats=6,messages=50,media=0,seed=4"))
     forum = only_chat(sim, "forum")
     sync_pass(vault, sim)
-    for message_id, (path, post) in notes(vault, forum).items():
+    for message_id, (path, _) in notes(vault, forum).items():
         topic = sim.message_topic(forum, message_id)
         expected = "General" if topic is None else sanitize_component(inert_text(topic_title(sim, forum, topic)))
         assert path.parent.name == expected, path
