@@ -9,6 +9,7 @@ from telethon import errors, functions
 from telethon.tl import types
 
 from tobs_sync.model import MIGRATED_ID_SHIFT, Chat, Message, Reply, ServiceAction
+from tobs_sync.sources.tdesktop_topics import ExportTopics
 from tobs_sync.sources.telegram_migrated import as_supergroup_message, old_group
 from tobs_sync.sources.telegram_topics import TopicTitles
 
@@ -114,3 +115,32 @@ def test_the_old_group_is_named_by_the_full_channel_info() -> None:
 
     assert old_group(full(migrated_from_chat_id=4242, migrated_from_max_id=99)) == (-4242, types.InputPeerChat(4242))
     assert old_group(full()) is None
+
+
+def test_an_export_places_messages_in_topics_by_their_replies() -> None:
+    topics = ExportTopics()
+    created = topics.place(msg(5, None, ServiceAction("topic_created", "Plans")))
+    in_topic = topics.place(Message(FORUM.id, 6, 0, reply=Reply(5)))
+    answer = topics.place(Message(FORUM.id, 7, 0, reply=Reply(6)))
+    renamed = topics.place(Message(FORUM.id, 8, 0, "service", reply=Reply(5),
+                                   action=ServiceAction("topic_edit", details={"new_title": "Plans 2"})))
+    outside = topics.place(Message(FORUM.id, 9, 0, reply=Reply(3)))
+    assert [(m.topic_id, m.topic_title, m.reply) for m in (created, in_topic, answer, renamed, outside)] == [
+        (5, "Plans", None), (5, "Plans", None), (5, "Plans", Reply(6)), (5, "Plans 2", None), (None, None, Reply(3)),
+    ]
+
+
+def test_an_export_read_from_a_cursor_still_knows_the_topics_created_below_it() -> None:
+    topics = ExportTopics()
+    topics.skip(5, {"id": 5, "type": "service", "action": "topic_created", "title": "Plans"})
+    topics.skip(6, {"id": 6, "type": "message", "reply_to_message_id": 5})
+    answer = topics.place(Message(FORUM.id, 7, 0, reply=Reply(6)))
+    assert (answer.topic_id, answer.topic_title, answer.reply) == (5, "Plans", Reply(6))
+
+
+def test_a_chat_without_topics_keeps_its_replies() -> None:
+    topics = ExportTopics()
+    for ident in range(1, 100):
+        topics.skip(ident, {"id": ident, "reply_to_message_id": ident - 1})
+        placed = topics.place(Message(-1001, ident + 100, 0, reply=Reply(ident)))
+        assert (placed.topic_id, placed.reply) == (None, Reply(ident))
