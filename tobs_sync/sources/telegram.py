@@ -22,6 +22,9 @@ What it guarantees:
   resumes where it stopped.
 * With ``takeout`` on, a chat's first backfill runs in a takeout session (its lower flood
   limits); downloads never do (Telethon does not wrap them).
+* A supergroup read from below zero first reads the basic group it was upgraded from, its ids
+  shifted below zero (:mod:`~tobs_sync.sources.telegram_migrated`); forum messages get their topic's
+  title (:mod:`~tobs_sync.sources.telegram_topics`).
 * No network, a proxy or captive portal answering instead of Telegram, and refusals while logging
   in (:func:`log_in`) are :class:`SourceError` naming the step, never a traceback; a start that
   fails disconnects the client.
