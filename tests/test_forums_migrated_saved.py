@@ -33,10 +33,11 @@ from tobs_sync.vault import sanitize_component
 SPEC = "chats=6,messages=70,media=0.2,seed=9"
 
 
-def sync_pass(vault: Path, sim: SimulatedTelegram, **telegram: Any) -> SyncReport:
+def sync_pass(vault: Path, sim: SimulatedTelegram, client: Any = None, **telegram: Any) -> SyncReport:
     async def run() -> SyncReport:
         settings = dataclasses.replace(load_settings(vault).telegram, **telegram)
-        client = sim.client(raise_last_call_error=True, request_retries=1)
+        nonlocal client
+        client = client or sim.client(raise_last_call_error=True, request_retries=1)
         with App.open(vault) as app:
             async with TelegramSource(client, settings, retry_delay=0.01, peers=app.store) as source:
                 return await app.sync_source(source)
@@ -231,6 +232,36 @@ def test_a_read_interrupted_in_the_old_history_resumes_there(vault: Path) -> Non
     assert report.messages == len(old_left) + len(sim.messages(forum))
     assert report.notes_written == 0
     assert max(note_ids(vault).values()) == 1
+
+
+def test_an_old_history_read_that_telethon_ends_early_is_read_on(vault: Path) -> None:
+    """Telethon ends a history read silently on a bad page; the old group's read is confirmed like any."""
+    sim = SimulatedTelegram(parse_spec(SPEC))
+    forum = only_chat(sim, "forum")
+    client = sim.client(raise_last_call_error=True, request_retries=1)
+    read_history = client.iter_messages
+    cut_short: list[Any] = []
+
+    async def first_five(iterator: Any) -> Any:
+        count = 0
+        async for message in iterator:
+            if count == 5:
+                return
+            count += 1
+            yield message
+
+    def iter_messages(entity: Any, *args: Any, **kwargs: Any) -> Any:
+        iterator = read_history(entity, *args, **kwargs)
+        if isinstance(entity, types.InputPeerChat) and not cut_short:
+            cut_short.append(entity)
+            return first_five(iterator)
+        return iterator
+
+    client.iter_messages = iter_messages
+    sync_pass(vault, sim, client, chats=(f"title:{sim.title(forum)}",))
+    assert cut_short, "the old group's read was cut short"
+    old_ids = {m.id - MIGRATED_ID_SHIFT for m in sim.migrated_messages(forum)}
+    assert old_ids <= set(notes(vault, forum))
 
 
 def desktop_export(sim: SimulatedTelegram, chat_id: int, supergroup_messages: int) -> dict[str, Any]:

@@ -323,8 +323,17 @@ class TelegramSource:
         self._peers[old_id] = old_peer
         old_chat = dataclasses.replace(chat, id=old_id, kind=ChatKind.GROUP, forum=False, username=None)
         reader = await self._history_client(0)
-        async for batch in self._read_history(reader, old_peer, old_chat, max(after + MIGRATED_ID_SHIFT, 0)):
-            yield [as_supergroup_message(message, chat.id) for message in batch]
+        cursor = max(after + MIGRATED_ID_SHIFT, 0)
+        while True:
+            async for batch in self._read_history(reader, old_peer, old_chat, cursor):
+                cursor = batch[-1].id
+                yield [as_supergroup_message(message, chat.id) for message in batch]
+            newer = await self._with_retries(  # as in batches(): a silent early stop must not lose the rest
+                lambda cursor=cursor: self._client.get_messages(old_peer, limit=1, min_id=cursor, reverse=True),
+                f"checking for older messages of {chat.title!r}", chat=chat,
+            )
+            if not [m for m in newer if m.id > cursor]:
+                return
 
     def _caller(self, chat: Chat) -> Callable[[Any, str], Awaitable[Any]]:
         """``call(request, what)``: one request for ``chat`` with deadlines, retries and flood waits."""
