@@ -184,8 +184,8 @@ def test_more_messages_extend_the_account_without_changing_the_prefix() -> None:
 def test_account_has_the_variety_a_vault_must_render() -> None:
     sim = SimulatedTelegram(SimSpec(chats=6, messages=300, media=0.3, seed=1))
     kinds = {sim.kind(c) for c in sim.chat_ids}
-    assert kinds == {"channel", "megagroup", "group", "private"}
-    assert all(c < -1_000_000_000_000 for c in sim.chat_ids if sim.kind(c) in ("channel", "megagroup"))
+    assert kinds == {"channel", "megagroup", "forum", "group", "private", "saved"}
+    assert all(c < -1_000_000_000_000 for c in sim.chat_ids if sim.kind(c) in ("channel", "megagroup", "forum"))
     assert all(-1_000_000_000_000 < c < 0 for c in sim.chat_ids if sim.kind(c) == "group")
     titles = [sim.title(c) for c in sim.chat_ids]
     assert any(not t.isascii() for t in titles) and any("/" in t or ":" in t for t in titles)

@@ -23,6 +23,7 @@ from telethon.utils import get_peer_id
 
 from tobs_sync.markdown import render_text
 from tobs_sync.model import (
+    GENERAL_TOPIC_ID,
     Chat,
     Contact,
     Entity,
@@ -551,9 +552,40 @@ def test_replies() -> None:
 
 def test_forum_topic_and_story_replies() -> None:
     topic = convert(msg(reply_to=T.MessageReplyHeader(reply_to_msg_id=50, reply_to_top_id=40, forum_topic=True)))
-    assert (topic.reply, topic.extra) == (Reply(50), {"topic_id": 40})
+    assert (topic.reply, topic.topic_id, topic.extra) == (Reply(50), 40, {})
     story = convert(msg(reply_to=T.MessageReplyStoryHeader(peer=ALICE, story_id=9)))
     assert (story.reply, story.extra) == (None, {"reply_to_story": {"peer_id": 111, "story_id": 9}})
+
+
+def test_a_forum_supergroup_is_marked_as_a_forum() -> None:
+    entity = T.Channel(id=1234567892, title="Club", photo=T.ChatPhotoEmpty(), date=D, megagroup=True, forum=True)
+    assert chat_from_entity(entity) == Chat(-1001234567892, "Club", "supergroup", forum=True)
+
+
+def test_a_topic_message_that_replies_to_nothing_is_in_the_topic_and_no_reply() -> None:
+    header = T.MessageReplyHeader(reply_to_msg_id=40, forum_topic=True)  # reply_to_msg_id is the topic itself
+    converted = convert(msg(reply_to=header))
+    assert (converted.reply, converted.topic_id, converted.extra) == (None, 40, {})
+
+
+def test_forum_messages_without_a_topic_header_are_in_the_general_topic() -> None:
+    plain = message_from_tl(roundtrip(msg()), CHAN_ID, forum=True)
+    answer = message_from_tl(roundtrip(msg(reply_to=T.MessageReplyHeader(reply_to_msg_id=7))), CHAN_ID, forum=True)
+    assert plain is not None and answer is not None
+    assert (plain.topic_id, plain.reply) == (GENERAL_TOPIC_ID, None)
+    assert (answer.topic_id, answer.reply) == (GENERAL_TOPIC_ID, Reply(7))
+    assert convert(msg()).topic_id is None  # not a forum: no topic at all
+
+
+def test_the_message_creating_a_topic_names_it() -> None:
+    created = service(T.MessageActionTopicCreate(title="Ideas", icon_color=0x6FB9F0), peer_id=CHAN)
+    converted = message_from_tl(roundtrip(created), CHAN_ID, forum=True)
+    assert converted is not None
+    assert (converted.topic_id, converted.topic_title) == (created.id, "Ideas")
+    edited = convert(service(T.MessageActionTopicEdit(title="Ideas 2", closed=True), peer_id=CHAN,
+                             reply_to=T.MessageReplyHeader(reply_to_msg_id=created.id, forum_topic=True)))
+    assert edited.action == ServiceAction("topic_edit", details={"new_title": "Ideas 2", "closed": True})
+    assert (edited.topic_id, edited.reply) == (created.id, None)
 
 
 def test_edits() -> None:

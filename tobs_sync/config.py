@@ -25,7 +25,7 @@ from tobs_sync.errors import ConfigError
 STATE_DIR = ".tobs"
 CONFIG_NAME = "config.toml"
 
-NOTE_PATH_FIELDS = frozenset({"chat", "chat_id", "date", "year", "month", "day", "time", "id"})
+NOTE_PATH_FIELDS = frozenset({"chat", "chat_id", "topic", "date", "year", "month", "day", "time", "id"})
 CHAT_NOTE_PATH_FIELDS = frozenset({"chat", "chat_id"})
 
 DEFAULT_CONFIG = """\
@@ -33,7 +33,8 @@ DEFAULT_CONFIG = """\
 
 [vault]
 # Where each message note goes, relative to the vault. Fields: {chat} (the chat's folder-safe
-# title), {chat_id}, {date} (YYYY-MM-DD), {year}, {month}, {day}, {time} (HHMMSS), {id}.
+# title), {chat_id}, {topic} (a forum topic's title; "General" outside topics), {date}
+# (YYYY-MM-DD), {year}, {month}, {day}, {time} (HHMMSS), {id}.
 # Applies to notes written from now on; existing notes keep their path.
 note_path = "Telegram/{chat}/{date} {id}.md"
 # The chat's index note (properties, recent messages). Fields: {chat}, {chat_id}.

@@ -22,6 +22,11 @@ from typing import Any
 
 CHANNEL_ID_OFFSET = 1_000_000_000_000
 """Telethon marks a channel/supergroup id ``c`` as ``-(c + 10**12)``, i.e. ``-100c``."""
+MIGRATED_ID_SHIFT = 1_000_000_000
+"""A supergroup upgraded from a basic group holds the group's old messages at ``id - MIGRATED_ID_SHIFT``
+(Telegram Desktop's numbering in exports; live syncs use it too, so both meet without duplicates)."""
+GENERAL_TOPIC_ID = 1
+"""The topic of a forum's messages that name none."""
 
 
 class ChatKind(StrEnum):
@@ -93,6 +98,8 @@ class Chat:
     title: str
     kind: str = ChatKind.UNKNOWN
     username: str | None = None
+    forum: bool = False
+    """A supergroup with topics: every message belongs to one (the General topic when it names none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,5 +236,9 @@ class Message:
     location: Location | None = None
     contact: Contact | None = None
     via_bot: str | None = None
+    topic_id: int | None = None
+    """The forum topic the message is in (:data:`GENERAL_TOPIC_ID` for the General topic)."""
+    topic_title: str | None = None
+    """The topic's title when the source knows it."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Source fields the model has no slot for, kept verbatim (JSON-like values)."""

@@ -35,7 +35,7 @@ from tobs_sync.render import CHAT_TEMPLATE, MESSAGE_TEMPLATE, Renderer, wikilink
 from tobs_sync.sources.base import ReportsSkips, Source
 from tobs_sync.store import CHAT_NOTE, ChatState, MediaRows, NoteRow, Store
 from tobs_sync.vault import Vault, path_key, sanitize_component, sha256_hex
-from tobs_sync.views import StoredMedia, chat_view, local_datetime, message_view
+from tobs_sync.views import StoredMedia, chat_view, local_datetime, message_view, topic_path_value
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +222,7 @@ class Synchronizer:
         fields = {
             "chat": state.folder,
             "chat_id": str(state.chat.id),
+            "topic": topic_path_value(message),
             "date": when.strftime("%Y-%m-%d"),
             "year": when.strftime("%Y"),
             "month": when.strftime("%m"),

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tobs_sync.markdown import render_text
-from tobs_sync.model import Chat, MediaRef, Message, ServiceAction
+from tobs_sync.model import GENERAL_TOPIC_ID, Chat, MediaRef, Message, ServiceAction
 from tobs_sync.names import inert_markdown, inert_text, inert_value, md, tag_segment
 from tobs_sync.render import wikilink
 
@@ -67,6 +67,27 @@ def _inert(text: str | None) -> str | None:
     return None if text is None else inert_text(text)
 
 
+NO_TOPIC = "General"
+"""The ``{topic}`` of messages outside any topic: Telegram shows a group's history from before it had
+topics, and a chat without topics, as one stream, which is what a forum's General topic is."""
+
+
+def topic_title(message: Message) -> str | None:
+    """The title of the message's topic as the source knew it; ``General`` for the General topic."""
+    if message.topic_title:
+        return message.topic_title
+    return NO_TOPIC if message.topic_id == GENERAL_TOPIC_ID else None
+
+
+def topic_path_value(message: Message) -> str:
+    """The ``{topic}`` field of ``vault.note_path`` (inert; the path code makes it folder-safe): the
+    topic's title, ``topic <id>`` when the title is unknown, ``General`` outside topics."""
+    if message.topic_id is None:
+        return NO_TOPIC
+    title = topic_title(message)
+    return inert_text(title) if title else f"topic {message.topic_id}"
+
+
 def chat_view(chat: Chat, chat_note_path: str) -> dict[str, Any]:
     username = chat.username
     return {
@@ -74,6 +95,7 @@ def chat_view(chat: Chat, chat_note_path: str) -> dict[str, Any]:
         "title": inert_text(chat.title),
         "title_md": md(chat.title),
         "kind": inert_text(str(chat.kind)),
+        "forum": chat.forum,
         "username": _inert(username),
         "username_md": md(username) if username else None,
         "url": f"https://t.me/{username}" if username and _TELEGRAM_USERNAME.fullmatch(username) else None,
@@ -98,6 +120,7 @@ def message_view(
     edited = [m.edited for m in messages if m.edited]
     text = "\n\n".join(m.text for m in messages if m.text)
     extra = {k: v for m in messages for k, v in m.extra.items()}
+    topic = topic_title(first)
     return {
         "id": first.id,
         "ids": [m.id for m in messages],
@@ -111,6 +134,9 @@ def message_view(
         "sender_id": first.sender_id,
         "author": _inert(first.author),
         "via_bot": _inert(first.via_bot),
+        "topic_id": first.topic_id,
+        "topic": _inert(topic),
+        "topic_md": md(topic) if topic else None,
         "note_path": note_path,
         "forward": _forward_view(first, tz),
         "reply": _reply_view(first, reply_path),
@@ -128,6 +154,7 @@ def message_view(
             "sender": first.sender_name,
             "author": first.author,
             "via_bot": first.via_bot,
+            "topic": topic,
             "extra": extra,
         },
     }

@@ -6,16 +6,22 @@ the only state carried from one message to the next is derived from earlier mess
 album in progress, ids a reply may point to), so the account for ``messages=N`` is exactly the first
 ``N`` messages of the account for ``messages=N+k`` in every chat (*prefix stability*).
 
-Chat kinds cycle through broadcast channel, private chat, megagroup, basic group, private chat, channel.
+Chat kinds cycle through broadcast channel, private chat, megagroup, basic group, private chat, forum; the
+fifth chat is Saved Messages (the chat with oneself) instead of a private chat. A forum is a supergroup with
+topics (and the General topic, id 1) that was migrated from a basic group: its first
+:data:`OLD_HISTORY` messages are the old group's (ending with its ``messageActionChatMigrateTo``), then
+comes the supergroup's own, starting with ``messageActionChannelMigrateFrom``; the old group is no
+dialog, but its history and entity (``deactivated``, ``migrated_to``) stay readable, as on Telegram.
 Message ids follow Telegram's rules: per chat in channels and megagroups (with occasional gaps, as after
-deletions), one account-wide counter shared by private chats and basic groups. Dates start at
+deletions), one account-wide counter shared by private chats, basic groups and Saved Messages. Dates start at
 2024-01-01T00:00Z and increase within every chat. Live changes (:meth:`Account.add_message`, ...) use a
 simulated clock that continues after the generated history, so they are deterministic too.
 
 Media objects and their files come from :mod:`tobs_sync.sim.media`.
 
-Limits: no forum topics, reactions, polls, stickers, web pages, secret chats or migrated groups; a chat's
-title never changes even when a service message says it was edited (it is "renamed" to its own title).
+Limits: no reactions, polls, stickers, web pages or secret chats; a chat's title never changes even when
+a service message says it was edited (it is "renamed" to its own title), nor does a topic's; topics are
+never closed, hidden or deleted.
 """
 
 from __future__ import annotations
@@ -40,7 +46,15 @@ STEP_S = 97
 LIVE_STEP_S = 61
 
 CHANNEL, MEGAGROUP, GROUP, PRIVATE = "channel", "megagroup", "group", "private"
-KIND_CYCLE = (CHANNEL, PRIVATE, MEGAGROUP, GROUP, PRIVATE, CHANNEL)
+SAVED, FORUM = "saved", "forum"
+KIND_CYCLE = (CHANNEL, PRIVATE, MEGAGROUP, GROUP, PRIVATE, FORUM)
+SAVED_INDEX = 4
+"""The chat that is Saved Messages (there is one per account)."""
+OLD_HISTORY = 12
+"""Messages of a forum's history that belong to the basic group it was migrated from."""
+TOPIC_EVERY = 9
+"""A forum's supergroup history opens a new topic every this many messages, while titles last."""
+GENERAL_TOPIC_ID = 1
 
 _MEDIA_BASE = 5_000_000_000_000_000
 _LIVE_MEDIA_BASE = 6_000_000_000_000_000
@@ -64,10 +78,18 @@ class SimChat:
     by_id: dict[int, types.TypeMessage] = field(default_factory=dict)
     log: UpdateLog = field(default_factory=lambda: UpdateLog(1))
     last_id: int = 0
+    migrated_from: SimChat | None = None
+    """The basic group a forum was upgraded from (its old history)."""
+    migrated_to: SimChat | None = None
+    """The supergroup this basic group became."""
+    topics: dict[int, str] = field(default_factory=dict)
+    """A forum's topics by id (the id of the message that created the topic), General excluded."""
+    message_topics: dict[int, int] = field(default_factory=dict)
+    """A forum's messages' topics, by message id."""
 
     @property
     def is_channel(self) -> bool:
-        return self.kind in (CHANNEL, MEGAGROUP)
+        return self.kind in (CHANNEL, MEGAGROUP, FORUM)
 
     @property
     def peer(self) -> types.TypePeer:
@@ -87,6 +109,8 @@ class SimChat:
             return types.InputPeerChannel(self.raw_id, self.access_hash)
         if self.kind == GROUP:
             return types.InputPeerChat(self.raw_id)
+        if self.kind == SAVED:
+            return types.InputPeerSelf()
         return types.InputPeerUser(self.raw_id, self.access_hash)
 
     def append(self, message: types.TypeMessage) -> None:
@@ -123,11 +147,13 @@ class Account:
             participants_count=12_345,
         )
         self.chats = [self._make_chat(index) for index in range(spec.chats)]
-        self.by_marked = {chat.marked_id: chat for chat in self.chats}
+        old_groups = [self._old_group(chat) for chat in self.chats if chat.kind == FORUM]
+        self.saved = next((chat for chat in self.chats if chat.kind == SAVED), None)
+        self.by_marked = {chat.marked_id: chat for chat in [*self.chats, *old_groups]}
         self.channels = {chat.raw_id: chat for chat in self.chats if chat.is_channel}
-        self.groups = {chat.raw_id: chat for chat in self.chats if chat.kind == GROUP}
-        self.privates = {chat.raw_id: chat for chat in self.chats if chat.kind == PRIVATE}
-        self._non_channel = [chat for chat in self.chats if not chat.is_channel]
+        self.groups = {chat.raw_id: chat for chat in [*self.chats, *old_groups] if chat.kind == GROUP}
+        self.privates = {chat.raw_id: chat for chat in self.chats if chat.kind in (PRIVATE, SAVED)}
+        self._non_channel = [chat for chat in self.chats if not chat.is_channel] + old_groups
         for chat in self.chats:
             self._generate(chat)
             chat.log = UpdateLog(len(chat.messages) + 1)
@@ -157,10 +183,14 @@ class Account:
         return user
 
     def _make_chat(self, index: int) -> SimChat:
-        kind = KIND_CYCLE[index % len(KIND_CYCLE)]
-        same_kind = sum(1 for i in range(index) if KIND_CYCLE[i % len(KIND_CYCLE)] == kind)
+        kind = _kind_of(index)
+        same_kind = sum(1 for i in range(index) if _kind_of(i) == kind)
         rng = rng_for(self.seed, "chat", index)
         created = self._date(0, index, 0)
+        if kind == SAVED:
+            me = self.self_user
+            name = f"{me.first_name} {me.last_name}".strip()  # what Telegram calls the dialog
+            return SimChat(index, kind, me.id, me.access_hash, name, me.username, [me.id], created, 1)
         if kind == PRIVATE:
             if same_kind < len(self._people_ids):
                 partner = self.users[self._people_ids[same_kind]]
@@ -173,7 +203,8 @@ class Account:
                 [partner.id, self.self_user.id], created, 2,
             )
         titles = {
-            CHANNEL: content.CHANNEL_TITLES, MEGAGROUP: content.MEGAGROUP_TITLES, GROUP: content.GROUP_TITLES
+            CHANNEL: content.CHANNEL_TITLES, MEGAGROUP: content.MEGAGROUP_TITLES, GROUP: content.GROUP_TITLES,
+            FORUM: content.FORUM_TITLES,
         }[kind]
         title = titles[same_kind % len(titles)]
         if same_kind >= len(titles):
@@ -196,19 +227,32 @@ class Account:
             title, username, members, created, participants,
         )
 
+    def _old_group(self, forum: SimChat) -> SimChat:
+        """The basic group ``forum`` was migrated from (same title and members, no dialog of its own)."""
+        rng = rng_for(self.seed, "old-group", forum.index)
+        old = SimChat(
+            forum.index, GROUP, 100_000_000 + forum.index * 1_000_000 + rng.randrange(1_000_000), 0,
+            forum.title, None, list(forum.member_ids), forum.created, len(forum.member_ids),
+        )
+        forum.migrated_from, old.migrated_to = old, forum
+        return old
+
     def chat_entity(self, chat: SimChat) -> types.TypeChat | types.TypeUser:
         """The ``Channel``/``Chat``/``User`` object Telegram would send for ``chat``."""
-        if chat.kind == PRIVATE:
+        if chat.kind in (PRIVATE, SAVED):
             return self.users[chat.raw_id]
         if chat.kind == GROUP:
+            upgraded = chat.migrated_to
             return types.Chat(
                 id=chat.raw_id, title=chat.title, photo=types.ChatPhotoEmpty(),
                 participants_count=chat.participants, date=chat.created, version=1, creator=True,
+                deactivated=upgraded is not None or None,
+                migrated_to=types.InputChannel(upgraded.raw_id, upgraded.access_hash) if upgraded else None,
             )
         return types.Channel(
             id=chat.raw_id, title=chat.title, photo=types.ChatPhotoEmpty(), date=chat.created,
-            broadcast=chat.kind == CHANNEL, megagroup=chat.kind == MEGAGROUP, access_hash=chat.access_hash,
-            username=chat.username, participants_count=chat.participants,
+            broadcast=chat.kind == CHANNEL, megagroup=chat.kind in (MEGAGROUP, FORUM), forum=chat.kind == FORUM or None,
+            access_hash=chat.access_hash, username=chat.username, participants_count=chat.participants,
         )
 
     def entities_for(
@@ -254,7 +298,8 @@ class Account:
     # region peers
 
     def chat_for_peer(self, peer: types.TypeInputPeer) -> SimChat | None:
-        """The chat an input peer names; ``None`` for a known user without a chat or for self.
+        """The chat an input peer names; ``None`` for a known user without a chat (or for self when the
+        account has no Saved Messages chat).
 
         Raises ``CHANNEL_INVALID`` / ``PEER_ID_INVALID`` for unknown ids or wrong access hashes,
         as Telegram does: an ``access_hash`` of 0 is not accepted.
@@ -275,7 +320,7 @@ class Account:
                 raise bad_request("PEER_ID_INVALID")
             return self.privates.get(peer.user_id)
         if isinstance(peer, (types.InputPeerSelf, types.InputUserSelf)):
-            return None
+            return self.saved
         raise bad_request("PEER_ID_INVALID")
 
     def chat_by_marked_id(self, chat_id: int) -> SimChat:
@@ -307,6 +352,8 @@ class Account:
         """``(from_id, out, post)`` for a new message in ``chat``."""
         if chat.kind == CHANNEL:
             return None, False, True
+        if chat.kind == SAVED:
+            return types.PeerUser(self.self_user.id), True, False
         if chat.kind == PRIVATE:
             out = rng.random() < 0.45
             return (types.PeerUser(self.self_user.id) if out else None), out, False
@@ -329,25 +376,83 @@ class Account:
         return types.MessageFwdHeader(date=when, from_name="Hidden Sender")
 
     def _generate(self, chat: SimChat) -> None:
+        """The ``spec.messages`` messages of ``chat``: for a forum, the old group's first, then its own."""
         positions = {c.raw_id: pos for pos, c in enumerate(self._non_channel)}
         stride = len(self._non_channel)
-        album_left, grouped_id = 0, 0
+        old = chat.migrated_from
+        album_left, grouped_id, album_topic = 0, 0, GENERAL_TOPIC_ID
         for i in range(self.spec.messages):
             rng = rng_for(self.seed, "msg", chat.index, i)
             gap_roll, gap = rng.random(), rng.randint(1, 3)
-            if chat.is_channel:
-                msg_id = chat.last_id + 1 + (gap if i and gap_roll < 0.03 else 0)
+            target = old if old is not None and i < OLD_HISTORY else chat
+            local = i - OLD_HISTORY if old is not None and target is chat else i
+            if target.is_channel:
+                msg_id = target.last_id + 1 + (gap if local and gap_roll < 0.03 else 0)
             else:
-                msg_id = i * stride + positions[chat.raw_id] + 1
+                msg_id = i * stride + positions[target.raw_id] + 1
             date = self._date(i, chat.index, rng.randint(0, 59))
-            if album_left:
+            if old is not None and i == OLD_HISTORY - 1:
+                album_left = 0  # an album never straddles the upgrade
+                message: types.TypeMessage = self._service(
+                    target, msg_id, date, types.MessageActionChatMigrateTo(chat.raw_id), rng
+                )
+            elif old is not None and target is chat and local == 0:
+                action = types.MessageActionChannelMigrateFrom(old.title, old.raw_id)
+                message = types.MessageService(id=msg_id, peer_id=chat.peer, date=date, action=action)
+            elif album_left:
                 album_left -= 1
-                message = self._album_member(chat, msg_id, date, rng, grouped_id, i)
-            elif i == 0 and chat.kind != PRIVATE:
-                message = self._created(chat, msg_id, date)
+                message = self._album_member(target, msg_id, date, rng, grouped_id, i)
+                self._place_in_topic(target, message, album_topic, None)
+            elif local == 0 and target.kind not in (PRIVATE, SAVED):
+                message = self._created(target, msg_id, date)
+            elif target.kind == FORUM and local % TOPIC_EVERY == 1 and len(target.topics) < len(content.TOPIC_TITLES):
+                message = self._new_topic(target, msg_id, date, rng)
             else:
-                message, album_left, grouped_id = self._ordinary(chat, msg_id, date, rng, i)
-            chat.append(message)
+                message, album_left, grouped_id = self._ordinary(target, msg_id, date, rng, i)
+                if target.kind == FORUM and isinstance(message, types.Message):
+                    album_topic = self._topic_for(target, message, i)
+            target.append(message)
+
+    def _service(
+        self, chat: SimChat, msg_id: int, date: datetime, action: types.TypeMessageAction, rng: random.Random
+    ) -> types.MessageService:
+        from_id, out, post = self._sender(chat, rng)
+        return types.MessageService(
+            id=msg_id, peer_id=chat.peer, date=date, out=out or None, post=post or None, from_id=from_id,
+            action=action,
+        )
+
+    def _new_topic(self, chat: SimChat, msg_id: int, date: datetime, rng: random.Random) -> types.MessageService:
+        """The service message opening the forum's next topic (its id is the topic's id)."""
+        title = content.TOPIC_TITLES[len(chat.topics)]
+        chat.topics[msg_id] = title
+        chat.message_topics[msg_id] = msg_id
+        return self._service(chat, msg_id, date, types.MessageActionTopicCreate(title, rng.randrange(1 << 24)), rng)
+
+    def _topic_for(self, chat: SimChat, message: types.Message, i: int) -> int:
+        """Put a forum message into a topic (General included), maybe answering one of the topic's messages."""
+        rng = rng_for(self.seed, "topic", chat.index, i)
+        topic = rng.choice([GENERAL_TOPIC_ID, *chat.topics])
+        earlier = [m.id for m in chat.messages[-50:] if chat.message_topics.get(m.id) == topic and m.id != topic]
+        answered = rng.choice(earlier) if earlier and rng.random() < 0.3 else None
+        self._place_in_topic(chat, message, topic, answered)
+        return topic
+
+    @staticmethod
+    def _place_in_topic(chat: SimChat, message: types.Message, topic: int, answered: int | None) -> None:
+        """The reply header Telegram gives a message in ``topic``: none in General unless it answers a message;
+        else ``forum_topic`` with the topic as ``reply_to_msg_id``, or as ``reply_to_top_id`` when it answers one."""
+        if chat.kind != FORUM:
+            return
+        chat.message_topics[message.id] = topic
+        if topic == GENERAL_TOPIC_ID:
+            message.reply_to = types.MessageReplyHeader(reply_to_msg_id=answered) if answered else None
+        elif answered is None:
+            message.reply_to = types.MessageReplyHeader(forum_topic=True, reply_to_msg_id=topic)
+        else:
+            message.reply_to = types.MessageReplyHeader(
+                forum_topic=True, reply_to_msg_id=answered, reply_to_top_id=topic
+            )
 
     def _created(self, chat: SimChat, msg_id: int, date: datetime) -> types.MessageService:
         if chat.kind == GROUP:
@@ -357,7 +462,7 @@ class Account:
                 from_id=types.PeerUser(self.self_user.id), action=action,
             )
         action = types.MessageActionChannelCreate(chat.title)
-        from_id = types.PeerUser(chat.member_ids[0]) if chat.kind == MEGAGROUP else None
+        from_id = types.PeerUser(chat.member_ids[0]) if chat.kind in (MEGAGROUP, FORUM) else None
         return types.MessageService(
             id=msg_id, peer_id=chat.peer, date=date, post=chat.kind == CHANNEL or None, from_id=from_id,
             action=action,
@@ -381,7 +486,7 @@ class Account:
         from_id, out, post = self._sender(chat, rng)
         earlier = [m.id for m in chat.messages[-50:]]
         roll = rng.random()
-        if roll < 0.02 and chat.kind != PRIVATE and i > 1:
+        if roll < 0.02 and chat.kind not in (PRIVATE, SAVED) and i > 1:
             service = types.MessageService(
                 id=msg_id, peer_id=chat.peer, date=date, out=out or None, post=post or None, from_id=from_id,
                 action=types.MessageActionChatEditTitle(chat.title),
@@ -507,3 +612,7 @@ class Account:
 
     # endregion
 
+
+def _kind_of(index: int) -> str:
+    """The kind of the ``index``-th chat."""
+    return SAVED if index == SAVED_INDEX else KIND_CYCLE[index % len(KIND_CYCLE)]

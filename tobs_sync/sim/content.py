@@ -60,6 +60,9 @@ PEOPLE: tuple[Person, ...] = (
 CHANNEL_TITLES = ("Field Notes 📓", "Rust/Go: Weekly", "Café Ünïcode ☕", "News 24:7", "Bibliothek der Dinge")
 MEGAGROUP_TITLES = ("Allotment: Plot 7/B 🌱", "Über-Gruppe", "Dev Chat <beta>")
 GROUP_TITLES = ("Family: Trips/Plans", "Book Club 📚", "Neighbours")
+FORUM_TITLES = ("Makers' Forum 🛠", "Hiking: Routes/Tips", "Lab <notes>")
+TOPIC_TITLES = ("Announcements 📣", "Trips / Plans", "Off-topic: *anything*", "Help & Questions")
+GENERAL_TOPIC_TITLE = "General"
 CHANNEL_USERNAMES = ("field_notes_sim", "rustgo_weekly_sim", "cafe_unicode_sim", "news247_sim", "bibliothek_sim")
 
 WORDS = (

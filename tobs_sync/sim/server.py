@@ -38,6 +38,7 @@ from telethon.tl import functions, types
 from telethon.tl.tlobject import TLObject
 
 from tobs_sync.sim.account import Account, SimChat
+from tobs_sync.sim.chat_info import chat_info_handlers
 from tobs_sync.sim.content import rng_for, signed64
 from tobs_sync.sim.faults import Faults
 from tobs_sync.sim.files import key_of_location, media_id_of_key, read_range
@@ -147,6 +148,7 @@ class SimServer:
             functions.PingRequest: self._ping,
             functions.auth.SendCodeRequest: self._send_code,
             functions.auth.SignInRequest: self._sign_in,
+            **chat_info_handlers(account),
         }
 
     def handle(self, request: TLObject, ctx: CallContext) -> Any:
@@ -374,7 +376,9 @@ class SimServer:
         result: list[TLObject] = []
         external = self.account.external
         for item in req.id:
-            if isinstance(item, types.InputChannel) and item.channel_id == external.id:
+            if not isinstance(item, types.InputChannel):  # the schema's type: InputPeerChannel is refused
+                raise bad_request("INPUT_CONSTRUCTOR_INVALID")
+            if item.channel_id == external.id:
                 if item.access_hash != external.access_hash:
                     raise bad_request("CHANNEL_INVALID")
                 result.append(external)

@@ -32,7 +32,7 @@ from typing import Any
 from telethon import TelegramClient
 from telethon.tl import types
 
-from tobs_sync.sim.account import Account, SimChat
+from tobs_sync.sim.account import FORUM, GENERAL_TOPIC_ID, Account, SimChat
 from tobs_sync.sim.client import build_client
 from tobs_sync.sim.content import rng_for
 from tobs_sync.sim.faults import Faults
@@ -104,7 +104,7 @@ class SimulatedTelegram:
         return self._account.chat_by_marked_id(chat_id)
 
     def kind(self, chat_id: int) -> str:
-        """``"channel"``, ``"megagroup"``, ``"group"`` or ``"private"``."""
+        """``"channel"``, ``"megagroup"``, ``"forum"``, ``"group"``, ``"private"`` or ``"saved"``."""
         return self._chat(chat_id).kind
 
     def title(self, chat_id: int) -> str:
@@ -125,6 +125,21 @@ class SimulatedTelegram:
     def messages(self, chat_id: int) -> list[types.TypeMessage]:
         """The server-side history of the chat, ascending by id (do not mutate the objects)."""
         return list(self._chat(chat_id).messages)
+
+    def migrated_messages(self, chat_id: int) -> list[types.TypeMessage]:
+        """The history of the basic group the supergroup ``chat_id`` was upgraded from (its own ids;
+        empty for other chats)."""
+        old = self._chat(chat_id).migrated_from
+        return list(old.messages) if old is not None else []
+
+    def topics(self, chat_id: int) -> dict[int, str]:
+        """A forum's topics by id, the General topic excluded (empty for other chats)."""
+        return dict(self._chat(chat_id).topics)
+
+    def message_topic(self, chat_id: int, msg_id: int) -> int | None:
+        """The topic a forum's message is in (1 for the General topic); None outside forums."""
+        chat = self._chat(chat_id)
+        return chat.message_topics.get(msg_id, GENERAL_TOPIC_ID) if chat.kind == FORUM else None
 
     def message(self, chat_id: int, msg_id: int) -> types.TypeMessage:
         return self._chat(chat_id).by_id[msg_id]

@@ -6,7 +6,8 @@ A spec is a comma-separated list of ``key=value`` pairs, e.g.
 ==================  =======  ===========================================================================
 key                 default  meaning
 ==================  =======  ===========================================================================
-``chats``           3        number of chats (channels, a megagroup, a basic group, private chats)
+``chats``           3        number of chats (channels, a megagroup, a basic group, private chats; from 6 on
+                             also Saved Messages and a forum with topics upgraded from a basic group)
 ``messages``        200      generated messages per chat (service messages and album members included)
 ``media``           0.2      fraction (0..1) of messages that carry media
 ``latency_ms``      0        simulated round trip per request, in milliseconds

@@ -49,6 +49,7 @@ from tobs_sync.sources.tdesktop_convert import (
     resolve_date,
     resolve_media_path,
 )
+from tobs_sync.sources.tdesktop_topics import ExportTopics
 from tobs_sync.store import BELOW_CURSOR
 
 MEDIA_CHUNK_SIZE = 1024 * 1024
@@ -533,6 +534,7 @@ class DesktopExport:
             raise SourceError(f"{where}: not found when reading the export again; did the file change?")
         context = ChatContext(chat_id=chat_id, export_root=self._root, timezone=self._timezone, where=where)
         skips = self._skips[chat_id] = _ChatSkips([], _IdRuns())
+        topics = ExportTopics()
         last_date: int | None = None
         highest: int | None = None
         for position, raw in stream.messages(header):
@@ -544,9 +546,10 @@ class DesktopExport:
                 highest = ident
                 if ident <= after:
                     skips.below_cursor.add(ident)
+                    topics.skip(ident, raw)
                     date = resolve_date(raw.get("date_unixtime"), raw.get("date"), self._timezone)
                     last_date = date if date is not None else last_date
                     continue
-            message = convert_message(raw, context, position, last_date)
+            message = topics.place(convert_message(raw, context, position, last_date))
             last_date = message.date
             yield message

@@ -32,6 +32,9 @@ What it guarantees:
   by an earlier run (killed mid-backfill, or ended by Telegram) is finished or cleared on start;
   ``TAKEOUT_INIT_DELAY_X`` and ``TAKEOUT_INVALID`` (another export, e.g. Telegram Desktop's,
   replaced it) fall back to reading history normally, with a warning that says why.
+* A supergroup read from below zero first reads the basic group it was upgraded from, its ids
+  shifted below zero (:mod:`~tobs_sync.sources.telegram_migrated`); forum messages get their topic's
+  title (:mod:`~tobs_sync.sources.telegram_topics`).
 * No network, a proxy or captive portal answering instead of Telegram, and refusals while logging
   in (:func:`log_in`) are :class:`SourceError` naming the step, never a traceback; a start that
   fails disconnects the client.
@@ -58,7 +61,7 @@ from telethon.extensions import BinaryReader
 
 from tobs_sync.config import TelegramSettings
 from tobs_sync.errors import ChatDeferred, FloodWait, MediaChanged, MediaUnavailable, SourceError
-from tobs_sync.model import Chat, ChatKind, MediaRef, Message
+from tobs_sync.model import MIGRATED_ID_SHIFT, Chat, ChatKind, MediaRef, Message
 from tobs_sync.session import LoginPrompts, private_umask
 from tobs_sync.sources.base import DEFAULT_BATCH_SIZE
 from tobs_sync.sources.telegram_convert import chat_from_entity, message_from_tl, parse_locator, tl_media_for_slot
@@ -69,6 +72,8 @@ from tobs_sync.sources.telegram_errors import (
     needs_fresh_reference,
     same_file,
 )
+from tobs_sync.sources.telegram_migrated import as_supergroup_message, old_group
+from tobs_sync.sources.telegram_topics import TopicTitles
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +222,7 @@ class TelegramSource:
         self._per_dc_download_floods = per_dc_download_floods
         self._peer_cache = peers
         self._sleep = sleep
+        self._topics = TopicTitles()
 
     async def __aenter__(self) -> Self:
         try:
@@ -332,13 +338,17 @@ class TelegramSource:
     # -- history ----------------------------------------------------------------------------
 
     async def batches(self, chat: Chat, after: int) -> AsyncIterator[Sequence[Message]]:
-        after = max(after, 0)  # live ids start at 1: a cursor below zero means "from the start" (min_id=0)
         peer = self._peers.get(chat.id) or await self._input_peer(chat.id)
+        if after < 0 and chat.kind == ChatKind.SUPERGROUP:  # ids below zero: history from before an upgrade
+            async for batch in self._old_group_history(chat, peer, after):
+                yield batch
+        after = max(after, 0)  # live ids start at 1: a cursor below zero means "from the start" (min_id=0)
         cursor = after
+        call = self._caller(chat)
         while True:
             async for batch in self._read_history(peer, chat, cursor):
                 cursor = batch[-1].id
-                yield batch
+                yield await self._topics.titled(chat, peer, batch, call)
             # Telethon ends a pass silently on repeated or out-of-order ids: confirm the end.
             newer = await self._with_retries(
                 lambda cursor=cursor: self._client.get_messages(peer, limit=1, min_id=cursor, reverse=True),
@@ -347,6 +357,35 @@ class TelegramSource:
             if not [m for m in newer if m.id > cursor]:
                 return
             log.info("chat %r: history read ended early at id %s; reading on", chat.title, cursor)
+
+    async def _old_group_history(self, chat: Chat, peer: Any, after: int) -> AsyncIterator[list[Message]]:
+        """The history of the basic group ``chat`` was upgraded from, above ``after``, as the supergroup's
+        messages (ids shifted below zero, as Telegram Desktop exports them)."""
+        request = functions.channels.GetFullChannelRequest(utils.get_input_channel(peer))
+        try:
+            full = await self._caller(chat)(request, f"reading the details of {chat.title!r}")
+        except errors.RPCError as error:
+            raise SourceError(f"chat {chat.title!r}: Telegram refused its details: {error}") from error
+        if (found := old_group(full)) is None:
+            return
+        old_id, old_peer = found
+        self._peers[old_id] = old_peer
+        old_chat = dataclasses.replace(chat, id=old_id, kind=ChatKind.GROUP, forum=False, username=None)
+        cursor = max(after + MIGRATED_ID_SHIFT, 0)
+        while True:
+            async for batch in self._read_history(old_peer, old_chat, cursor):
+                cursor = batch[-1].id
+                yield [as_supergroup_message(message, chat.id) for message in batch]
+            newer = await self._with_retries(  # as in batches(): a silent early stop must not lose the rest
+                lambda cursor=cursor: self._client.get_messages(old_peer, limit=1, min_id=cursor, reverse=True),
+                f"checking for older messages of {chat.title!r}", chat=chat,
+            )
+            if not [m for m in newer if m.id > cursor]:
+                return
+
+    def _caller(self, chat: Chat) -> Callable[[Any, str], Awaitable[Any]]:
+        """``call(request, what)``: one request for ``chat`` with deadlines, retries and flood waits."""
+        return lambda request, what: self._with_retries(lambda: self._client(request), what, chat=chat)
 
     async def _read_history(self, peer: Any, chat: Chat, after: int) -> AsyncIterator[list[Message]]:
         cursor, attempts = after, 0
@@ -367,7 +406,7 @@ class TelegramSource:
                         continue
                     cursor = tl_message.id
                     self._remember_message(chat.id, tl_message)
-                    message = message_from_tl(tl_message, chat.id)
+                    message = message_from_tl(tl_message, chat.id, forum=chat.forum)
                     if message is not None:
                         batch.append(message)
                     if len(batch) >= self._batch_size:

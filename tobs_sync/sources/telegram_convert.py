@@ -33,6 +33,7 @@ from telethon.tl import types
 from telethon.tl.tlobject import TLObject
 
 from tobs_sync.model import (
+    GENERAL_TOPIC_ID,
     Chat,
     ChatKind,
     Contact,
@@ -130,7 +131,8 @@ def chat_from_entity(entity: Any) -> Chat:
         title = display_name(entity) or username or f"{DELETED_ACCOUNT} {entity.id}"
     else:
         title = display_name(entity) or f"Unnamed chat {chat_id}"
-    return Chat(id=chat_id, title=title, kind=kind.value, username=username)
+    forum = bool(getattr(entity, "forum", False))
+    return Chat(id=chat_id, title=title, kind=kind.value, username=username, forum=forum)
 
 
 def _member_name(entity: Any, user_id: int) -> str:
@@ -439,6 +441,10 @@ _ACTIONS: Mapping[type, _ActionMaker] = MappingProxyType({
     types.MessageActionContactSignUp: lambda a, m: ServiceAction("joined_telegram"),
     types.MessageActionScreenshotTaken: lambda a, m: ServiceAction("take_screenshot"),
     types.MessageActionTopicCreate: lambda a, m: ServiceAction("topic_created", a.title),
+    types.MessageActionTopicEdit: lambda a, m: ServiceAction("topic_edit", details=_present(
+        new_title=a.title, new_icon_emoji_id=str(a.icon_emoji_id) if a.icon_emoji_id else None,
+        closed=a.closed, hidden=a.hidden,
+    )),
     types.MessageActionCustomAction: lambda a, m: ServiceAction("custom_action", text=a.message),
 })
 
@@ -494,15 +500,28 @@ def _forward(message: Any) -> Forward | None:
     )
 
 
+def topic_of(message: Any, forum: bool = False) -> int | None:
+    """The forum topic of a TL message: the topic its reply header names, the topic a topic-creation
+    message starts (its own id), else the General topic in a forum and None elsewhere."""
+    header = getattr(message, "reply_to", None)
+    if isinstance(header, types.MessageReplyHeader) and header.forum_topic:
+        return header.reply_to_top_id or header.reply_to_msg_id
+    if isinstance(getattr(message, "action", None), types.MessageActionTopicCreate):
+        return int(message.id)
+    return GENERAL_TOPIC_ID if forum else None
+
+
 def _reply(message: Any, chat_id: int, extra: dict[str, Any]) -> Reply | None:
+    """The message this one answers. In a forum topic the header's ``reply_to_msg_id`` is the topic
+    itself unless ``reply_to_top_id`` is set too: only then is the message a reply."""
     header = message.reply_to
     if isinstance(header, types.MessageReplyStoryHeader):
         extra["reply_to_story"] = {"peer_id": _peer_id(header.peer), "story_id": header.story_id}
         return None
     if not isinstance(header, types.MessageReplyHeader):
         return None
-    if header.forum_topic:
-        extra["topic_id"] = header.reply_to_top_id or header.reply_to_msg_id
+    if header.forum_topic and not header.reply_to_top_id:
+        return None
     if header.reply_to_msg_id is None:
         if info := _scalars(header):
             extra["reply_to"] = info
@@ -557,8 +576,12 @@ def _edited(message: Any, date: int) -> int | None:
     return edited
 
 
-def message_from_tl(message: Any, chat_id: int) -> Message | None:
-    """A :class:`Message` from a Telethon ``Message``/``MessageService``; None for ``MessageEmpty``."""
+def message_from_tl(message: Any, chat_id: int, *, forum: bool = False) -> Message | None:
+    """A :class:`Message` from a Telethon ``Message``/``MessageService``; None for ``MessageEmpty``.
+
+    ``forum``: the chat has topics, so a message naming no topic is in the General topic. The topic's
+    title is set here only for the message that creates it; the source knows the others.
+    """
     if not isinstance(message, types.Message | types.MessageService):
         return None
     service = isinstance(message, types.MessageService)
@@ -569,6 +592,8 @@ def message_from_tl(message: Any, chat_id: int) -> Message | None:
     sender_id, sender_name = _sender(message, chat_id)
     reply = _reply(message, chat_id, extra)
     action = service_action(message) if service else None
+    topic_id = topic_of(message, forum)
+    topic_title = action.title if action is not None and action.kind == "topic_created" else None
     if action is not None and action.kind == "pin_message":
         reply = None  # the pinned message is the action's message_id, as in exports
     _counters(message, extra)
@@ -578,5 +603,6 @@ def message_from_tl(message: Any, chat_id: int) -> Message | None:
         entities=() if service else tuple(_entity(e) for e in message.entities or ()),
         sender_id=sender_id, sender_name=sender_name, author=message.post_author or None,
         edited=_edited(message, date), forward=_forward(message), reply=reply, media=_media_refs(message, chat_id),
-        grouped_id=message.grouped_id, action=action, via_bot=_via_bot(message), extra=extra, **values,
+        grouped_id=message.grouped_id, action=action, via_bot=_via_bot(message), topic_id=topic_id,
+        topic_title=topic_title, extra=extra, **values,
     )
