@@ -24,6 +24,7 @@ from tobs_sync.config import load_settings
 from tobs_sync.sim import SimulatedTelegram, parse_spec
 from tobs_sync.sources.tdesktop import DesktopExport
 from tobs_sync.sources.telegram import TelegramSource
+from tobs_sync.store import NO_CURSOR
 
 NOTE = "Telegram/Field Notes/2024-03-01 2.md"
 
@@ -58,7 +59,7 @@ def test_a_note_written_just_before_a_crash_takes_an_edit_that_arrived_since(vau
     with App.open(vault) as app:
         row = app.store.note_at(NOTE)
         assert row is not None and row.content_hash == "" and row.intended_hash, "only the intent was committed"
-        assert app.store.chat_states()[0].cursor == 0
+        assert app.store.chat_states()[0].cursor == NO_CURSOR
     export = edited_export(tmp_path / "edited")
     report, _ = asyncio.run(import_export(vault, export))
     assert report.conflicts == []
