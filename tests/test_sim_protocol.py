@@ -269,27 +269,46 @@ def sync_pass(vault: Path, sim: SimulatedTelegram, **client_options: Any) -> tup
     return run_virtual(run())
 
 
-def test_a_pass_under_telegrams_budgets_provokes_the_flood_waits_its_paging_costs(vault: Path) -> None:
-    """One channel of 6,500 messages: Telethon reads pages of 100 (65 pages and the empty page that
-    ends them), then the source checks once for newer messages: 67 history requests against 30 per
-    30 s, so two FLOOD_WAIT_30 answers, slept through on the virtual clock, and nothing lost."""
-    messages = 6500
+def test_a_pass_under_a_history_budget_provokes_the_flood_waits_its_paging_costs(vault: Path) -> None:
+    """One channel of 900 messages: Telethon reads pages of 100 (9 pages and the empty page that ends
+    them), then the source checks once for newer messages: 11 history requests against a budget of
+    5 per 30 s (the ``rate=telegram`` history budget, made smaller), so two FLOOD_WAIT_30 answers,
+    slept through on the virtual clock, and nothing lost."""
+    messages, per_window, window_s = 900, 5, 30.0
     sim = SimulatedTelegram(f"chats=1,messages={messages},media=0,seed=4,rate=telegram")
+    sim.rate.set_budget("history", TELEGRAM_BUDGETS["history"].methods, per_window, window_s)
     history_requests = -(-messages // 100) + 1 + 1
-    budget = TELEGRAM_BUDGETS["history"]
-    expected_waits = (history_requests - 1) // budget.requests
+    expected_waits = (history_requests - 1) // per_window
     report, elapsed = sync_pass(vault, sim)
     assert report.messages == len(sim.messages(sim.chat_ids[0])) and report.deferred == []
     assert sim.flood_waits == expected_waits == 2
-    assert sim.stats.errors == {("GetHistory", f"FLOOD_WAIT_{budget.window_s:.0f}"): expected_waits}
+    assert sim.stats.errors == {("GetHistory", f"FLOOD_WAIT_{window_s:.0f}"): expected_waits}
     assert sim.stats.count("GetHistory") == history_requests + expected_waits  # each refused page asked again
-    assert elapsed == expected_waits * budget.window_s
+    assert elapsed == expected_waits * window_s
+
+
+def test_telegrams_history_budget_lets_a_3000_message_backfill_through_in_one_window() -> None:
+    """30 pages of 100 per 30 s (Telethon's "3000 messages within 30 seconds"): the 31st page waits."""
+    sim = SimulatedTelegram("chats=1,messages=3100,media=0,seed=4,rate=telegram")
+    peer = sim.input_peer(sim.chat_ids[0])
+    client = sim.client(raise_last_call_error=True, flood_sleep_threshold=0)
+
+    async def run() -> list[int]:
+        ids: list[int] = []
+        with pytest.raises(errors.FloodWaitError) as flood:
+            async for message in client.iter_messages(peer, reverse=True, wait_time=0):
+                ids.append(message.id)
+        assert flood.value.seconds == 30
+        return ids
+
+    assert len(run_virtual(run())) == 3000
+    assert sim.flood_waits == 1
 
 
 def test_without_a_rate_policy_the_same_pass_provokes_no_flood_wait(vault: Path) -> None:
-    sim = SimulatedTelegram("chats=1,messages=6500,media=0,seed=4")
+    sim = SimulatedTelegram("chats=1,messages=900,media=0,seed=4")
     report, elapsed = sync_pass(vault, sim)
-    assert report.messages == 6500 and sim.flood_waits == 0 and elapsed == 0
+    assert report.messages == 900 and sim.flood_waits == 0 and elapsed == 0
 
 
 # endregion
