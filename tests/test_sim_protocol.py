@@ -5,7 +5,6 @@ strictness, the rate policy and a client that starts disconnected -- each throug
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -176,7 +175,8 @@ def test_get_entity_with_a_phone_number_finds_the_contact() -> None:
     ("name", "build"),
     [
         ("GetChannels",
-         lambda peer: functions.channels.GetChannelsRequest([types.InputPeerChannel(peer.channel_id, peer.access_hash)])),
+         lambda peer: functions.channels.GetChannelsRequest(
+             [types.InputPeerChannel(peer.channel_id, peer.access_hash)])),
         ("GetMessages",
          lambda peer: functions.channels.GetMessagesRequest(
              types.InputPeerChannel(peer.channel_id, peer.access_hash), [types.InputMessageID(1)])),
