@@ -20,6 +20,9 @@ Private Telethon internals this module touches (pinned ``telethon>=1.45,<1.46``;
   simulator's fake addresses into real clients in the same process).
 * ``TelegramClient._updates_queue`` -- read only: the home sender puts pushed updates into it, as the real
   ``MTProtoSender`` does with the queue it receives in its constructor.
+* ``Connection._dc_id`` -- read only: the home sender's ``connect(connection)`` takes its DC from the
+  connection object Telethon builds, so ``_switch_dc`` after ``PHONE_MIGRATE_X`` moves it (checked by
+  ``tests/test_sim_protocol.py::test_an_account_homed_on_another_dc_is_followed_there_at_login``).
 
 Everything else on the client is public API.
 """
