@@ -11,7 +11,7 @@ key                 default  meaning
 ``media``           0.2      fraction (0..1) of messages that carry media
 ``latency_ms``      0        simulated round trip per request, in milliseconds
 ``seed``            1        seed of every generated id, text, date and file byte
-``dcs``             3        number of data centres (1..5); the home DC is 2 when there are two or more
+``dcs``             3        number of data centres (1..5)
 ``live_every_s``    0        seconds between live changes after ``start_live()`` (0 = off)
 ``bandwidth_kbps``  0        download bandwidth per connection in kilobits per second (0 = unlimited)
 ``home_dc``         auto     the DC the account lives on (1..``dcs``); auto is 2 with two or more DCs,
