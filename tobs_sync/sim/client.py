@@ -20,6 +20,9 @@ Private Telethon internals this module touches (pinned ``telethon>=1.45,<1.46``;
   simulator's fake addresses into real clients in the same process).
 * ``TelegramClient._updates_queue`` -- read only: the home sender puts pushed updates into it, as the real
   ``MTProtoSender`` does with the queue it receives in its constructor.
+* ``Connection._dc_id`` -- read only: the home sender's ``connect(connection)`` takes its DC from the
+  connection object Telethon builds, so ``_switch_dc`` after ``PHONE_MIGRATE_X`` moves it (checked by
+  ``tests/test_sim_protocol.py::test_an_account_homed_on_another_dc_is_followed_there_at_login``).
 
 Everything else on the client is public API.
 """
@@ -37,6 +40,8 @@ from telethon.tl.alltlobjects import LAYER
 from tobs_sync.sim.sender import SimSender
 from tobs_sync.sim.server import SimServer
 
+DEFAULT_DC_ID = 2
+"""The DC a new Telethon session starts on (``telethon.client.telegrambaseclient.DEFAULT_DC_ID``)."""
 API_ID = 1
 API_HASH = "tobs-sync-simulator"
 PRIVATE_ATTRIBUTES = ("_sender", "_create_exported_sender", "_get_dc", "_updates_queue")
@@ -51,26 +56,35 @@ def dc_address(dc_id: int) -> str:
     return f"127.0.0.{dc_id}"
 
 
-def build_client(server: SimServer, session_file: str | Path | None = None, **options: Any) -> TelegramClient:
+def build_client(
+    server: SimServer, session_file: str | Path | None = None, *, connected: bool = True, **options: Any
+) -> TelegramClient:
     """A ``TelegramClient`` whose connections all go to ``server``; ``options`` go to its constructor.
 
     ``session_file``: an SQLite session (Telethon's own format) kept between clients, so what Telethon
     saves in it (entities, update state, a takeout id) reaches the next run; else a ``MemorySession``.
+    A logged-in account's session starts on its home DC; a new session (the server not logged in)
+    starts on Telethon's default DC 2 and is moved by ``PHONE_MIGRATE_X`` when it logs in.
+    ``connected=False``: the client starts disconnected, as a real one does, so ``connect()`` (the
+    start-up requests, the update and keep-alive loops) runs before anything else.
     """
     for name in _RESERVED:
         if name in options:
             raise TypeError(f"the simulated client sets {name!r} itself")
     home = server.spec.home_dc
+    start = home if server.logged_in else min(DEFAULT_DC_ID, server.spec.dcs)
     session: MemorySession
     if session_file is None:
         session = MemorySession()
-        session.set_dc(home, dc_address(home), 443)
+        session.set_dc(start, dc_address(start), 443)
     else:
         session = SQLiteSession(str(session_file))
-        if session.dc_id != home:
-            session.set_dc(home, dc_address(home), 443)
+        if not session.server_address or (server.logged_in and session.dc_id != home):
+            session.set_dc(start, dc_address(start), 443)
     client = TelegramClient(session, API_ID, API_HASH, **options)
-    client._sender = SimSender(server, home, home=True, updates_queue=client._updates_queue)
+    client._sender = SimSender(
+        server, session.dc_id, home=True, updates_queue=client._updates_queue, connected=connected
+    )
 
     async def create_exported_sender(dc_id: int) -> SimSender:
         sender = SimSender(server, dc_id, home=False)

@@ -16,8 +16,12 @@ pending requests, as ``MTProtoSender`` does.
 Connection state: the home sender starts usable (requests work without ``connect()``, and
 ``is_connected()`` is true) but its first ``connect()`` still returns ``True`` so that
 ``TelegramClient.connect`` runs its real start-up (``InitConnection``, ``get_me``, ``GetState``) and
-starts the update and keep-alive loops; only then are live updates pushed to it. Senders for other DCs
-start closed; opening one costs three round trips of latency.
+starts the update and keep-alive loops; only then are live updates pushed to it. With
+``connected=False`` the home sender starts closed, as a real client's does, so everything that uses it
+must go through ``connect()`` first. Senders for other DCs start closed; opening one costs three round
+trips of latency. ``connect()`` of the home sender takes the DC from Telethon's connection object, so
+``PHONE_MIGRATE_X`` (Telethon's ``_switch_dc``) moves it. Requests pass the server's rate policy
+(:mod:`ratelimit`) before its handlers.
 """
 
 from __future__ import annotations
@@ -65,21 +69,23 @@ class SimSender:
     """One simulated connection (see module docs)."""
 
     def __init__(
-        self, server: SimServer, dc_id: int, *, home: bool, updates_queue: asyncio.Queue[Any] | None = None
+        self, server: SimServer, dc_id: int, *, home: bool, updates_queue: asyncio.Queue[Any] | None = None,
+        connected: bool = True,
     ) -> None:
         self.dc_id = dc_id
         self.auth_key = AuthKey(None)
         self._server = server
         self._home = home
         self._updates_queue = updates_queue
-        self._up = home
+        self._up = home and connected
         self._handshake = False
         self._pending: dict[asyncio.Task[Any], list[asyncio.Future[Any]]] = {}
         self._disconnected: asyncio.Future[None] | None = None
         self._link_free_at = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         if home:
-            server.stats.connections_opened[dc_id] += 1
+            if self._up:
+                server.stats.connections_opened[dc_id] += 1
             server.subscribe(self)
 
     # region MTProtoSender interface
@@ -89,6 +95,8 @@ class SimSender:
         if self._up and (self._handshake or not self._home):
             return False
         if not self._up:
+            if self._home and (dc_id := getattr(connection, "_dc_id", None)):
+                self.dc_id = dc_id  # after PHONE_MIGRATE_X Telethon connects the home sender elsewhere
             await self._open()
         self._up = True
         self._handshake = self._home
@@ -255,6 +263,7 @@ class SimSender:
                         self._close(error, keep=asyncio.current_task())
                         raise error
                     await self._open()
+            server.rate.admit(short, qualified)
             result = server.handle(inner, CallContext(self.dc_id, takeout_id))
         except RpcFault as fault:
             server.stats.errors[(short, fault.message)] += 1

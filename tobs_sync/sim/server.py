@@ -17,9 +17,14 @@ depends on them:
 * Takeout: ``account.initTakeoutSession`` opens a session, ``invokeWithTakeout`` must name an open one.
 * ``updates.getState``/``getDifference``/``getChannelDifference`` follow the :mod:`updates` logs.
 
+* Login (:mod:`login`): the code, 2FA with SRP, ``PHONE_MIGRATE_X`` off the account's home DC;
+  contacts (:mod:`contacts`); every request's constructors are checked against the TL schema
+  (:mod:`schema`: ``INPUT_CONSTRUCTOR_INVALID``); the spec's ``rate`` policy (:mod:`ratelimit`) is
+  applied by the connection before a request reaches :meth:`SimServer.handle`.
+
 Limits: peers must carry their real ``access_hash`` (Telegram also refuses 0 for user accounts), so a
 fresh client must list dialogs (or use stored input peers) before addressing chats by id; there is no
-search, no sending, no reactions and no flood policy unless injected through :class:`Faults`.
+search, no sending and no reactions; floods come from the ``rate`` policy or :class:`Faults`.
 Requests without a handler raise :class:`UnsupportedRequest` naming the request.
 """
 
@@ -39,10 +44,14 @@ from telethon.tl.tlobject import TLObject
 
 from tobs_sync.sim.account import Account, SimChat
 from tobs_sync.sim.chat_info import chat_info_handlers
+from tobs_sync.sim.contacts import ContactBook
 from tobs_sync.sim.content import rng_for, signed64
 from tobs_sync.sim.faults import Faults
 from tobs_sync.sim.files import key_of_location, media_id_of_key, read_range
+from tobs_sync.sim.login import REQUESTS_BEFORE_LOGIN, LoginDesk
+from tobs_sync.sim.ratelimit import policy_for
 from tobs_sync.sim.rpc import RpcFault, UnsupportedRequest, bad_request
+from tobs_sync.sim.schema import check_constructors
 from tobs_sync.sim.spec import SimSpec
 from tobs_sync.sim.stats import SimStats
 
@@ -101,17 +110,6 @@ def copy_tl(obj: TLObject) -> TLObject:
     return BinaryReader(bytes(obj)).tgread_object()
 
 
-_WITHOUT_LOGIN: frozenset[type] = frozenset(
-    {
-        functions.auth.SendCodeRequest,
-        functions.auth.SignInRequest,
-        functions.help.GetConfigRequest,
-        functions.PingRequest,
-    }
-)
-"""Requests a session that is not logged in may make."""
-
-
 class SimServer:
     """Request handlers over one :class:`Account`, shared by every connection of the simulator."""
 
@@ -124,9 +122,9 @@ class SimServer:
         self._takeout_counter = 0
         self._exports: dict[int, tuple[int, bytes]] = {}
         self._subscribers: weakref.WeakSet[Any] = weakref.WeakSet()
-        self.logged_in = True
-        """False simulates a new session: everything but the login requests answers AUTH_KEY_UNREGISTERED."""
-        self.login_code = "12345"
+        self.login = LoginDesk(spec.home_dc, account.self_user, spec.seed)
+        self.contacts = ContactBook(account, spec.seed)
+        self.rate = policy_for(spec.rate)
         self._handlers: dict[type, Callable[[Any, CallContext], Any]] = {
             functions.messages.GetHistoryRequest: self._get_history,
             functions.messages.GetMessagesRequest: self._get_messages,
@@ -146,23 +144,37 @@ class SimServer:
             functions.account.FinishTakeoutSessionRequest: self._finish_takeout,
             functions.upload.GetFileRequest: self._get_file,
             functions.PingRequest: self._ping,
-            functions.auth.SendCodeRequest: self._send_code,
-            functions.auth.SignInRequest: self._sign_in,
+            **self.login.handlers(),
+            **self.contacts.handlers(),
             **chat_info_handlers(account),
         }
+
+    @property
+    def logged_in(self) -> bool:
+        """False simulates a new session: everything but the login requests answers AUTH_KEY_UNREGISTERED."""
+        return self.login.logged_in
+
+    @logged_in.setter
+    def logged_in(self, value: bool) -> None:
+        self.login.logged_in = value
+
+    @property
+    def login_code(self) -> str:
+        return self.login.code
 
     def handle(self, request: TLObject, ctx: CallContext) -> Any:
         """The result of an unwrapped request (TL object, list or bool), or raise :class:`RpcFault`."""
         if ctx.takeout_id is not None and ctx.takeout_id not in self._takeouts:
             raise bad_request("TAKEOUT_INVALID")
         handler = self._handlers.get(type(request))
-        if not self.logged_in and type(request) not in _WITHOUT_LOGIN:
+        if not self.logged_in and type(request) not in REQUESTS_BEFORE_LOGIN:
             raise RpcFault(401, "AUTH_KEY_UNREGISTERED")
         if handler is None:
             raise UnsupportedRequest(
                 f"tobs_sync.sim has no handler for {type(request).__name__} "
                 f"({type(request).__module__}); add one to tobs_sync/sim/server.py"
             )
+        check_constructors(request)
         return handler(request, ctx)
 
     # region updates pushed to clients
@@ -344,20 +356,6 @@ class SimServer:
             raise bad_request("USERNAME_NOT_OCCUPIED")
         users, chats = self.account.entities_for([], [peer])
         return types.contacts.ResolvedPeer(peer=peer, chats=chats, users=users)
-
-    def _send_code(self, req: functions.auth.SendCodeRequest, ctx: CallContext) -> TLObject:
-        if not req.phone_number.strip("+ ").replace(" ", "").isdigit():
-            raise bad_request("PHONE_NUMBER_INVALID")
-        return types.auth.SentCode(type=types.auth.SentCodeTypeApp(length=len(self.login_code)),
-                                   phone_code_hash="sim-code-hash")
-
-    def _sign_in(self, req: functions.auth.SignInRequest, ctx: CallContext) -> TLObject:
-        if req.phone_code_hash != "sim-code-hash":
-            raise bad_request("PHONE_CODE_EXPIRED")
-        if req.phone_code != self.login_code:
-            raise bad_request("PHONE_CODE_INVALID")
-        self.logged_in = True
-        return types.auth.Authorization(user=self.account.self_user)
 
     def _get_users(self, req: functions.users.GetUsersRequest, ctx: CallContext) -> list[TLObject]:
         result: list[TLObject] = []

@@ -38,6 +38,7 @@ from tobs_sync.sim.content import rng_for
 from tobs_sync.sim.faults import Faults
 from tobs_sync.sim.files import document_key, photo_key, read_all, read_range
 from tobs_sync.sim.media import MEDIA_KINDS
+from tobs_sync.sim.ratelimit import RatePolicy
 from tobs_sync.sim.server import SimServer
 from tobs_sync.sim.spec import SimSpec, parse_spec
 from tobs_sync.sim.stats import SimStats
@@ -48,14 +49,19 @@ LIVE_LOG_LIMIT = 10_000
 class SimulatedTelegram:
     """A deterministic, seedable Telegram account behind real Telethon clients."""
 
-    def __init__(self, spec: SimSpec | str | None = None, *, logged_in: bool = True) -> None:
-        """``logged_in=False`` starts like a new session: the client must log in (code ``login_code``)."""
+    def __init__(
+        self, spec: SimSpec | str | None = None, *, logged_in: bool = True, password: str | None = None
+    ) -> None:
+        """``logged_in=False`` starts like a new session: the client must log in (code ``login_code``),
+        on the spec's ``home_dc`` (``PHONE_MIGRATE_X`` from anywhere else). ``password`` turns on
+        two-step verification: signing in then needs it too (checked with SRP, as Telegram does)."""
         self.spec = parse_spec(spec) if isinstance(spec, str) else (spec or SimSpec())
         self.faults = Faults()
         self.stats = SimStats()
         self._account = Account(self.spec)
         self._server = SimServer(self.spec, self._account, self.faults, self.stats)
         self._server.logged_in = logged_in
+        self._server.login.set_password(password)
         self._clients: weakref.WeakSet[TelegramClient] = weakref.WeakSet()
         self._live_task: asyncio.Task[None] | None = None
         self._live_connected: list[TelegramClient] = []
@@ -64,13 +70,17 @@ class SimulatedTelegram:
 
     # region clients
 
-    def client(self, session_file: str | Path | None = None, **options: Any) -> TelegramClient:
+    def client(
+        self, session_file: str | Path | None = None, *, connected: bool = True, **options: Any
+    ) -> TelegramClient:
         """A new ``TelegramClient`` on this account (``options`` go to its constructor, e.g.
         ``flood_sleep_threshold``, ``request_retries``, ``raise_last_call_error``, ``receive_updates``).
 
         ``session_file`` keeps Telethon's SQLite session between clients (a takeout id a killed run
-        left in it, for instance); by default each client has a fresh in-memory session."""
-        client = build_client(self._server, session_file, **options)
+        left in it, for instance); by default each client has a fresh in-memory session.
+        ``connected=False`` starts the client disconnected, as a real one: ``connect()`` (or
+        ``start()``/``async with``) then runs Telethon's real start-up and its update loop."""
+        client = build_client(self._server, session_file, connected=connected, **options)
         self._clients.add(client)
         return client
 
@@ -82,6 +92,25 @@ class SimulatedTelegram:
     @property
     def logged_in(self) -> bool:
         return self._server.logged_in
+
+    @property
+    def password_checks(self) -> int:
+        """``auth.checkPassword`` requests answered so far (right or wrong passwords)."""
+        return self._server.login.password_checks
+
+    @property
+    def rate(self) -> RatePolicy:
+        """The rate policy (``rate`` in the spec); change budgets with ``set_budget``/``remove_budget``."""
+        return self._server.rate
+
+    @property
+    def flood_waits(self) -> int:
+        """``FLOOD_WAIT_X`` answers the rate policy has given."""
+        return sum(self._server.rate.floods.values())
+
+    def contacts(self) -> list[types.User]:
+        """The account's contacts as ``contacts.getContacts`` lists them (with phone numbers)."""
+        return self._server.contacts.users()
 
     @property
     def home_dc(self) -> int:

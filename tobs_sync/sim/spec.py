@@ -12,12 +12,18 @@ key                 default  meaning
 ``media``           0.2      fraction (0..1) of messages that carry media
 ``latency_ms``      0        simulated round trip per request, in milliseconds
 ``seed``            1        seed of every generated id, text, date and file byte
-``dcs``             3        number of data centres (1..5); the home DC is 2 when there are two or more
+``dcs``             3        number of data centres (1..5)
 ``live_every_s``    0        seconds between live changes after ``start_live()`` (0 = off)
 ``bandwidth_kbps``  0        download bandwidth per connection in kilobits per second (0 = unlimited)
+``home_dc``         auto     the DC the account lives on (1..``dcs``); auto is 2 with two or more DCs,
+                             else 1. A new session starts on DC 2 (as Telethon's does) and is sent
+                             to this one with ``PHONE_MIGRATE_X`` when it logs in
+``rate``            off      ``telegram``: per-method request budgets answered with ``FLOOD_WAIT_X``
+                             when exceeded (:mod:`tobs_sync.sim.ratelimit`); ``off``: none
 ==================  =======  ===========================================================================
 
-Limits: the parser accepts exactly this flat syntax (no quoting, no nesting); errors are
+Limits: the parser accepts exactly this flat syntax (no quoting, no nesting); ``rate`` is the only
+key that takes a word, every other one a number; errors are
 :class:`~tobs_sync.errors.ConfigError` whose message names the offending key.
 """
 
@@ -45,6 +51,9 @@ class SimSpec:
     dcs: int = 3
     live_every_s: float = 0.0
     bandwidth_kbps: float = 0.0
+    home_dc: int = 0
+    """The account's home data centre; 0 (the default) resolves to 2 with at least two DCs, else 1."""
+    rate: str = "off"
 
     def __post_init__(self) -> None:
         _check_range("chats", self.chats, 1, 10_000)
@@ -55,11 +64,11 @@ class SimSpec:
         _check_range("dcs", self.dcs, 1, 5)
         _check_range("live_every_s", self.live_every_s, 0.0, 86_400.0)
         _check_range("bandwidth_kbps", self.bandwidth_kbps, 0.0, 1e12)
-
-    @property
-    def home_dc(self) -> int:
-        """The account's home data centre: 2 when there are at least two DCs, else 1."""
-        return 2 if self.dcs >= 2 else 1
+        _check_range("home_dc", self.home_dc, 0, self.dcs)
+        if self.home_dc == 0:
+            object.__setattr__(self, "home_dc", 2 if self.dcs >= 2 else 1)
+        if self.rate not in RATE_POLICIES:
+            raise ConfigError(f"{_PREFIX}: key 'rate' must be one of {', '.join(RATE_POLICIES)}, got {self.rate!r}")
 
     @property
     def latency_s(self) -> float:
@@ -72,10 +81,16 @@ class SimSpec:
 
     def to_text(self) -> str:
         """The spec in ``parse_spec`` syntax (round-trips exactly)."""
-        return ",".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
+        return ",".join(
+            f"{f.name}={value if isinstance(value, str) else repr(value)}"
+            for f in fields(self)
+            for value in (getattr(self, f.name),)
+        )
 
 
-_INT_KEYS = frozenset({"chats", "messages", "seed", "dcs"})
+RATE_POLICIES = ("off", "telegram")
+_INT_KEYS = frozenset({"chats", "messages", "seed", "dcs", "home_dc"})
+_WORD_KEYS = frozenset({"rate"})
 _KEYS = tuple(f.name for f in fields(SimSpec))
 
 
@@ -90,8 +105,10 @@ def _check_range(key: str, value: Any, low: float, high: float) -> None:
         raise ConfigError(f"{_PREFIX}: key {key!r} must be between {low:g} and {high:g}, got {value!r}")
 
 
-def _convert(key: str, raw: str) -> int | float:
+def _convert(key: str, raw: str) -> int | float | str:
     text = raw.strip()
+    if key in _WORD_KEYS:
+        return text
     try:
         if key in _INT_KEYS:
             return int(text.replace("_", ""), 10)
@@ -107,7 +124,7 @@ def parse_spec(text: str) -> SimSpec:
     Raises :class:`ConfigError` naming the key for an unknown key (with a suggestion),
     a value that is not a number or out of range, a missing ``=``, or a key given twice.
     """
-    values: dict[str, int | float] = {}
+    values: dict[str, int | float | str] = {}
     for item in text.split(","):
         item = item.strip()
         if not item:

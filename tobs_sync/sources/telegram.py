@@ -81,6 +81,8 @@ T = TypeVar("T")
 
 MAX_ATTEMPTS = 5
 """Tries of one request or one download before it is given up for this pass."""
+LOGIN_ATTEMPTS = 3
+"""Times the login code, and then the 2FA password, are asked before logging in gives up."""
 RECENT_MESSAGES = 2000
 """TL messages kept for their media (file references) after a batch is yielded."""
 MIN_PART, MAX_PART = 4096, 512 * 1024
@@ -134,16 +136,28 @@ async def deadline(seconds: float, awaitable: Awaitable[T], what: str) -> T:
 
 async def log_in(client: TelegramClient, prompts: LoginPrompts, *, timeout_s: float) -> str:
     """Log ``client`` in, asking through ``prompts`` (a session already logged in asks nothing);
-    returns the account's name. Always disconnects; Telegram's refusals become a :class:`SourceError`."""
+    returns the account's name. Always disconnects; Telegram's refusals become a :class:`SourceError`.
+
+    The code and, for accounts with two-step verification, the password are each asked at most
+    :data:`LOGIN_ATTEMPTS` times. An account homed on another data centre is followed there
+    (Telethon handles ``PHONE_MIGRATE_X`` and saves the new DC in the session)."""
     try:
         await deadline(timeout_s, client.connect(), "connecting to Telegram")
         if not await deadline(timeout_s, client.is_user_authorized(), "checking the login"):
             phone = _ask_phone(prompts)
             with private_umask():  # Telethon writes the session file as it goes
                 try:
-                    await client.start(phone=phone, code_callback=prompts.code, password=prompts.password)
+                    await client.start(
+                        phone=phone, code_callback=prompts.code, password=prompts.password,
+                        max_attempts=LOGIN_ATTEMPTS,
+                    )
                 except RuntimeError as error:  # how Telethon gives up after three wrong codes
                     raise SourceError(f"logging in: {error}") from error
+                except errors.PasswordHashInvalidError as error:  # ... and after three wrong passwords
+                    raise SourceError(
+                        f"logging in: the two-step verification password was wrong {LOGIN_ATTEMPTS} times "
+                        "(TOBS_PASSWORD, or the one typed at the prompt)"
+                    ) from error
         me = await deadline(timeout_s, client.get_me(), "reading the logged-in account")
     except errors.RPCError as error:
         raise SourceError(f"logging in: Telegram refused it ({_describe(error)})") from error
