@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tobs_sync.merge import BEGIN_MARKER, END_MARKER, Conflict, generated_base, merge
+from tobs_sync.errors import TemplateError
+from tobs_sync.merge import BEGIN_MARKER, END_MARKER, Conflict, generated_base, holds_marker, merge
+from tobs_sync.names import md
 from tobs_sync.publish import Draft, Outcome, Publisher, decide_note
+from tobs_sync.render import Renderer
 from tobs_sync.store import NoteRow, Store
 from tobs_sync.vault import Vault, sha256_hex
 
@@ -133,3 +137,14 @@ def test_publishing_merges_and_remembers_what_it_generated(tmp_path: Path) -> No
     assert store.note_bases(["Chat/n.md"])["Chat/n.md"] == (generated_base(NEW), None)
     assert publish(NEW) is Outcome.UNCHANGED
     store.close()
+
+
+def test_a_template_cannot_write_the_markers_itself(tmp_path: Path) -> None:
+    (tmp_path / "message.md").write_text(f"text\n{END_MARKER}\nmore\n", encoding="utf-8")
+    renderer = Renderer(tmp_path)
+    with pytest.raises(TemplateError, match="may not contain a line"):
+        renderer.render("message.md", {}, {"tg_chat_id": 1, "tg_message_id": 2})
+
+
+def test_telegram_text_cannot_forge_a_marker() -> None:
+    assert not holds_marker(md(END_MARKER))

@@ -19,6 +19,7 @@ from test_import import sample_data, write_export
 from tobs_sync.app import App, import_export
 from tobs_sync.cli import main
 from tobs_sync.merge import BEGIN_MARKER, END_MARKER
+from tobs_sync.vault import sha256_hex
 
 MESSAGE_NOTE = "Telegram/Field Notes/2024-03-01 3.md"
 CHAT_NOTE = "Telegram/Field Notes/Field Notes.md"
@@ -169,3 +170,32 @@ def test_a_note_without_markers_that_the_user_edited_is_a_conflict_with_a_clear_
     assert [c["path"] for c in status(vault, capsys)["conflicts"]] == [MESSAGE_NOTE]
     assert main(["status", "--vault", str(vault)]) == 0
     assert "render --force PATH" in capsys.readouterr().out
+
+
+def test_a_note_written_before_the_markers_existed_is_rewritten_once_with_them(vault: Path) -> None:
+    run_import(vault, SAMPLE_EXPORT)
+    note = vault / MESSAGE_NOTE
+    old = note.read_text(encoding="utf-8").replace(f"{BEGIN_MARKER}\n\n", "").replace(f"\n\n{END_MARKER}", "")
+    note.write_text(old, encoding="utf-8")
+    with App.open(vault) as app:  # the state an older tobs-sync left: this text, and no base
+        row = app.store.note_at(MESSAGE_NOTE)
+        assert row is not None
+        with app.store.transaction() as db:
+            db.execute("DELETE FROM note_bases")
+        app.store.commit_notes([replace(row, content_hash=sha256_hex(old.encode()))])
+        report = app.synchronizer.render_all()
+        assert (report.notes_written, report.conflicts) == (1, [])
+        assert note.read_text(encoding="utf-8").count(END_MARKER) == 1
+        assert app.synchronizer.render_all().notes_written == 0
+
+
+def test_a_second_render_rewrites_no_note_holding_user_text(vault: Path) -> None:
+    run_import(vault, SAMPLE_EXPORT)
+    add_user_part(vault / MESSAGE_NOTE)
+    change_template(vault, "Rendered by template v2.")
+    with App.open(vault) as app:
+        assert app.synchronizer.render_all().conflicts == []
+        mtime = (vault / MESSAGE_NOTE).stat().st_mtime_ns
+        assert app.synchronizer.render_all().notes_written == 0
+    assert (vault / MESSAGE_NOTE).stat().st_mtime_ns == mtime
+    assert_user_part_kept(vault / MESSAGE_NOTE)

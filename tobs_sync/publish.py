@@ -3,20 +3,24 @@
 :meth:`Publisher.publish` takes the rendered notes of a batch (a sync batch, the notes a media
 retry updates, a slice of a re-render, a chat's index note) and:
 
-1. decides each note with one rule, on the bytes now on disk:
-   the file already holds the new bytes -> *unchanged*, nothing written; no file -> *written*;
-   the file holds what tobs-sync committed or intended last -> *written*; anything else (the user
-   edited it, or tobs-sync never wrote it) -> *conflict*: left byte for byte and listed;
+1. decides each note on the bytes now on disk (:func:`decide_note`): no file -> *written*;
+   otherwise the new generated part is merged into the file (:func:`tobs_sync.merge.merge`, with
+   what tobs-sync generated there last, its *base*), keeping the user's properties and text
+   outside the ``%% tobs %%`` markers -> *written*, or *unchanged* if that is what the file holds;
+   an edit inside the markers (or markers gone) -> *conflict*: left byte for byte and listed.
+   A note with no base (written before the markers existed) follows the hash rule: the file holds
+   what tobs-sync committed or intended last -> *written*; anything else -> *conflict*;
 2. records, in one transaction (with the batch's messages, if given), the hash each note is about
-   to get (its *intended* hash) and, as committed, the bytes on disk when they are tobs-sync's
-   own: from now until step 6 both the old and the new bytes count as its own, so a crash at any
-   instant never turns its own note into a "user edit";
+   to get (its *intended* hash) and its base, and, as committed, the bytes on disk (and their
+   base) when they are tobs-sync's own: from now until step 6 both the old and the new bytes count
+   as its own, so a crash at any instant never turns its own note into a "user edit" or a conflict;
 3. writes each note to a hidden temp file beside it and fsyncs it (several at once, in threads);
 4. renames each temp file over its note (``os.replace``);
 5. fsyncs each folder that received a rename once, and the parent of every folder created for
    the batch (a new chat's folder would otherwise vanish in a power cut);
 6. commits, in one transaction, the notes' rows (hash, size and modification time of what was
-   written, for ``status``'s fast check), the media index rows of the batch and the chat's cursor.
+   written, for ``status``'s fast check) and bases, the media index rows of the batch and the
+   chat's cursor.
 
 Re-running a batch after a crash at any point writes identical bytes (skipped) or finishes the
 job. :func:`audit_notes` is the read-only counterpart: it compares the notes on disk with the

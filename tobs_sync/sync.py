@@ -10,8 +10,10 @@ batch; repeating it writes identical bytes (skipped), and the intended hashes ma
 tobs-sync wrote just before the crash its own, never a "user edit". The media retry, the
 re-render and the chat's index note are published the same way.
 
-Notes the user edited are never overwritten: the publisher reports a conflict, which is
-recorded (``status`` lists it) and left alone. Albums (messages sharing ``grouped_id``) share one
+The user's edits of a note are kept: the publisher merges the new generated part into the note
+(properties the user added or changed, text outside the ``%% tobs %%`` markers stay); a note
+whose generated part the user edited is a conflict, recorded (``status`` lists it) and left alone
+until ``render --force PATH``. Albums (messages sharing ``grouped_id``) share one
 note, also when an album straddles two batches. Limits: a note's path is chosen once, when it is
 first written; later changes of the path template or of a chat's title apply to new notes only.
 """
