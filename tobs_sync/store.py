@@ -647,10 +647,9 @@ class Store:
         found: dict[str, tuple[bytes | None, bytes | None]] = {}
         for start in range(0, len(paths), _SKIP_CHECK_CHUNK):
             chunk = list(paths[start:start + _SKIP_CHECK_CHUNK])
-            marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                f"SELECT path, base, intended_base FROM note_bases WHERE path IN ({marks})",  # noqa: S608  # nosec B608
-                chunk,
+                "SELECT path, base, intended_base FROM note_bases WHERE path IN (SELECT value FROM json_each(?))",
+                (json.dumps(chunk),),
             ).fetchall()
             found.update({str(path): (base, intended) for path, base, intended in rows})
         return found
