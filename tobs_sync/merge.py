@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -146,83 +147,142 @@ def _split(text: str) -> _Note | Conflict:
     )
 
 
-@dataclass(frozen=True, slots=True)
+_PLAIN_KEY = re.compile(r"([A-Za-z0-9_][A-Za-z0-9_ .\-]*?):(?:[ \t]|\r?\n|$)")
+"""A top-level line whose key can be read without YAML (what tobs-sync and Obsidian write)."""
+
+
+@dataclass(slots=True)
 class _Property:
-    key: str
-    value: Any
+    """One top-level property: its key and its lines as written (with comments and blank lines
+    that follow it); its value is read with ``yaml.safe_load`` only when a comparison needs it."""
+
+    key: Any
     text: str
-    """Its lines in the frontmatter, as written (with comments and blank lines that follow it)."""
+    _value: Any = None
+    _loaded: bool = False
+
+    def value(self) -> Any:
+        if not self._loaded:
+            loaded = _load_property(self.text)
+            if isinstance(loaded, Conflict):
+                raise _Unreadable(loaded.reason)
+            self._value, self._loaded = loaded[1], True
+        return self._value
+
+    def same_value(self, other: _Property) -> bool:
+        return self.text == other.text or self.value() == other.value()
+
+
+class _Unreadable(Exception):
+    """Raised inside the merge when the user's properties cannot be read (becomes a Conflict)."""
+
+
+_UNREADABLE = "the properties are not block-style YAML with one property per line"
+
+
+def _load_property(text: str) -> tuple[Any, Any] | Conflict:
+    """``(key, value)`` of one property's lines, read with ``yaml.safe_load``."""
+    try:
+        if ("&" in text or "*" in text) and any(
+            isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=yaml.SafeLoader)
+        ):
+            return Conflict("the properties use YAML aliases")
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if not isinstance(node, yaml.MappingNode) or node.flow_style:
+            return Conflict(_UNREADABLE)  # e.g. a flow mapping: only block style merges line by line
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return Conflict(_UNREADABLE)
+    if not isinstance(loaded, dict) or len(loaded) != 1:
+        return Conflict(_UNREADABLE)
+    ((key, value),) = loaded.items()
+    return key, value
 
 
 def _properties(frontmatter: str | None) -> tuple[str, list[_Property]] | Conflict:
-    """The frontmatter as a prelude (comments before the first key) and its properties in order."""
+    """The frontmatter as a prelude (comments before the first key) and its properties in order.
+
+    Keys are read from the line when it is plain (``key: ...``), otherwise with YAML; values are
+    read later, only where texts differ.
+    """
     if frontmatter is None or not frontmatter.strip():
         return (frontmatter or "", [])
     if len(frontmatter.encode("utf-8")) > MAX_FRONTMATTER_BYTES:
         return Conflict(f"the properties are larger than {MAX_FRONTMATTER_BYTES} bytes")
-    unreadable = Conflict("the properties are not block-style YAML with one property per line")
-    try:
-        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(frontmatter, Loader=yaml.SafeLoader)):
-            return Conflict("the properties use YAML aliases")
-        whole = yaml.safe_load(frontmatter)
-    except yaml.YAMLError:
-        return unreadable
-    if not isinstance(whole, dict):
-        return unreadable
     prelude: list[str] = []
     chunks: list[list[str]] = []
     for line in frontmatter.splitlines(keepends=True):
-        starts_key = line[:1] not in ("", " ", "\t", "-", "#", "\r", "\n")
-        if starts_key:
+        if line[:1] not in ("", " ", "\t", "-", "#", "\r", "\n"):
             chunks.append([line])
         elif chunks:
             chunks[-1].append(line)
+        elif line.strip() and not line.lstrip().startswith("#"):
+            return Conflict(_UNREADABLE)  # an indented or list line before any key
         else:
             prelude.append(line)
     found: list[_Property] = []
     for chunk in chunks:
         text = "".join(chunk)
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError:
-            return unreadable
-        if not isinstance(loaded, dict) or len(loaded) != 1:
-            return unreadable
-        ((key, value),) = loaded.items()
-        found.append(_Property(key, value, text if text.endswith("\n") else text + "\n"))
-    if len({p.key for p in found}) != len(found) or {p.key: p.value for p in found} != whole:
-        return unreadable
+        text = text if text.endswith("\n") else text + "\n"
+        plain = _PLAIN_KEY.match(chunk[0])
+        if plain and not chunk[0].startswith(("true:", "false:", "null:", "~:")):
+            found.append(_Property(plain.group(1).rstrip(), text))
+            continue
+        loaded = _load_property(text)
+        if isinstance(loaded, Conflict):
+            return loaded
+        found.append(_Property(loaded[0], text, loaded[1], True))
+    if len({repr(p.key) for p in found}) != len(found):
+        return Conflict("a property is written twice")
     return ("".join(prelude), found)
 
 
 def _merge_properties(base: str | None, disk: str | None, new: str | None) -> str | Conflict | None:
     """The merged frontmatter text (None: the note has none)."""
+    if disk is not None and base == new and disk == base:
+        return disk
     parsed = [_properties(text) for text in (base, disk, new)]
     for item in parsed:
         if isinstance(item, Conflict):
             return item
     (_, base_props), (prelude, disk_props), (_, new_props) = parsed  # type: ignore[misc]
-    before = {p.key: p.value for p in base_props}
+    try:
+        return _merged_text(base_props, prelude, disk_props, new_props, disk)
+    except _Unreadable as unreadable:
+        return Conflict(str(unreadable))
+
+
+def _merged_text(
+    base_props: list[_Property], prelude: str, disk_props: list[_Property], new_props: list[_Property],
+    disk: str | None,
+) -> str | None:
+    before = {p.key: p for p in base_props}
     on_disk = {p.key: p for p in disk_props}
     generated = {p.key for p in new_props}
     merged: list[_Property] = []
     for prop in new_props:
-        mine = on_disk.get(prop.key)
-        if prop.key not in before:  # newly generated; the user's own property of that name wins
+        mine, last = on_disk.get(prop.key), before.get(prop.key)
+        if last is None:  # newly generated; the user's own property of that name wins
             merged.append(mine or prop)
         elif mine is None:  # the user deleted a generated property: it stays deleted
             continue
-        elif mine.value != before[prop.key]:  # the user changed its value (or Obsidian rewrote a link)
+        elif not mine.same_value(last):  # the user changed its value (or Obsidian rewrote a link)
             merged.append(mine)
         else:
-            merged.append(mine if mine.value == prop.value else prop)
+            merged.append(mine if mine.same_value(prop) else prop)
     for prop in disk_props:
         if prop.key in generated:
             continue
-        if prop.key not in before or prop.value != before[prop.key]:
+        last = before.get(prop.key)
+        if last is None or not prop.same_value(last):
             merged.append(prop)
     if len(merged) == len(disk_props) and all(any(p is q for q in disk_props) for p in merged):
         return disk  # nothing generated changed: the user's frontmatter exactly as it is
+    ours = {p.text for p in base_props} | {p.text for p in new_props}
+    for prop in merged:
+        if prop.text not in ours:
+            prop.value()  # what the user wrote is moved or kept: it must read as YAML on its own
     if not merged and not prelude:
         return None if disk is None else ""
     return prelude + "".join(p.text for p in merged)
+
