@@ -19,7 +19,8 @@ when it still holds what tobs-sync generated last (compared by sha256).
 Limits: the frontmatter on disk must be block-style YAML with one top-level key per line (what
 Obsidian writes); flow-style mappings, anchors and aliases, or a frontmatter larger than
 :data:`MAX_FRONTMATTER_BYTES` are a conflict, as are missing, repeated or misordered markers and
-any edit inside the region. Values are compared after ``yaml.safe_load``.
+any edit inside the region. Property values are compared by their text, and where the texts
+differ by their value after ``yaml.safe_load`` (so a change of quoting alone is no change).
 """
 
 from __future__ import annotations
