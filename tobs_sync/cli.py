@@ -263,7 +263,8 @@ def _print_status(console: Console, status: dict[str, Any]) -> None:
         console.print("no conflicts")
     if status["edited"]:
         console.print(Text(f"{len(status['edited'])} notes edited since tobs-sync wrote them "
-                           "(kept as they are; a change to their messages will be listed as a conflict):", "yellow"))
+                           "(your text outside the %% tobs %% markers and your properties are kept; an edit"
+                           " between the markers becomes a conflict at the next update):", "yellow"))
         for note in status["edited"]:
             console.print(f"  {note['path']}")
     if status["missing"]:
