@@ -38,7 +38,7 @@ def test_init_then_import_uses_the_vault_templates(tmp_path: Path) -> None:
     template.write_text(template.read_text(encoding="utf-8") + "\n(from my template)\n", encoding="utf-8")
     assert main(["import", str(SAMPLE_EXPORT), "--vault", str(vault)]) == 0
     note = vault / "Telegram" / "Field Notes" / "2024-03-01 2.md"
-    assert note.read_text(encoding="utf-8").endswith("(from my template)\n")
+    assert note.read_text(encoding="utf-8").endswith("(from my template)\n\n%% tobs:end %%\n")
 
 
 def test_import_reports_what_it_did(vault: Path, capsys: Any) -> None:

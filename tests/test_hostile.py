@@ -27,6 +27,7 @@ import yaml
 from tobs_sync.app import App, import_export
 from tobs_sync.errors import MediaUnavailable
 from tobs_sync.markdown import ZWSP
+from tobs_sync.merge import MARKERS
 from tobs_sync.model import (
     Chat,
     ChatKind,
@@ -118,6 +119,7 @@ def scan_note(path: Path, vault: Path) -> list[str]:
     problems = [f"Templater tag {tag!r}" for tag in re.findall(r"<%|%>", raw)]
     assert raw.startswith("---\n")
     header, body = raw[4:].split("\n---\n", 1)
+    body = "\n".join(line for line in body.split("\n") if line not in MARKERS)  # tobs-sync's own comments
     for value in strings_in(yaml.safe_load(header)):  # values as Obsidian reads them (YAML folds lines)
         problems += live_outside_own_links(value, vault)
     # In the body, backslash escapes and character references are text, and a web link's target

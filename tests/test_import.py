@@ -198,7 +198,7 @@ def test_render_after_a_template_change_writes_only_changed_notes(vault: Path) -
 def test_user_edited_note_is_never_overwritten_and_listed_as_conflict(vault: Path, capsys: Any) -> None:
     run_import(vault, SAMPLE_EXPORT)
     edited = vault / "Telegram/Field Notes/2024-03-01 2.md"
-    mine = edited.read_text(encoding="utf-8") + "\nMy own thoughts on this.\n"
+    mine = edited.read_text(encoding="utf-8").replace("%% tobs:end %%", "My own thoughts on this.\n%% tobs:end %%")
     edited.write_text(mine, encoding="utf-8")
     templates = vault / "Telegram" / "_templates"
     templates.mkdir(parents=True)
@@ -218,7 +218,7 @@ def test_reverting_an_edit_clears_the_conflict(vault: Path) -> None:
     run_import(vault, SAMPLE_EXPORT)
     note = vault / "Telegram/Field Notes/2024-03-01 2.md"
     original = note.read_bytes()
-    note.write_bytes(original + b"edit")
+    note.write_bytes(original.replace(b"%% tobs:end %%", b"edit\n%% tobs:end %%"))  # inside the generated part
     templates = vault / "Telegram" / "_templates"
     templates.mkdir(parents=True)
     builtin = (Path(__file__).parents[1] / "templates" / "message.md").read_text(encoding="utf-8")
@@ -231,7 +231,7 @@ def test_reverting_an_edit_clears_the_conflict(vault: Path) -> None:
         assert report.conflicts == []
         assert report.notes_written == 1
         assert app.store.conflicts() == []
-    assert note.read_text(encoding="utf-8").endswith("v2\n")
+    assert note.read_text(encoding="utf-8").endswith("v2\n\n%% tobs:end %%\n")
 
 
 def test_deleted_note_is_restored_by_render(vault: Path) -> None:

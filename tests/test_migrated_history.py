@@ -22,7 +22,7 @@ from tobs_sync.app import import_export
 from tobs_sync.cli import main
 from tobs_sync.model import Message
 from tobs_sync.sources.tdesktop import OUT_OF_ORDER
-from tobs_sync.store import BELOW_CURSOR, MIGRATIONS, NO_CURSOR, SCHEMA_VERSION, Store
+from tobs_sync.store import BELOW_CURSOR, MIGRATIONS, NO_CURSOR, Store
 from tobs_sync.sync import SyncReport
 
 SHIFT = -1_000_000_000
@@ -213,9 +213,10 @@ def test_a_new_chat_has_no_cursor_and_messages_below_zero_are_streamed(tmp_path:
 def test_migration_gives_chats_without_messages_no_cursor(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     db = sqlite3.connect(path, isolation_level=None)
-    for target in range(SCHEMA_VERSION - 1):
+    before_v5 = 4  # the schema just before the migration that gives empty chats no cursor
+    for target in range(before_v5):
         MIGRATIONS[target](db)
-    db.execute(f"PRAGMA user_version={SCHEMA_VERSION - 1}")
+    db.execute(f"PRAGMA user_version={before_v5}")
     for chat_id in (1, 2):
         db.execute(
             "INSERT INTO chats (chat_id, record, folder, folder_key) VALUES (?, x'80', ?, ?)",

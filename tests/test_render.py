@@ -33,7 +33,7 @@ def test_builtin_templates_are_found() -> None:
 
 def test_vault_template_overrides_the_builtin(tmp_path: Path) -> None:
     renderer = renderer_with(tmp_path, "custom {{ value }}")
-    assert renderer.render(MESSAGE_TEMPLATE, {"value": 1}, IDENTITY).decode().endswith("custom 1\n")
+    assert renderer.render(MESSAGE_TEMPLATE, {"value": 1}, IDENTITY).decode().endswith("custom 1\n\n%% tobs:end %%\n")
     assert renderer.template_file("chat.md") == str(builtin_templates_dir() / "chat.md")
 
 
@@ -55,7 +55,7 @@ def test_properties_become_frontmatter_with_identity_added_last(tmp_path: Path) 
         "tg_chat_id": -1001,
         "tg_message_id": 5,
     }
-    assert post.content == "body"
+    assert post.content == "%% tobs:begin %%\n\nbody\n\n%% tobs:end %%"
     # YAML 1.1 readers must see the strings as strings too: 'yes' is quoted.
     assert "flag: 'yes'" in data
 

@@ -49,7 +49,7 @@ def test_a_reverted_edit_is_no_longer_listed_as_a_conflict(vault: Path, tmp_path
     assert main(["import", str(SAMPLE_EXPORT), "--vault", str(vault)]) == 0
     note = vault / EDITED
     original = note.read_bytes()
-    note.write_bytes(original + b"edit")
+    note.write_bytes(original.replace(b"%% tobs:end %%", b"edit\n%% tobs:end %%"))  # inside the generated part
     templates = vault / "Telegram" / "_templates"
     templates.mkdir(parents=True)
     builtin = (Path(__file__).parents[1] / "templates" / "message.md").read_text(encoding="utf-8")

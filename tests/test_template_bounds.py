@@ -23,6 +23,7 @@ from tobs_sync.app import import_export
 from tobs_sync.cli import main
 from tobs_sync.config import TemplateLimits, settings_from_mapping
 from tobs_sync.errors import ConfigError, TemplateError, TemplateLimitExceeded
+from tobs_sync.merge import wrap_body
 from tobs_sync.model import Chat, ChatKind, MediaRef, Message
 from tobs_sync.render import CHAT_TEMPLATE, MESSAGE_TEMPLATE, Renderer, builtin_templates_dir
 from tobs_sync.views import StoredMedia, chat_view, message_view
@@ -89,7 +90,7 @@ def test_recursive_macros_are_timed_by_their_calls(tmp_path: Path) -> None:
 def test_the_same_render_passes_or_stops_by_the_configured_time_bound(tmp_path: Path) -> None:
     text = "{% for i in range(300) %}.{% endfor %}"
     generous, _ = renderer_for(tmp_path, text, max_render_ms=2000)
-    assert render(generous).endswith("." * 300 + "\n")
+    assert render(generous).endswith("." * 300 + "\n\n%% tobs:end %%\n")
     strict, _ = renderer_for(tmp_path, text, max_render_ms=100)
     with pytest.raises(TemplateLimitExceeded, match="longer than 100 ms"):
         render(strict)
@@ -165,7 +166,7 @@ def test_huge_results_are_refused_before_they_are_built(tmp_path: Path, text: st
 def test_the_size_bound_is_configurable(tmp_path: Path) -> None:
     text = "{{ 'x' * count }}"
     small, _ = renderer_for(tmp_path, text, max_output_chars=5000, max_render_ms=600_000)
-    assert render(small, count=2000).endswith("x" * 2000 + "\n")
+    assert render(small, count=2000).endswith("x" * 2000 + "\n\n%% tobs:end %%\n")
     with pytest.raises(TemplateLimitExceeded, match="at most 5000 characters"):
         render(small, count=6000)
 
@@ -311,7 +312,8 @@ def test_the_bounded_sandbox_renders_what_jinjas_sandbox_renders(tmp_path: Path)
     expected = plain.get_template("main.md").render(context).strip("\n")
     assert "[1/2 a a[1/1 a b]][2/2 b c]<in 5>UPPER X<!3a=1;b=2;" in expected
     renderer, _ = renderer_for(tmp_path, "")
-    assert frontmatter.loads(renderer.render("main.md", context, IDENTITY).decode("utf-8")).content == expected
+    rendered = renderer.render("main.md", context, IDENTITY).decode("utf-8")
+    assert frontmatter.loads(rendered).content == wrap_body(expected)
 
 
 def test_the_cli_prints_a_failing_template_as_one_line_without_a_traceback(vault: Path, capsys: Any) -> None:

@@ -44,7 +44,8 @@ def render_with(overrides: Path, message_template: str) -> bytes:
 def test_included_regular_files_inside_the_folder_are_read(overrides: Path) -> None:
     (overrides / "parts").mkdir()
     (overrides / "parts" / "footer.md").write_text("the footer", encoding="utf-8")
-    assert render_with(overrides, 'body {% include "parts/footer.md" %}').decode().endswith("body the footer\n")
+    rendered = render_with(overrides, 'body {% include "parts/footer.md" %}').decode()
+    assert rendered.endswith("body the footer\n\n%% tobs:end %%\n")
 
 
 def test_an_included_symlink_to_a_file_outside_is_refused(overrides: Path, secret: Path) -> None:

@@ -36,7 +36,7 @@ from tobs_sync.app import (
     sync_telegram,
 )
 from tobs_sync.config import load_settings
-from tobs_sync.errors import TobsError
+from tobs_sync.errors import TobsError, VaultError
 from tobs_sync.lock import VaultLock
 from tobs_sync.media import MediaCounts
 from tobs_sync.publish import audit_notes
@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     render = commands.add_parser("render", help="re-render every note from the store, writing only changed ones")
     render.add_argument("--vault", type=Path, required=True)
+    render.add_argument(
+        "--force", metavar="PATH", nargs="+", default=None,
+        help="replace the generated part of these notes even where it was edited "
+             "(the file is first copied to .tobs/backups/)",
+    )
 
     status = commands.add_parser("status", help="chats, cursors, media and conflicts of a vault")
     status.add_argument("--vault", type=Path, required=True)
@@ -137,7 +142,11 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     if args.command == "render":
         require_state(load_settings(args.vault))
         with App.open(args.vault, command="tobs-sync render") as app:
-            report = app.synchronizer.render_all()
+            if args.force:
+                paths = [_vault_path(app.vault.root, given) for given in args.force]
+                report = app.synchronizer.render_all(paths, force=True)
+            else:
+                report = app.synchronizer.render_all()
             _print_report(console, report, app.media.counts)
         return 0
     if args.command == "status":
@@ -149,6 +158,18 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             _print_status(console, status)
         return 0
     raise AssertionError(args.command)  # pragma: no cover
+
+
+def _vault_path(root: Path, given: str) -> str:
+    """A note's path inside the vault, from a path inside the vault or one on disk."""
+    candidate = Path(given)
+    if candidate.is_absolute() or candidate.exists():
+        try:
+            return candidate.resolve().relative_to(root).as_posix()
+        except ValueError:
+            if candidate.is_absolute():
+                raise VaultError(f"{given!r} is not inside the vault {str(root)!r}") from None
+    return candidate.as_posix()
 
 
 def _print_report(console: Console, report: SyncReport, counts: MediaCounts) -> None:
@@ -168,7 +189,8 @@ def _print_report(console: Console, report: SyncReport, counts: MediaCounts) -> 
     if counts.skipped or counts.failed:
         console.print(f"media: {counts.skipped} skipped by the media settings, {counts.failed} to retry next pass")
     if report.conflicts:
-        console.print(Text(f"{len(report.conflicts)} notes edited outside tobs-sync were left as they are:", "yellow"))
+        console.print(Text(f"{len(report.conflicts)} notes whose generated part was edited were left as they are "
+                           "('tobs-sync render --force PATH' replaces it, keeping a backup):", "yellow"))
         for path in report.conflicts[:20]:
             console.print(f"  {path}")
         if len(report.conflicts) > 20:
@@ -232,14 +254,17 @@ def _print_status(console: Console, status: dict[str, Any]) -> None:
     for name, path in status["templates"].items():
         console.print(f"template {name}: {path}")
     if status["conflicts"]:
-        console.print(Text(f"{len(status['conflicts'])} notes edited outside tobs-sync (left untouched):", "yellow"))
+        console.print(Text(f"{len(status['conflicts'])} notes whose generated part (between the %% tobs %% markers,"
+                           " or the markers themselves) was edited, left untouched; 'tobs-sync render --force PATH'"
+                           " replaces it, keeping a backup:", "yellow"))
         for conflict in status["conflicts"]:
             console.print(f"  {conflict['path']}")
     else:
         console.print("no conflicts")
     if status["edited"]:
         console.print(Text(f"{len(status['edited'])} notes edited since tobs-sync wrote them "
-                           "(kept as they are; a change to their messages will be listed as a conflict):", "yellow"))
+                           "(your text outside the %% tobs %% markers and your properties are kept; an edit"
+                           " between the markers becomes a conflict at the next update):", "yellow"))
         for note in status["edited"]:
             console.print(f"  {note['path']}")
     if status["missing"]:

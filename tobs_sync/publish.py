@@ -3,20 +3,24 @@
 :meth:`Publisher.publish` takes the rendered notes of a batch (a sync batch, the notes a media
 retry updates, a slice of a re-render, a chat's index note) and:
 
-1. decides each note with one rule, on the bytes now on disk:
-   the file already holds the new bytes -> *unchanged*, nothing written; no file -> *written*;
-   the file holds what tobs-sync committed or intended last -> *written*; anything else (the user
-   edited it, or tobs-sync never wrote it) -> *conflict*: left byte for byte and listed;
+1. decides each note on the bytes now on disk (:func:`decide_note`): no file -> *written*;
+   otherwise the new generated part is merged into the file (:func:`tobs_sync.merge.merge`, with
+   what tobs-sync generated there last, its *base*), keeping the user's properties and text
+   outside the ``%% tobs %%`` markers -> *written*, or *unchanged* if that is what the file holds;
+   an edit inside the markers (or markers gone) -> *conflict*: left byte for byte and listed.
+   A note with no base (written before the markers existed) follows the hash rule: the file holds
+   what tobs-sync committed or intended last -> *written*; anything else -> *conflict*;
 2. records, in one transaction (with the batch's messages, if given), the hash each note is about
-   to get (its *intended* hash) and, as committed, the bytes on disk when they are tobs-sync's
-   own: from now until step 6 both the old and the new bytes count as its own, so a crash at any
-   instant never turns its own note into a "user edit";
+   to get (its *intended* hash) and its base, and, as committed, the bytes on disk (and their
+   base) when they are tobs-sync's own: from now until step 6 both the old and the new bytes count
+   as its own, so a crash at any instant never turns its own note into a "user edit" or a conflict;
 3. writes each note to a hidden temp file beside it and fsyncs it (several at once, in threads);
 4. renames each temp file over its note (``os.replace``);
 5. fsyncs each folder that received a rename once, and the parent of every folder created for
    the batch (a new chat's folder would otherwise vanish in a power cut);
 6. commits, in one transaction, the notes' rows (hash, size and modification time of what was
-   written, for ``status``'s fast check), the media index rows of the batch and the chat's cursor.
+   written, for ``status``'s fast check) and bases, the media index rows of the batch and the
+   chat's cursor.
 
 Re-running a batch after a crash at any point writes identical bytes (skipped) or finishes the
 job. :func:`audit_notes` is the read-only counterpart: it compares the notes on disk with the
@@ -31,6 +35,7 @@ edit landing between step 1 and step 4 is overwritten; one publisher per vault (
 
 from __future__ import annotations
 
+import logging
 import posixpath
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -38,9 +43,12 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from tobs_sync.errors import VaultError
+from tobs_sync.merge import Conflict, generated_base, merge
 from tobs_sync.model import Message
 from tobs_sync.store import MESSAGE_NOTE, MediaRows, NoteRow, Store
 from tobs_sync.vault import PreparedWrite, Vault, sha256_hex
+
+log = logging.getLogger(__name__)
 
 FSYNC_WORKERS = 8
 """Threads writing and fsyncing a batch's temp files concurrently."""
@@ -79,12 +87,61 @@ class Published:
 
 
 def decide(disk_hash: str | None, new_hash: str, previous: NoteRow | None) -> Outcome:
-    """The one rule for writing over a note: see the module docstring, step 1."""
+    """The rule for a note with nothing to merge (no base, or no markers): see the module docstring, step 1."""
     if disk_hash == new_hash:
         return Outcome.UNCHANGED
     if disk_hash is None or (previous is not None and previous.is_ours(disk_hash)):
         return Outcome.WRITTEN
     return Outcome.CONFLICT
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to do with one note: the outcome, the bytes to write and their hash, and the bases
+    (what tobs-sync generated) of the bytes on disk now and of the bytes written."""
+
+    outcome: Outcome
+    data: bytes
+    new_hash: str
+    disk_hash: str | None
+    disk_base: bytes | None
+    new_base: bytes | None
+    reason: str = ""
+
+
+def decide_note(
+    draft: Draft,
+    disk: bytes | None,
+    bases: tuple[bytes | None, bytes | None],
+    *,
+    force: bool = False,
+) -> Decision:
+    """Step 1 for one note: merge the new generated part into the bytes on disk, or decide by hash.
+
+    ``bases`` are the committed and intended bases of the note in the store. The intended one
+    describes the disk when the disk holds the intended bytes (a crash after the rename), so a
+    note tobs-sync wrote is never taken for a user edit. ``force`` (``render --force``) replaces
+    an edited region instead of reporting it, and a note without markers by the generated note.
+    """
+    generated, new_base = draft.data, generated_base(draft.data)
+    disk_hash = None if disk is None else sha256_hex(disk)
+    committed_base, intended_base = bases
+    previous = draft.previous
+    disk_base = committed_base
+    if previous is not None and disk_hash is not None and disk_hash == previous.intended_hash and intended_base:
+        disk_base = intended_base
+    if disk is None:
+        return Decision(Outcome.WRITTEN, generated, sha256_hex(generated), None, None, new_base)
+    result: bytes | Conflict = Conflict("tobs-sync has no record of what it generated in this note")
+    if disk_base is not None and new_base is not None:
+        result = merge(disk_base, disk, generated, force_region=force)
+    if isinstance(result, bytes):
+        outcome = Outcome.UNCHANGED if result == disk else Outcome.WRITTEN
+        return Decision(outcome, result, sha256_hex(result), disk_hash, disk_base, new_base)
+    new_hash = sha256_hex(generated)
+    outcome = Outcome.WRITTEN if force else decide(disk_hash, new_hash, previous)
+    ours = previous is not None and previous.is_ours(disk_hash)
+    return Decision(outcome, generated, new_hash, disk_hash, disk_base if ours else None, new_base, result.reason)
 
 
 class Publisher:
@@ -101,32 +158,42 @@ class Publisher:
         cursor: tuple[int, int] | None = None,
         media: MediaRows | None = None,
         messages: Sequence[Message] = (),
+        force: bool = False,
     ) -> Published:
         """Publish ``drafts`` (distinct paths); commit their rows with ``media`` rows and ``cursor``.
 
         ``messages`` (the batch, for the message cache) are stored in the first transaction.
+        ``force`` writes over the user's edits of the generated part (the caller keeps a backup).
         """
         if len({draft.path for draft in drafts}) != len(drafts):
             raise ValueError("a batch cannot publish one note twice")
-        decided = []
-        for draft in drafts:
-            new_hash, disk_hash = sha256_hex(draft.data), self._vault.sha256_of(draft.path)
-            decided.append((draft, new_hash, disk_hash, decide(disk_hash, new_hash, draft.previous)))
-        to_write = [(draft, new_hash, disk_hash) for draft, new_hash, disk_hash, outcome in decided
-                    if outcome == Outcome.WRITTEN]
+        bases = self._store.note_bases([draft.path for draft in drafts])
+        decided = [
+            (draft, decide_note(draft, self._vault.read_bytes(draft.path), bases.get(draft.path, (None, None)),
+                                force=force))
+            for draft in drafts
+        ]
+        to_write = [(draft, decision) for draft, decision in decided if decision.outcome == Outcome.WRITTEN]
         if to_write:
             with self._store.transaction():
                 if messages:
                     self._store.put_messages(messages)
                     messages = ()
-                self._store.intend_notes([_intent(draft, new_hash, disk) for draft, new_hash, disk in to_write])
-        self._write_all([draft for draft, _, _ in to_write])
-        rows = [self._row(draft, new_hash, disk_hash, outcome) for draft, new_hash, disk_hash, outcome in decided]
+                self._store.intend_notes([_intent(draft, d.new_hash, d.disk_hash) for draft, d in to_write])
+                self._store.intend_bases({draft.path: (d.disk_base, d.new_base) for draft, d in to_write})
+        self._write_all([replace(draft, data=d.data) for draft, d in to_write])
+        rows = [self._row(draft, d.new_hash, d.disk_hash, d.outcome) for draft, d in decided]
         with self._store.transaction():
             if messages:
                 self._store.put_messages(messages)
             self._store.commit_notes(rows, cursor=cursor, media=media)
-        return Published([(draft.path, outcome) for draft, _, _, outcome in decided])
+            self._store.commit_bases({
+                draft.path: d.new_base for draft, d in decided if d.outcome != Outcome.CONFLICT
+            })
+        for draft, d in decided:
+            if d.outcome == Outcome.CONFLICT:
+                log.info("%s left as it is: %s", draft.path, d.reason or "edited outside tobs-sync")
+        return Published([(draft.path, d.outcome) for draft, d in decided])
 
     def _write_all(self, drafts: Sequence[Draft]) -> None:
         """Steps 3 to 5: temp files written and fsynced, renamed, their folders fsynced once.

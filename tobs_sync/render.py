@@ -10,7 +10,9 @@ stopped.
 
 A template sets its note's properties with a top-level ``{% set properties = {...} %}``; they
 become YAML frontmatter (python-frontmatter, PyYAML safe dumper), after which the identity keys
-(``tg_chat_id``, ``tg_message_id``) are added by code so a template cannot lose them.
+(``tg_chat_id``, ``tg_message_id``) are added by code so a template cannot lose them. The body is
+wrapped in the ``%% tobs:begin %%`` / ``%% tobs:end %%`` markers by code too (a template cannot
+forget them, and may not write them): :mod:`tobs_sync.merge` keeps the user's text around them.
 Whatever goes wrong inside a template (an undefined name, ``strftime(7)``, a division by zero,
 recursion, a bound exceeded) becomes one :class:`~tobs_sync.errors.TemplateError` naming the
 template file and line, never a traceback. Limits: property values must be strings, numbers,
@@ -35,6 +37,7 @@ import yaml
 
 from tobs_sync.config import TemplateLimits
 from tobs_sync.errors import TemplateError, TemplateLimitExceeded, TobsError
+from tobs_sync.merge import BEGIN_MARKER, END_MARKER, holds_marker, wrap_body
 from tobs_sync.names import inert_text, md
 from tobs_sync.template_files import ConfinedLoader
 from tobs_sync.template_sandbox import BoundedEnvironment, Clock
@@ -161,7 +164,9 @@ class Renderer:
         for key in IDENTITY_KEYS:
             metadata.pop(key, None)
         metadata.update(identity)
-        post = frontmatter.Post(body.strip("\n"))
+        if holds_marker(body):
+            raise TemplateError(f"template {filename}: the body may not contain a line {BEGIN_MARKER} or {END_MARKER}")
+        post = frontmatter.Post(wrap_body(body.strip("\n")))
         post.metadata.update(metadata)
         try:
             text = frontmatter.dumps(post, Dumper=_PropertyDumper, sort_keys=False)

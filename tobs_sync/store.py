@@ -6,7 +6,8 @@ stable folder name; the messages a pass left out, with the reason; the message c
 records, so every note can be re-rendered without the source); the notes index (vault path ->
 sha256 of the bytes last written and committed, the sha256 of bytes about to be written (recorded
 before the write, cleared by the commit), the size and modification time of the file as written,
-and which messages a note holds); the media index (content hash -> vault path, Telegram file
+and which messages a note holds, and, compactly, what it generated last so that the user's
+edits can be merged); the media index (content hash -> vault path, Telegram file
 identity -> content hash, and what became of each message's media).
 
 Everything after the store can be replayed from it. Cursors move only in
@@ -167,8 +168,23 @@ def _schema_v5(db: sqlite3.Connection) -> None:
     )
 
 
+def _schema_v6(db: sqlite3.Connection) -> None:
+    """What tobs-sync generated last for each note (its *base*, opaque bytes from
+    :func:`tobs_sync.merge.generated_base`), committed and intended, so a re-render can merge."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE note_bases (
+            path           TEXT PRIMARY KEY,
+            base           BLOB,
+            intended_base  BLOB
+        ) WITHOUT ROWID
+        """,
+    )
+
+
 MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (
-    _schema_v1, _schema_v2, _schema_v3, _schema_v4, _schema_v5,
+    _schema_v1, _schema_v2, _schema_v3, _schema_v4, _schema_v5, _schema_v6,
 )
 """``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``."""
 
@@ -625,6 +641,36 @@ class Store:
                 db.execute(
                     "UPDATE chats SET cursor=MAX(cursor, ?) WHERE chat_id=?", (message_id, chat_id)
                 )
+
+    def note_bases(self, paths: Sequence[str]) -> dict[str, tuple[bytes | None, bytes | None]]:
+        """``path -> (committed base, intended base)`` for those of ``paths`` that have one."""
+        found: dict[str, tuple[bytes | None, bytes | None]] = {}
+        for start in range(0, len(paths), _SKIP_CHECK_CHUNK):
+            chunk = list(paths[start:start + _SKIP_CHECK_CHUNK])
+            rows = self._db.execute(
+                "SELECT path, base, intended_base FROM note_bases WHERE path IN (SELECT value FROM json_each(?))",
+                (json.dumps(chunk),),
+            ).fetchall()
+            found.update({str(path): (base, intended) for path, base, intended in rows})
+        return found
+
+    def intend_bases(self, bases: Mapping[str, tuple[bytes | None, bytes | None]]) -> None:
+        """Before writing: ``path -> (base of the bytes on disk now, base of the bytes about to be written)``."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO note_bases (path, base, intended_base) VALUES (?, ?, ?)"
+                " ON CONFLICT (path) DO UPDATE SET base=excluded.base, intended_base=excluded.intended_base",
+                [(path, current, intended) for path, (current, intended) in bases.items()],
+            )
+
+    def commit_bases(self, bases: Mapping[str, bytes | None]) -> None:
+        """After writing: ``path -> base of the bytes now on disk`` (the intended one is cleared)."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO note_bases (path, base, intended_base) VALUES (?, ?, NULL)"
+                " ON CONFLICT (path) DO UPDATE SET base=excluded.base, intended_base=NULL",
+                list(bases.items()),
+            )
 
     @staticmethod
     def _set_members(db: sqlite3.Connection, row: NoteRow) -> None:

@@ -10,8 +10,10 @@ batch; repeating it writes identical bytes (skipped), and the intended hashes ma
 tobs-sync wrote just before the crash its own, never a "user edit". The media retry, the
 re-render and the chat's index note are published the same way.
 
-Notes the user edited are never overwritten: the publisher reports a conflict, which is
-recorded (``status`` lists it) and left alone. Albums (messages sharing ``grouped_id``) share one
+The user's edits of a note are kept: the publisher merges the new generated part into the note
+(properties the user added or changed, text outside the ``%% tobs %%`` markers stay); a note
+whose generated part the user edited is a conflict, recorded (``status`` lists it) and left alone
+until ``render --force PATH``. Albums (messages sharing ``grouped_id``) share one
 note, also when an album straddles two batches. Limits: a note's path is chosen once, when it is
 first written; later changes of the path template or of a chat's title apply to new notes only.
 """
@@ -25,9 +27,10 @@ import string
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from tobs_sync.config import Settings
-from tobs_sync.errors import ChatDeferred, ExportFormatError, SourceError
+from tobs_sync.config import STATE_DIR, Settings
+from tobs_sync.errors import ChatDeferred, ExportFormatError, SourceError, VaultError
 from tobs_sync.media import MediaWriter
+from tobs_sync.merge import generated_base
 from tobs_sync.model import Chat, Message
 from tobs_sync.names import NAME_MAX_BYTES, inert_text
 from tobs_sync.publish import Draft, Outcome, Published, Publisher
@@ -38,6 +41,9 @@ from tobs_sync.vault import Vault, path_key, sanitize_component, sha256_hex
 from tobs_sync.views import StoredMedia, chat_view, local_datetime, message_view, topic_path_value
 
 log = logging.getLogger(__name__)
+
+BACKUP_FOLDER = "backups"
+"""Inside the state folder: copies of notes that ``render --force`` replaced."""
 
 RECENT_IN_CHAT_NOTE = 50
 RENDER_BATCH = 200
@@ -302,23 +308,57 @@ class Synchronizer:
 
     # -- re-render -------------------------------------------------------------------------
 
-    def render_all(self) -> SyncReport:
-        """Re-render every note from the store, writing only those whose bytes change.
+    def render_all(self, paths: Sequence[str] | None = None, *, force: bool = False) -> SyncReport:
+        """Re-render every note from the store (or only those at ``paths``), writing only those whose bytes change.
 
         Two phases: every note is rendered first without writing, so a template error stops the
         run before any note is touched; then the changed ones are rendered again and published,
-        :data:`RENDER_BATCH` at a time.
+        :data:`RENDER_BATCH` at a time. Each is merged with the user's edits; with ``force``
+        (``render --force PATH``) an edited generated part is replaced too, after the file is
+        copied to ``.tobs/backups/<path>.<UTC time>.md``.
         """
         self._renderer.check()
         report = SyncReport()
         states = {s.chat.id: s for s in self._store.chat_states()}
-        changed = [row for row in self._store.notes() if self._needs_write(row, self._rerender(row, states))]
+        rows = list(self._store.notes()) if paths is None else [self._known_note(path) for path in paths]
+        changed: list[NoteRow] = []
+        for start in range(0, len(rows), RENDER_BATCH):
+            chunk = rows[start:start + RENDER_BATCH]
+            bases = self._store.note_bases([row.path for row in chunk])
+            changed += [row for row in chunk
+                        if force or self._needs_write(row, self._rerender(row, states), bases.get(row.path))]
         for start in range(0, len(changed), RENDER_BATCH):
-            rows = changed[start:start + RENDER_BATCH]
-            report.count(self._publisher.publish([_draft(row, self._rerender(row, states)) for row in rows]))
+            batch = changed[start:start + RENDER_BATCH]
+            if force:
+                for row in batch:
+                    self._back_up(row.path)
+            drafts = [_draft(row, self._rerender(row, states)) for row in batch]
+            report.count(self._publisher.publish(drafts, force=force))
         report.chats = len(states)
-        report.notes_unchanged += self._store.note_count() - len(changed)
+        report.notes_unchanged += len(rows) - len(changed)
         return report
+
+    def _known_note(self, path: str) -> NoteRow:
+        row = self._store.note_at(path)
+        if row is None:
+            raise VaultError(f"{path!r} is not a note tobs-sync wrote (give its path inside the vault)")
+        return row
+
+    def _back_up(self, path: str) -> str | None:
+        """Copy the note at ``path`` into the backups folder; its vault path (None: no file there)."""
+        data = self._vault.read_bytes(path)
+        if data is None:
+            return None
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        stem = path[:-3] if path.endswith(".md") else path
+        backup = f"{STATE_DIR}/{BACKUP_FOLDER}/{stem}.{stamp}.md"
+        counter = 1
+        while self._vault.resolve(backup).exists():
+            counter += 1
+            backup = f"{STATE_DIR}/{BACKUP_FOLDER}/{stem}.{stamp}-{counter}.md"
+        self._vault.write_atomic(backup, data)
+        log.warning("%s: the previous file is kept as %s", path, backup)
+        return backup
 
     def _rerender(
         self, row: NoteRow, states: dict[int, ChatState], media: dict[int, list[StoredMedia]] | None = None
@@ -333,10 +373,15 @@ class Synchronizer:
         stored = {m.id: fetched[m.id] if m.id in fetched else self._media.stored_media(m) for m in messages}
         return self._render_message_note(state, note, stored, {})
 
-    def _needs_write(self, row: NoteRow, data: bytes) -> bool:
+    def _needs_write(self, row: NoteRow, data: bytes, bases: tuple[bytes | None, bytes | None] | None) -> bool:
         if row.conflict_hash is not None or row.intended_hash is not None:
             return True  # re-check: the user may have reverted the edit; a write was left unfinished
-        return sha256_hex(data) != row.content_hash or not self._vault.resolve(row.path).exists()
+        if sha256_hex(data) == row.content_hash:
+            return not self._vault.resolve(row.path).exists()
+        # the note holds the user's text too: unchanged if the generated part is and the file is as written
+        if bases is None or bases[0] is None or bases[0] != generated_base(data):
+            return True
+        return self._vault.file_stamp(row.path) != (row.size, row.mtime_ns)
 
 
 def _draft(row: NoteRow, data: bytes) -> Draft:
