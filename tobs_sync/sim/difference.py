@@ -25,7 +25,9 @@ instead of ``PERSISTENT_TIMESTAMP_INVALID``; clearing a channel's history is ann
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import Callable, Iterator
 
 from telethon import utils
@@ -59,6 +61,9 @@ class UpdateFeed:
         self._held: list[tuple[list[TLObject], list[TLObject]]] | None = None
         self.shapes_sent: list[str] = []
         """The shape of every push so far, in order (``dropped`` included)."""
+        self.answers: Counter[str] = Counter()
+        """Differences answered so far: ``"account"`` and ``"channel"``."""
+        self._waiters: list[tuple[asyncio.Future[None], str, int]] = []
 
     @property
     def policy(self) -> str:
@@ -144,6 +149,23 @@ class UpdateFeed:
 
     # region answers
 
+    def _answered(self, kind: str) -> None:
+        self.answers[kind] += 1
+        for future, wanted, count in self._waiters:
+            if wanted == kind and self.answers[kind] >= count and not future.done():
+                future.set_result(None)
+
+    async def wait_answers(self, kind: str, count: int) -> None:
+        """Return once ``count`` differences of ``kind`` (``"account"``/``"channel"``) were answered."""
+        if self.answers[kind] >= count:
+            return
+        waiter = (asyncio.get_running_loop().create_future(), kind, count)
+        self._waiters.append(waiter)
+        try:
+            await waiter[0]
+        finally:
+            self._waiters.remove(waiter)
+
     def state(self) -> types.updates.State:
         return types.updates.State(
             pts=self.account.account_log.pts, qts=0, date=self.account.now(), seq=self.seq.seq, unread_count=0
@@ -169,6 +191,7 @@ class UpdateFeed:
         return new_messages, others
 
     def difference(self, req: functions.updates.GetDifferenceRequest) -> TLObject:
+        self._answered("account")
         log = self.account.account_log
         pending = log.since(req.pts)
         if not log.covers(req.pts) or (self.too_long_after is not None and len(pending) > self.too_long_after):
@@ -199,6 +222,7 @@ class UpdateFeed:
         )
 
     def channel_difference(self, chat: SimChat, req: functions.updates.GetChannelDifferenceRequest) -> TLObject:
+        self._answered("channel")
         log = chat.log
         limit = max(1, req.limit)
         pending = log.since(req.pts)

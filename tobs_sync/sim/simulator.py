@@ -45,6 +45,8 @@ from tobs_sync.sim.spec import SimSpec, parse_spec
 from tobs_sync.sim.stats import SimStats
 
 LIVE_LOG_LIMIT = 10_000
+CATCH_UP_BOUND_S = 60.0
+"""Loop-time bound on waiting for a client to ask for its difference."""
 
 
 class SimulatedTelegram:
@@ -286,13 +288,30 @@ class SimulatedTelegram:
     @contextlib.asynccontextmanager
     async def away(self, client: TelegramClient) -> AsyncIterator[None]:
         """``async with sim.away(client):`` disconnect ``client``; changes made inside never reach it.
-        On exit it reconnects and catches up (``getDifference``), as a restarted client does."""
+        On exit it reconnects and catches up, as a restarted client does, returning once the server
+        answered its ``getDifference`` (changes made after that are no longer "while away")."""
         await client.disconnect()
         try:
             yield
         finally:
+            answered = self._server.updates.answers["account"]
             await client.connect()
             await client.catch_up()
+            async with asyncio.timeout(CATCH_UP_BOUND_S):
+                await self._server.updates.wait_answers("account", answered + 1)
+
+    @property
+    def differences_answered(self) -> dict[str, int]:
+        """How many ``getDifference`` (``"account"``) and ``getChannelDifference`` (``"channel"``)
+        requests the server answered so far."""
+        return dict(self._server.updates.answers)
+
+    async def await_differences(self, *, account: int = 0, channel: int = 0) -> None:
+        """Return once the server answered ``account`` account and ``channel`` channel differences
+        in total (see :attr:`differences_answered`); bounded by the loop's clock."""
+        async with asyncio.timeout(CATCH_UP_BOUND_S):
+            await self._server.updates.wait_answers("account", account)
+            await self._server.updates.wait_answers("channel", channel)
 
     def _publish_new(
         self, chat: SimChat, *, text: str | None, media_kind: str | None, size: int | None = None,
