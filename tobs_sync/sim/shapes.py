@@ -117,7 +117,8 @@ def envelope(
     if shape in (SHORT_MESSAGE, SHORT_CHAT_MESSAGE):
         update = updates[0]
         message = _short_message(update)
-        assert message is not None  # nosec B101 - applicable() checked it
+        if message is None or not applicable(shape, updates):
+            raise ValueError(f"{shape} cannot carry {type(update).__name__}")
         common = dict(
             id=message.id, message=message.message, pts=update.pts, pts_count=update.pts_count,
             date=message.date, out=message.out, fwd_from=message.fwd_from, reply_to=message.reply_to,

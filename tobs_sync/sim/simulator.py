@@ -12,8 +12,10 @@ task) change the account and are pushed -- in the shape ``update_shape`` or the 
 ``await client.connect()``: the simulated client starts usable and reports itself connected, so
 ``async with client`` / ``client.start()`` skip ``connect()`` and do not start Telethon's update loop.
 ``start_live`` connects registered clients that have not run ``connect()`` yet, so their event
-handlers fire. Changes made while a client is not listening reach it only through its next history
-scan, or through ``getDifference`` when its ``MessageBox`` notices a gap -- as with Telegram.
+handlers fire. Changes made while a client is not listening (``away``) reach it only through its next
+history scan, or through ``getDifference`` when its ``MessageBox`` notices a gap or catches up -- as
+with Telegram. Telethon 1.45 drops the edit and delete updates a difference carries, so edits and
+deletions made while a client was away are no events: only re-reading recent messages finds them.
 
 Entities: like Telegram, the server refuses peers without their real ``access_hash``, so a fresh client
 cannot address a chat by its marked id alone. List dialogs first (``client.get_dialogs()`` caches every
