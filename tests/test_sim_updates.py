@@ -192,10 +192,18 @@ def test_mixed_policy_picks_seeded_shapes_that_all_deliver() -> None:
 def test_unknown_or_unfitting_shape_is_refused_by_name() -> None:
     sim = simulated()
     channel = chat_of(sim, "channel")
+    before = {chat: sim.messages(chat) for chat in sim.chat_ids}
     with pytest.raises(ValueError, match="unknown update shape 'shortMessage'"):
         sim.add_message(channel, text="x", shape="shortMessage")
-    with pytest.raises(ValueError, match="updateShortMessage cannot carry UpdateNewChannelMessage"):
+    with pytest.raises(ValueError, match="updateShortMessage cannot carry a new message in a channel"):
         sim.add_message(channel, text="x", shape="updateShortMessage")
+    private = chat_of(sim, "private")
+    with pytest.raises(ValueError, match="updateShortMessage cannot carry a new message with media in a private"):
+        sim.add_message(private, media_kind="photo", shape="updateShortMessage")
+    with pytest.raises(ValueError, match="updateShortChatMessage cannot carry an edit or deletion"):
+        sim.delete_messages(private, [sim.messages(private)[0].id], shape="updateShortChatMessage")
+    assert not sim.live_events and not sim.shapes_sent  # a refused call changes nothing
+    assert {chat: sim.messages(chat) for chat in sim.chat_ids} == before
     with pytest.raises(ValueError, match="unknown update shape"):
         sim.update_shape = "often"
     with pytest.raises(ValueError, match="slice_limit must be at least 1, got 0"):

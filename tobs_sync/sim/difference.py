@@ -114,7 +114,8 @@ class UpdateFeed:
     def push(self, updates: list[TLObject], messages: list[TLObject], shape: str | None = None) -> None:
         """Send ``updates`` (about ``messages``) to connected clients as ``shape`` (else the policy).
 
-        Inside :meth:`together` the updates are held and sent with the others when it ends."""
+        Inside :meth:`together` the updates are held and sent with the others, in the shape
+        :meth:`together` names, when it ends (a ``shape`` given here is then only checked)."""
         if shape is not None:
             check_shape(shape)
         if self._held is not None:

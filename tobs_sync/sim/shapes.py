@@ -52,6 +52,20 @@ def check_shape(shape: str, *, policy: bool = False) -> str:
     return shape
 
 
+def check_change(shape: str | None, *, new_message_in: str | None = None, has_media: bool = False) -> None:
+    """Refuse, before anything changes, a ``shape`` that is unknown or cannot carry the change: a new
+    message in a chat of kind ``new_message_in`` (``None``: an edit or deletion), with media or not."""
+    if shape is None:
+        return
+    check_shape(shape)
+    short_kinds = {SHORT_MESSAGE: "private", SHORT_CHAT_MESSAGE: "group"}
+    if shape in short_kinds and (new_message_in != short_kinds[shape] or has_media):
+        what = f"a new message with media in a {new_message_in}" if new_message_in and has_media else (
+            f"a new message in a {new_message_in}" if new_message_in else "an edit or deletion"
+        )
+        raise ValueError(f"{shape} cannot carry {what} (only new text messages in a {short_kinds[shape]} chat)")
+
+
 def _short_message(update: TLObject) -> types.Message | None:
     if not isinstance(update, types.UpdateNewMessage):
         return None

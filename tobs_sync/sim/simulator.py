@@ -43,6 +43,7 @@ from tobs_sync.sim.faults import Faults
 from tobs_sync.sim.files import document_key, photo_key, read_all, read_range
 from tobs_sync.sim.media import MEDIA_KINDS
 from tobs_sync.sim.server import SimServer
+from tobs_sync.sim.shapes import check_change
 from tobs_sync.sim.spec import SimSpec, parse_spec
 from tobs_sync.sim.stats import SimStats
 
@@ -194,7 +195,9 @@ class SimulatedTelegram:
         ``"audio"``, ``"sticker"``, ``"animation"`` or ``"image"``. ``shape``: how the update travels
         (see :attr:`update_shape`); default the policy.
         """
-        return self._publish_new(self._chat(chat_id), text=text, media_kind=media_kind, shape=shape)
+        chat = self._chat(chat_id)
+        check_change(shape, new_message_in=chat.kind, has_media=media_kind is not None)
+        return self._publish_new(chat, text=text, media_kind=media_kind, shape=shape)
 
     def add_big_file(self, chat_id: int, size_bytes: int, text: str | None = "") -> types.Message:
         """Append a message with a video document of ``size_bytes`` (bytes are generated per request)."""
@@ -205,6 +208,7 @@ class SimulatedTelegram:
     def edit_message(self, chat_id: int, msg_id: int, text: str, *, shape: str | None = None) -> types.Message:
         """Edit any message of the chat, however old, and push ``updateEdit(Channel)Message``."""
         chat = self._chat(chat_id)
+        check_change(shape)
         message = self._account.edit(chat, msg_id, text)
         self._server.broadcast(self._server.log_edit(chat, message), [message], shape)
         self.live_events.append(("edit", chat_id, msg_id))
@@ -218,6 +222,7 @@ class SimulatedTelegram:
         """Delete messages (any number, however old) with one ``updateDelete(Channel)Messages``;
         returns the ids that existed."""
         chat = self._chat(chat_id)
+        check_change(shape)
         gone = self._account.delete(chat, ids)
         if gone:
             self._account.tick()
@@ -233,6 +238,7 @@ class SimulatedTelegram:
         channels and megagroups as ``updateChannelAvailableMessages`` (no ``pts``, so no
         ``MessageDeleted`` event and nothing in a later difference), as Telegram does."""
         chat = self._chat(chat_id)
+        check_change(shape)
         if not chat.is_channel:
             return self.delete_messages(chat_id, [m.id for m in chat.messages], shape=shape)
         gone = self._account.delete(chat, [m.id for m in chat.messages])
