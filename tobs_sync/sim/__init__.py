@@ -12,8 +12,8 @@ keeps Telethon's SQLite session between runs; ``sim.stats`` counts what was serv
 
 Modules: :mod:`.spec` (the ``--simulate`` syntax), :mod:`.content` and :mod:`.account` (generation),
 :mod:`.media`, :mod:`.files` and :mod:`.samples` (media objects; lazily computed, valid media files),
-:mod:`.updates` (pts logs),
-:mod:`.server` (request handlers), :mod:`.faults`, :mod:`.stats`, :mod:`.sender` (the ``MTProtoSender``
+:mod:`.updates` (pts logs), :mod:`.shapes` and :mod:`.difference` (pushed updates and
+differences), :mod:`.server` (request handlers), :mod:`.faults`, :mod:`.stats`, :mod:`.sender` (the ``MTProtoSender``
 stand-in), :mod:`.client` (wiring; lists the private Telethon attributes touched) and :mod:`.simulator`
 (facade).
 Limits: see each module; the semantics are an approximation of Telegram's, verified against Telethon

@@ -15,7 +15,8 @@ depends on them:
   no crossing of a 1 MiB boundary (``precise``: multiples of 1024, at most 1 MiB), answers
   ``FILE_MIGRATE_X`` on the wrong DC and ``FILE_REFERENCE_EXPIRED`` for a stale ``file_reference``.
 * Takeout: ``account.initTakeoutSession`` opens a session, ``invokeWithTakeout`` must name an open one.
-* ``updates.getState``/``getDifference``/``getChannelDifference`` follow the :mod:`updates` logs.
+* ``updates.getState``/``getDifference``/``getChannelDifference`` are answered by :mod:`difference`
+  (slices, ``TooLong``, messages as they are now); pushes go out in the shapes of :mod:`shapes`.
 
 * Login (:mod:`login`): the code, 2FA with SRP, ``PHONE_MIGRATE_X`` off the account's home DC;
   contacts (:mod:`contacts`); every request's constructors are checked against the TL schema
@@ -46,6 +47,7 @@ from tobs_sync.sim.account import Account, SimChat
 from tobs_sync.sim.chat_info import chat_info_handlers
 from tobs_sync.sim.contacts import ContactBook
 from tobs_sync.sim.content import rng_for, signed64
+from tobs_sync.sim.difference import UpdateFeed
 from tobs_sync.sim.faults import Faults
 from tobs_sync.sim.files import key_of_location, media_id_of_key, read_range
 from tobs_sync.sim.login import REQUESTS_BEFORE_LOGIN, LoginDesk
@@ -125,6 +127,7 @@ class SimServer:
         self.login = LoginDesk(spec.home_dc, account.self_user, spec.seed)
         self.contacts = ContactBook(account, spec.seed)
         self.rate = policy_for(spec.rate)
+        self.updates = UpdateFeed(account, self._deliver)
         self._handlers: dict[type, Callable[[Any, CallContext], Any]] = {
             functions.messages.GetHistoryRequest: self._get_history,
             functions.messages.GetMessagesRequest: self._get_messages,
@@ -182,31 +185,22 @@ class SimServer:
     def subscribe(self, subscriber: UpdateSubscriber) -> None:
         self._subscribers.add(subscriber)
 
-    def broadcast(self, update: TLObject, messages: list[TLObject]) -> None:
-        """Push ``update`` (wrapped in ``types.Updates``) to every connected home connection."""
-        users, chats = self.account.entities_for(messages)
-        envelope = types.Updates(updates=[update], users=users, chats=chats, date=self.account.now(), seq=0)
+    def broadcast(self, update: TLObject, messages: list[TLObject], shape: str | None = None) -> None:
+        """Push ``update`` to connected clients in ``shape`` (else the feed's policy; see :mod:`shapes`)."""
+        self.updates.push([update], messages, shape)
+
+    def _deliver(self, updates: TLObject) -> None:
         for subscriber in list(self._subscribers):
-            subscriber.push_update(copy_tl(envelope))
+            subscriber.push_update(copy_tl(updates))
 
     def log_new_message(self, chat: SimChat, message: TLObject) -> TLObject:
-        snapshot = copy_tl(message)
-        if chat.is_channel:
-            return chat.log.append(lambda pts, n: types.UpdateNewChannelMessage(snapshot, pts, n), 1)
-        return self.account.account_log.append(lambda pts, n: types.UpdateNewMessage(snapshot, pts, n), 1)
+        return self.updates.record_new(chat, message)
 
     def log_edit(self, chat: SimChat, message: TLObject) -> TLObject:
-        snapshot = copy_tl(message)
-        if chat.is_channel:
-            return chat.log.append(lambda pts, n: types.UpdateEditChannelMessage(snapshot, pts, n), 1)
-        return self.account.account_log.append(lambda pts, n: types.UpdateEditMessage(snapshot, pts, n), 1)
+        return self.updates.record_edit(chat, message)
 
     def log_delete(self, chat: SimChat, ids: list[int]) -> TLObject:
-        if chat.is_channel:
-            return chat.log.append(
-                lambda pts, n: types.UpdateDeleteChannelMessages(chat.raw_id, list(ids), pts, n), len(ids)
-            )
-        return self.account.account_log.append(lambda pts, n: types.UpdateDeleteMessages(list(ids), pts, n), len(ids))
+        return self.updates.record_delete(chat, ids)
 
     # endregion
 
@@ -400,26 +394,11 @@ class SimServer:
 
     # region updates
 
-    def _state(self) -> types.updates.State:
-        return types.updates.State(
-            pts=self.account.account_log.pts, qts=0, date=self.account.now(), seq=0, unread_count=0
-        )
-
     def _get_state(self, req: functions.updates.GetStateRequest, ctx: CallContext) -> TLObject:
-        return self._state()
+        return self.updates.state()
 
     def _get_difference(self, req: functions.updates.GetDifferenceRequest, ctx: CallContext) -> TLObject:
-        pending = [update for _, update in self.account.account_log.since(req.pts)]
-        if not pending:
-            return types.updates.DifferenceEmpty(date=self.account.now(), seq=0)
-        new_messages = [u.message for u in pending if isinstance(u, types.UpdateNewMessage)]
-        others = [u for u in pending if not isinstance(u, types.UpdateNewMessage)]
-        carried = new_messages + [u.message for u in others if hasattr(u, "message")]
-        users, chats = self.account.entities_for(carried)
-        return types.updates.Difference(
-            new_messages=new_messages, new_encrypted_messages=[], other_updates=others,
-            chats=chats, users=users, state=self._state(),
-        )
+        return self.updates.difference(req)
 
     def _get_channel_difference(
         self, req: functions.updates.GetChannelDifferenceRequest, ctx: CallContext
@@ -428,21 +407,7 @@ class SimServer:
         self._check_private(chat)
         if chat is None:
             raise bad_request("CHANNEL_INVALID")
-        limit = max(1, req.limit)
-        pending = chat.log.since(req.pts, limit + 1)
-        if not pending:
-            return types.updates.ChannelDifferenceEmpty(pts=chat.log.pts, final=True)
-        final = len(pending) <= limit
-        pending = pending[:limit]
-        updates = [update for _, update in pending]
-        new_messages = [u.message for u in updates if isinstance(u, types.UpdateNewChannelMessage)]
-        others = [u for u in updates if not isinstance(u, types.UpdateNewChannelMessage)]
-        carried = new_messages + [u.message for u in others if hasattr(u, "message")]
-        users, chats = self.account.entities_for(carried, [chat.peer])
-        return types.updates.ChannelDifference(
-            pts=pending[-1][0], new_messages=new_messages, other_updates=others, chats=chats, users=users,
-            final=final or None,
-        )
+        return self.updates.channel_difference(chat, req)
 
     # endregion
 

@@ -5,13 +5,17 @@ rules (:mod:`faults`) and the counters (:mod:`stats`), and hands out real ``Tele
 wired to it (:mod:`client`). Server-side helpers (``messages``, ``file_bytes`` ...) are for assertions;
 code under test must talk to Telegram through the client only.
 
-Live changes (``add_message``, ``edit_message``, ``delete_messages``, the ``start_live`` task) change the
-account and are pushed as ``types.Updates`` into every client whose update loop runs -- that is, after
+Live changes (``add_message``, ``edit_message``, ``delete_messages``, ``clear_history``, the ``start_live``
+task) change the account and are pushed -- in the shape ``update_shape`` or the change names
+(``updates``, ``updatesCombined``, short forms, ``updatesTooLong``, or dropped to make a gap;
+``updates_together`` combines several) -- into every client whose update loop runs -- that is, after
 ``await client.connect()``: the simulated client starts usable and reports itself connected, so
 ``async with client`` / ``client.start()`` skip ``connect()`` and do not start Telethon's update loop.
 ``start_live`` connects registered clients that have not run ``connect()`` yet, so their event
-handlers fire. Changes made while a client is not listening reach it only through its next history
-scan, or through ``getDifference`` when its ``MessageBox`` notices a gap -- as with Telegram.
+handlers fire. Changes made while a client is not listening (``away``) reach it only through its next
+history scan, or through ``getDifference`` when its ``MessageBox`` notices a gap or catches up -- as
+with Telegram. Telethon 1.45 drops the edit and delete updates a difference carries, so edits and
+deletions made while a client was away are no events: only re-reading recent messages finds them.
 
 Entities: like Telegram, the server refuses peers without their real ``access_hash``, so a fresh client
 cannot address a chat by its marked id alone. List dialogs first (``client.get_dialogs()`` caches every
@@ -25,7 +29,7 @@ import asyncio
 import contextlib
 import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +44,13 @@ from tobs_sync.sim.files import document_key, photo_key, read_all, read_range
 from tobs_sync.sim.media import MEDIA_KINDS
 from tobs_sync.sim.ratelimit import RatePolicy
 from tobs_sync.sim.server import SimServer
+from tobs_sync.sim.shapes import check_change
 from tobs_sync.sim.spec import SimSpec, parse_spec
 from tobs_sync.sim.stats import SimStats
 
 LIVE_LOG_LIMIT = 10_000
+CATCH_UP_BOUND_S = 60.0
+"""Loop-time bound on waiting for a client to ask for its difference."""
 
 
 class SimulatedTelegram:
@@ -223,13 +230,18 @@ class SimulatedTelegram:
 
     # region live changes
 
-    def add_message(self, chat_id: int, text: str | None = None, media_kind: str | None = None) -> types.Message:
+    def add_message(
+        self, chat_id: int, text: str | None = None, media_kind: str | None = None, *, shape: str | None = None
+    ) -> types.Message:
         """Append a new message (generated text when ``text`` is ``None``) and push it to listening clients.
 
         ``media_kind``: ``None``, ``"photo"``, ``"video"``, ``"round"``, ``"voice"``, ``"document"``,
-        ``"audio"``, ``"sticker"``, ``"animation"`` or ``"image"``.
+        ``"audio"``, ``"sticker"``, ``"animation"`` or ``"image"``. ``shape``: how the update travels
+        (see :attr:`update_shape`); default the policy.
         """
-        return self._publish_new(self._chat(chat_id), text=text, media_kind=media_kind)
+        chat = self._chat(chat_id)
+        check_change(shape, new_message_in=chat.kind, has_media=media_kind is not None)
+        return self._publish_new(chat, text=text, media_kind=media_kind, shape=shape)
 
     def add_big_file(self, chat_id: int, size_bytes: int, text: str | None = "") -> types.Message:
         """Append a message with a video document of ``size_bytes`` (bytes are generated per request)."""
@@ -237,10 +249,12 @@ class SimulatedTelegram:
             raise ValueError("size_bytes must be positive")
         return self._publish_new(self._chat(chat_id), text=text, media_kind="video", size=size_bytes)
 
-    def edit_message(self, chat_id: int, msg_id: int, text: str) -> types.Message:
+    def edit_message(self, chat_id: int, msg_id: int, text: str, *, shape: str | None = None) -> types.Message:
+        """Edit any message of the chat, however old, and push ``updateEdit(Channel)Message``."""
         chat = self._chat(chat_id)
+        check_change(shape)
         message = self._account.edit(chat, msg_id, text)
-        self._server.broadcast(self._server.log_edit(chat, message), [message])
+        self._server.broadcast(self._server.log_edit(chat, message), [message], shape)
         self.live_events.append(("edit", chat_id, msg_id))
         return message
 
@@ -248,21 +262,115 @@ class SimulatedTelegram:
         """How many takeout sessions the server holds open (not finished, not ended by another export)."""
         return self._server.open_takeouts
 
-    def delete_messages(self, chat_id: int, ids: Sequence[int]) -> list[int]:
-        """Delete messages; returns the ids that existed."""
+    def delete_messages(self, chat_id: int, ids: Sequence[int], *, shape: str | None = None) -> list[int]:
+        """Delete messages (any number, however old) with one ``updateDelete(Channel)Messages``;
+        returns the ids that existed."""
         chat = self._chat(chat_id)
+        check_change(shape)
         gone = self._account.delete(chat, ids)
         if gone:
-            self._server.broadcast(self._server.log_delete(chat, gone), [])
+            self._account.tick()
+            self._server.broadcast(self._server.log_delete(chat, gone), [], shape)
             for msg_id in gone:
                 self.live_events.append(("delete", chat_id, msg_id))
         return gone
 
+    def clear_history(self, chat_id: int, *, shape: str | None = None) -> list[int]:
+        """Delete the whole history of the chat; returns the deleted ids.
+
+        Private chats and basic groups announce it as one ``updateDeleteMessages`` (with ``pts``);
+        channels and megagroups as ``updateChannelAvailableMessages`` (no ``pts``, so no
+        ``MessageDeleted`` event and nothing in a later difference), as Telegram does."""
+        chat = self._chat(chat_id)
+        check_change(shape)
+        if not chat.is_channel:
+            return self.delete_messages(chat_id, [m.id for m in chat.messages], shape=shape)
+        gone = self._account.delete(chat, [m.id for m in chat.messages])
+        if gone:
+            self._account.tick()
+            update = types.UpdateChannelAvailableMessages(channel_id=chat.raw_id, available_min_id=max(gone))
+            self._server.broadcast(update, [], shape)
+            for msg_id in gone:
+                self.live_events.append(("delete", chat_id, msg_id))
+        return gone
+
+    @property
+    def update_shape(self) -> str:
+        """How pushed updates travel when a change names no ``shape``: ``"updates"`` (default),
+        ``"updatesCombined"``, ``"updateShort"``, ``"updateShortMessage"``, ``"updateShortChatMessage"``,
+        ``"updatesTooLong"``, ``"dropped"`` (never sent: a gap) or ``"mixed"`` (a seeded choice among
+        the shapes that deliver the change)."""
+        return self._server.updates.policy
+
+    @update_shape.setter
+    def update_shape(self, shape: str) -> None:
+        self._server.updates.policy = shape
+
+    @property
+    def shapes_sent(self) -> list[str]:
+        """The shape of every push so far, in order."""
+        return list(self._server.updates.shapes_sent)
+
+    def updates_together(self, shape: str = "updatesCombined") -> contextlib.AbstractContextManager[None]:
+        """``with sim.updates_together():`` the changes made inside travel as one envelope of ``shape``."""
+        return self._server.updates.together(shape)
+
+    def forget_updates(self) -> None:
+        """Forget the update history (as Telegram does after a while): clients whose state predates
+        now get ``differenceTooLong`` / ``channelDifferenceTooLong`` and must re-read history."""
+        self._server.updates.forget()
+
+    def set_difference_limits(
+        self, *, slice_limit: int | None = None, too_long_after: int | None = None,
+        channel_too_long_after: int | None = None,
+    ) -> None:
+        """``slice_limit``: updates per ``getDifference`` answer (``differenceSlice`` beyond);
+        ``too_long_after`` / ``channel_too_long_after``: pending updates beyond which the answer is
+        ``differenceTooLong`` / ``channelDifferenceTooLong`` (``None``: never)."""
+        feed = self._server.updates
+        for name, value in (("slice_limit", slice_limit), ("too_long_after", too_long_after),
+                            ("channel_too_long_after", channel_too_long_after)):
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+        if slice_limit is not None:
+            feed.slice_limit = slice_limit
+        feed.too_long_after = too_long_after
+        feed.channel_too_long_after = channel_too_long_after
+
+    @contextlib.asynccontextmanager
+    async def away(self, client: TelegramClient) -> AsyncIterator[None]:
+        """``async with sim.away(client):`` disconnect ``client``; changes made inside never reach it.
+        On exit it reconnects and catches up, as a restarted client does, returning once the server
+        answered its ``getDifference`` (changes made after that are no longer "while away")."""
+        await client.disconnect()
+        try:
+            yield
+        finally:
+            answered = self._server.updates.answers["account"]
+            await client.connect()
+            await client.catch_up()
+            async with asyncio.timeout(CATCH_UP_BOUND_S):
+                await self._server.updates.wait_answers("account", answered + 1)
+
+    @property
+    def differences_answered(self) -> dict[str, int]:
+        """How many ``getDifference`` (``"account"``) and ``getChannelDifference`` (``"channel"``)
+        requests the server answered so far."""
+        return dict(self._server.updates.answers)
+
+    async def await_differences(self, *, account: int = 0, channel: int = 0) -> None:
+        """Return once the server answered ``account`` account and ``channel`` channel differences
+        in total (see :attr:`differences_answered`); bounded by the loop's clock."""
+        async with asyncio.timeout(CATCH_UP_BOUND_S):
+            await self._server.updates.wait_answers("account", account)
+            await self._server.updates.wait_answers("channel", channel)
+
     def _publish_new(
-        self, chat: SimChat, *, text: str | None, media_kind: str | None, size: int | None = None
+        self, chat: SimChat, *, text: str | None, media_kind: str | None, size: int | None = None,
+        shape: str | None = None,
     ) -> types.Message:
         message = self._account.new_message(chat, text=text, media_kind=media_kind, size=size)
-        self._server.broadcast(self._server.log_new_message(chat, message), [message])
+        self._server.broadcast(self._server.log_new_message(chat, message), [message], shape)
         self.live_events.append(("new", chat.marked_id, message.id))
         return message
 
