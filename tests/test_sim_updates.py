@@ -32,7 +32,7 @@ def run(make: Callable[[], Awaitable[T]]) -> T:
 
 
 def simulated(**overrides: Any) -> SimulatedTelegram:
-    values = {"chats": 6, "messages": 30, "seed": 11} | overrides
+    values = {"chats": 8, "messages": 30, "seed": 11} | overrides
     return SimulatedTelegram(SimSpec(**values))
 
 
