@@ -45,7 +45,10 @@ scalars = st.one_of(
     hostile_text, st.integers(), st.integers(min_value=-(10**200), max_value=10**200), st.booleans(),
     st.floats(allow_nan=True, allow_infinity=True), dates, datetimes,
 )
-keys = st.one_of(st.sampled_from(["date", "tags", "tg_chat_id", "yes", "a: b", "#k", "- k", "123"]), hostile_text)
+keys = st.one_of(
+    st.sampled_from(["date", "tags", "tg_chat_id", "yes", "a: b", "#k", "- k", "123", "k" * 122, "k" * 123, "x " * 70]),
+    hostile_text,
+)
 values = st.one_of(scalars, st.lists(scalars, max_size=5))
 property_sets = st.dictionaries(keys, values, max_size=8)
 
@@ -106,6 +109,9 @@ def test_typical_note_properties_take_the_fast_path(monkeypatch: pytest.MonkeyPa
         "date": date, "edited": dt.date(2024, 5, 7), "chat": "[[Chats/Family/Family|Family]]", "sender": "Ann: yes",
         "tags": ["telegram", "family"], "duration": 12.5, "width": 1280, "silent": False,
         "tg_chat_id": -100123, "tg_message_id": [4, 5, 6],
+        "reply_to": "[[Telegram/Family - Trips-Plans/2024/2024-05-06 070809 1234|2024-05-06 07:08 it's a reply]]",
+        "title": ("long words " * 20).strip(),  # folded by PyYAML at 80 columns
+        "attachments": ["[[Telegram/Family - Trips-Plans/_attachments/2024-05-06 a long photo name.jpg]]"],
     }
     expected = pyyaml_reference(properties)
     monkeypatch.setattr(properties_yaml.yaml, "dump", refuse)
@@ -113,7 +119,7 @@ def test_typical_note_properties_take_the_fast_path(monkeypatch: pytest.MonkeyPa
 
 
 @pytest.mark.parametrize("properties", [
-    {"title": ("long words " * 10).strip()},  # folded by PyYAML at 80 columns
+    {"k" * 123: "a key PyYAML writes as an explicit '? key'"},
     {"text": "two\nlines"},
     {"text": "tab\there"},
     {"0\n": "a key that reads as a number only up to its line break"},
