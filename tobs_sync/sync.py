@@ -30,6 +30,7 @@ from tobs_sync.errors import ChatDeferred, ExportFormatError, SourceError
 from tobs_sync.media import MediaWriter
 from tobs_sync.model import Chat, Message
 from tobs_sync.names import NAME_MAX_BYTES, inert_text
+from tobs_sync.note_lookups import NoteLookups
 from tobs_sync.publish import Draft, Outcome, Published, Publisher
 from tobs_sync.render import CHAT_TEMPLATE, MESSAGE_TEMPLATE, Renderer, wikilink
 from tobs_sync.sources.base import ReportsSkips, Source
@@ -200,18 +201,23 @@ class Synchronizer:
             yield current
 
     def _note_for(self, state: ChatState, message: Message) -> _Note:
-        existing = self._store.note_of_message(state.chat.id, message.id)
+        lookups = self.__dict__.get("_note_lookups")  # one window query serves a whole batch
+        if lookups is None:
+            lookups = self.__dict__["_note_lookups"] = NoteLookups(self._store)
+        existing = lookups.note_of_message(state.chat.id, message.id)
         if existing is None and message.grouped_id:
             existing = self._album_note(state.chat.id, message)
         if existing is not None:
-            members = [m for mid in existing.message_ids if mid != message.id
-                       if (m := self._store.message(state.chat.id, mid)) is not None]
+            stored = self._store.messages_by_id(state.chat.id, [i for i in existing.message_ids if i != message.id])
+            members = [stored[mid] for mid in existing.message_ids if mid in stored]
             return _Note(sorted([*members, message], key=lambda m: m.id), existing.path, existing)
         path = self._vault.unique_path(self._note_path(state, message), self._store.path_taken)
         return _Note([message], path, None)
 
     def _album_note(self, chat_id: int, message: Message) -> NoteRow | None:
-        """The note of an album this message continues (its predecessor in the same album)."""
+        """The note of an album this message continues (its predecessor in the same album).
+
+        Asked of the store directly: the predecessor lies before the batch's lookup window."""
         for previous in self._store.messages_before(chat_id, message.id, limit=1):
             if previous.grouped_id == message.grouped_id:
                 return self._store.note_of_message(chat_id, previous.id)
@@ -260,10 +266,10 @@ class Synchronizer:
         assigned: dict[int, str],
     ) -> bytes:
         first = note.messages[0]
-        stored = [
+        stored = [  # a message without media has no index rows to ask about
             item
             for m in note.messages
-            for item in (media[m.id] if m.id in media else self._media.stored_media(m))
+            for item in (media[m.id] if m.id in media else self._media.stored_media(m) if m.media else [])
         ]
         reply_path = None
         if first.reply and first.reply.chat_id in (None, state.chat.id):
