@@ -562,3 +562,17 @@ def test_a_write_that_creates_folders_fsyncs_the_folder_and_every_new_folders_pa
     vault.synced.clear()
     vault.write_atomic("A/B/m.md", b"data")
     assert vault.synced == [vault.root / "A" / "B"], "folders that existed already are not fsynced again"
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F)))
+def test_plain_ascii_names_take_a_shortcut_that_changes_nothing(name: str) -> None:
+    from tobs_sync.vault import _visible
+
+    if name.isascii() and name.isprintable():
+        assert unicodedata.normalize("NFC", "".join(map(_visible, name))) == name
+
+
+def test_sanitize_component_remembers_names_it_cleaned() -> None:
+    sanitize_component.cache_clear()
+    assert sanitize_component("Family: Trips/Plans") == sanitize_component("Family: Trips/Plans")
+    assert sanitize_component.cache_info().hits == 1

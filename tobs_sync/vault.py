@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import json
 import logging
@@ -81,6 +82,7 @@ def sha256_hex(data: bytes) -> str:
 # --- names -------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)  # pure; note paths repeat their chat, year and month parts
 def sanitize_component(name: str, *, fallback: str = "untitled", max_bytes: int = 200) -> str:
     """One safe path component (no extension handling: see :func:`sanitize_filename`).
 
@@ -129,7 +131,8 @@ def _filename_once(name: str, fallback_stem: str, max_bytes: int) -> str:
 
 def _clean(name: str) -> str:
     """Sanitise without a length limit; may return ''."""
-    text = unicodedata.normalize("NFC", "".join(map(_visible, name)))
+    plain_ascii = name.isascii() and name.isprintable()  # nothing for _visible to drop, already NFC
+    text = name if plain_ascii else unicodedata.normalize("NFC", "".join(map(_visible, name)))
     text = _WHITESPACE_RUN.sub(" ", text).strip(_EDGE_STRIP)
     text = _FORBIDDEN_RUN.sub(_replace_forbidden_run, text).strip(_EDGE_STRIP)
     return _unreserve(text)
