@@ -286,6 +286,17 @@ def test_folder_swapped_for_a_symlink_is_refused_from_the_next_pass(vault: Vault
     assert list(outside.iterdir()) == []
 
 
+def test_folder_swapped_for_a_symlink_during_a_pass_is_refused_at_the_next_write(
+    vault: Vault, outside: Path
+) -> None:
+    vault.write_atomic("chat/one.md", b"one")
+    (vault.root / "chat").rename(vault.root / "chat-moved")
+    (vault.root / "chat").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(VaultError, match="plain folder"):
+        vault.write_atomic("chat/two.md", b"two")
+    assert list(outside.iterdir()) == []
+
+
 def test_symlinked_file_in_a_verified_folder_is_still_refused(vault: Vault, outside: Path) -> None:
     vault.write_atomic("chat/one.md", b"one")
     (vault.root / "chat" / "two.md").symlink_to(outside / "target.md")

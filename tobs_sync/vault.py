@@ -256,9 +256,9 @@ class Vault:
         Refused: absolute paths and drives, backslashes, empty, ``.`` and ``..`` components, any
         existing component that is a symlink or junction, a real location not below the root.
         Within a pass (until :meth:`forget_listings`) a folder once verified is trusted and only
-        the last component is inspected again: a folder swapped for a symlink during a pass is
-        refused from the next pass on (as the module's limits say, the check was never held
-        during a write anyway).
+        the last component is inspected again; writes also inspect the file's own folder. A folder
+        further up swapped for a symlink during a pass is refused from the next pass on (as the
+        module's limits say, the check was never held during a write anyway).
         """
         text = relative.as_posix() if isinstance(relative, PurePath) else relative
         problem = _path_problem(text)
@@ -542,8 +542,10 @@ class Vault:
 
     def _make_folders(self, target: Path) -> None:
         parts = target.relative_to(self.root).parts[:-1]
-        if "/".join(parts) in self._verified_folders and _inspect(target.parent)[0] is not None:
-            return  # verified this pass and still there (a folder deleted meanwhile is made again)
+        if "/".join(parts) in self._verified_folders:
+            info = _inspect(target.parent)[0]
+            if info is not None and stat.S_ISDIR(info.st_mode):  # lstat: a symlink is not a folder
+                return  # verified this pass and still a plain folder (a deleted one is made again)
         current = self.root
         for index, part in enumerate(parts):
             current = current / part
