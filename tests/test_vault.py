@@ -9,6 +9,7 @@ import stat
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -249,6 +250,67 @@ def test_symlink_pointing_inside_the_vault_is_refused_too(vault: Vault) -> None:
     with pytest.raises(VaultError, match="symlink"):
         vault.write_atomic("alias/x.md", b"data")
     assert list((vault.root / "real").iterdir()) == []
+
+
+class CountingLstat:
+    """``os.lstat`` that counts its calls (the real call does the work)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self._real = os.lstat
+
+    def __call__(self, path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        self.calls += 1
+        return self._real(path, *args, **kwargs)
+
+
+def test_resolve_in_a_folder_verified_this_pass_inspects_only_the_file(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vault.write_atomic("Chats/Family/2024/first.md", b"one")
+    counting = CountingLstat()
+    monkeypatch.setattr(os, "lstat", counting)
+    assert vault.resolve("Chats/Family/2024/second.md") == vault.root / "Chats/Family/2024/second.md"
+    assert counting.calls == 1
+
+
+def test_folder_swapped_for_a_symlink_is_refused_from_the_next_pass(vault: Vault, outside: Path) -> None:
+    vault.write_atomic("chat/one.md", b"one")
+    (vault.root / "chat").rename(vault.root / "chat-moved")
+    (vault.root / "chat").symlink_to(outside, target_is_directory=True)
+    vault.forget_listings()  # a new pass
+    with pytest.raises(VaultError, match="symlink"):
+        vault.write_atomic("chat/two.md", b"two")
+    with pytest.raises(VaultError, match="symlink"):
+        vault.resolve("chat/two.md")
+    assert list(outside.iterdir()) == []
+
+
+def test_folder_swapped_for_a_symlink_during_a_pass_is_refused_at_the_next_write(
+    vault: Vault, outside: Path
+) -> None:
+    vault.write_atomic("chat/one.md", b"one")
+    (vault.root / "chat").rename(vault.root / "chat-moved")
+    (vault.root / "chat").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(VaultError, match="plain folder"):
+        vault.write_atomic("chat/two.md", b"two")
+    assert list(outside.iterdir()) == []
+
+
+def test_symlinked_file_in_a_verified_folder_is_still_refused(vault: Vault, outside: Path) -> None:
+    vault.write_atomic("chat/one.md", b"one")
+    (vault.root / "chat" / "two.md").symlink_to(outside / "target.md")
+    with pytest.raises(VaultError, match="symlink"):
+        vault.write_atomic("chat/two.md", b"two")
+    assert list(outside.iterdir()) == []
+
+
+def test_folder_deleted_during_a_pass_is_made_again_by_the_next_write(vault: Vault) -> None:
+    vault.write_atomic("chat/one.md", b"one")
+    (vault.root / "chat" / "one.md").unlink()
+    (vault.root / "chat").rmdir()
+    assert vault.write_atomic("chat/two.md", b"two")
+    assert (vault.root / "chat" / "two.md").read_bytes() == b"two"
 
 
 def test_symlink_at_the_target_file_is_refused(vault: Vault, outside: Path) -> None:
@@ -511,3 +573,17 @@ def test_a_write_that_creates_folders_fsyncs_the_folder_and_every_new_folders_pa
     vault.synced.clear()
     vault.write_atomic("A/B/m.md", b"data")
     assert vault.synced == [vault.root / "A" / "B"], "folders that existed already are not fsynced again"
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F)))
+def test_plain_ascii_names_take_a_shortcut_that_changes_nothing(name: str) -> None:
+    from tobs_sync.vault import _visible
+
+    if name.isascii() and name.isprintable():
+        assert unicodedata.normalize("NFC", "".join(map(_visible, name))) == name
+
+
+def test_sanitize_component_remembers_names_it_cleaned() -> None:
+    sanitize_component.cache_clear()
+    assert sanitize_component("Family: Trips/Plans") == sanitize_component("Family: Trips/Plans")
+    assert sanitize_component.cache_info().hits == 1

@@ -555,6 +555,31 @@ class Store:
         ).fetchone()
         return None if row is None else _note_row(row)
 
+    def notes_of_message_range(self, chat_id: int, first: int, end: int) -> dict[int, NoteRow]:
+        """The notes of a chat's messages ``first <= id < end``, by message id, in one query."""
+        members = self._db.execute(
+            "SELECT message_id, path FROM note_members WHERE chat_id=? AND message_id>=? AND message_id<?",
+            (chat_id, first, end),
+        ).fetchall()
+        paths = sorted({path for _, path in members})
+        rows = {}
+        for start in range(0, len(paths), _SQL_VARIABLES):
+            chunk = paths[start:start + _SQL_VARIABLES]
+            query = _NOTE_SELECT + f" WHERE path IN ({_placeholders(len(chunk))})"
+            rows.update((str(r[0]), _note_row(r)) for r in self._db.execute(query, chunk).fetchall())
+        return {int(message_id): rows[path] for message_id, path in members if path in rows}
+
+    def messages_by_id(self, chat_id: int, message_ids: Sequence[int]) -> dict[int, Message]:
+        """The cached messages of a chat among ``message_ids``, by id, in one query per 500 ids."""
+        found: dict[int, Message] = {}
+        ids = list(dict.fromkeys(message_ids))
+        for start in range(0, len(ids), _SQL_VARIABLES):
+            chunk = ids[start:start + _SQL_VARIABLES]
+            where = f"chat_id=? AND message_id IN ({_placeholders(len(chunk))})"
+            query = "SELECT message_id, record FROM messages WHERE " + where  # noqa: S608  # nosec B608
+            found.update((int(r[0]), decode_message(r[1])) for r in self._db.execute(query, (chat_id, *chunk)))
+        return found
+
     def chat_note(self, chat_id: int) -> NoteRow | None:
         row = self._db.execute(_NOTE_SELECT + " WHERE chat_id=? AND kind=?", (chat_id, CHAT_NOTE)).fetchone()
         return None if row is None else _note_row(row)
@@ -766,6 +791,16 @@ class Store:
     def media_status_counts(self) -> dict[str, int]:
         rows = self._db.execute("SELECT status, COUNT(*) FROM message_media GROUP BY status").fetchall()
         return {status: count for status, count in rows}
+
+
+_SQL_VARIABLES = 500
+"""Ids bound per ``IN (...)`` query, well below SQLite's smallest variable limit (999)."""
+
+
+
+def _placeholders(count: int) -> str:
+    """``?,?,?`` for ``count`` bound values (only placeholders are ever put into query text)."""
+    return ",".join("?" * count)
 
 
 _NOTE_SELECT = (

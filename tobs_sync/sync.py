@@ -33,6 +33,7 @@ from tobs_sync.media import MediaWriter
 from tobs_sync.merge import generated_base
 from tobs_sync.model import Chat, Message
 from tobs_sync.names import NAME_MAX_BYTES, inert_text
+from tobs_sync.note_lookups import NoteLookups
 from tobs_sync.publish import Draft, Outcome, Published, Publisher
 from tobs_sync.render import CHAT_TEMPLATE, MESSAGE_TEMPLATE, Renderer, wikilink
 from tobs_sync.sources.base import ReportsSkips, Source
@@ -113,6 +114,8 @@ class Synchronizer:
         self._chat_note_paths: dict[int, str] = {}
         """Chat note paths, once reserved (they never change afterwards); spares a query per note."""
         self._reserved_names = _reserved_folder_names(settings.templates, media.folder_rule)
+        self._note_lookups = NoteLookups(store)
+        """Notes of consecutive messages, a window per query: one query serves a whole batch."""
 
     # -- sync ------------------------------------------------------------------------------
 
@@ -206,18 +209,20 @@ class Synchronizer:
             yield current
 
     def _note_for(self, state: ChatState, message: Message) -> _Note:
-        existing = self._store.note_of_message(state.chat.id, message.id)
+        existing = self._note_lookups.note_of_message(state.chat.id, message.id)
         if existing is None and message.grouped_id:
             existing = self._album_note(state.chat.id, message)
         if existing is not None:
-            members = [m for mid in existing.message_ids if mid != message.id
-                       if (m := self._store.message(state.chat.id, mid)) is not None]
+            stored = self._store.messages_by_id(state.chat.id, [i for i in existing.message_ids if i != message.id])
+            members = [stored[mid] for mid in existing.message_ids if mid in stored]
             return _Note(sorted([*members, message], key=lambda m: m.id), existing.path, existing)
         path = self._vault.unique_path(self._note_path(state, message), self._store.path_taken)
         return _Note([message], path, None)
 
     def _album_note(self, chat_id: int, message: Message) -> NoteRow | None:
-        """The note of an album this message continues (its predecessor in the same album)."""
+        """The note of an album this message continues (its predecessor in the same album).
+
+        Asked of the store directly: the predecessor lies before the batch's lookup window."""
         for previous in self._store.messages_before(chat_id, message.id, limit=1):
             if previous.grouped_id == message.grouped_id:
                 return self._store.note_of_message(chat_id, previous.id)
@@ -267,10 +272,10 @@ class Synchronizer:
         assigned: dict[int, str],
     ) -> bytes:
         first = note.messages[0]
-        stored = [
+        stored = [  # a message without media has no index rows to ask about
             item
             for m in note.messages
-            for item in (media[m.id] if m.id in media else self._media.stored_media(m))
+            for item in (media[m.id] if m.id in media else self._media.stored_media(m) if m.media else [])
         ]
         reply_path = None
         if first.reply and first.reply.chat_id in (None, state.chat.id):
@@ -318,6 +323,7 @@ class Synchronizer:
         copied to ``.tobs/backups/<path>.<UTC time>.md``.
         """
         self._renderer.check()
+        self._vault.forget_listings()  # a long-lived app: folders may have changed since the last pass
         report = SyncReport()
         states = {s.chat.id: s for s in self._store.chat_states()}
         rows = list(self._store.notes()) if paths is None else [self._known_note(path) for path in paths]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import json
 import logging
@@ -81,6 +82,7 @@ def sha256_hex(data: bytes) -> str:
 # --- names -------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)  # pure; note paths repeat their chat, year and month parts
 def sanitize_component(name: str, *, fallback: str = "untitled", max_bytes: int = 200) -> str:
     """One safe path component (no extension handling: see :func:`sanitize_filename`).
 
@@ -129,7 +131,8 @@ def _filename_once(name: str, fallback_stem: str, max_bytes: int) -> str:
 
 def _clean(name: str) -> str:
     """Sanitise without a length limit; may return ''."""
-    text = unicodedata.normalize("NFC", "".join(map(_visible, name)))
+    plain_ascii = name.isascii() and name.isprintable()  # nothing for _visible to drop, already NFC
+    text = name if plain_ascii else unicodedata.normalize("NFC", "".join(map(_visible, name)))
     text = _WHITESPACE_RUN.sub(" ", text).strip(_EDGE_STRIP)
     text = _FORBIDDEN_RUN.sub(_replace_forbidden_run, text).strip(_EDGE_STRIP)
     return _unreserve(text)
@@ -229,6 +232,10 @@ class Vault:
         self._listings: dict[Path, set[str]] = {}
         """Case-folded names per folder, listed once and kept up to date with this vault's own writes
         (listing a chat folder for every new note made imports quadratic in the folder's size)."""
+        self._verified_folders: set[str] = set()
+        """Vault-relative folders seen to be plain folders (no symlink, no junction, every parent
+        plain too) since :meth:`forget_listings`; :meth:`resolve` checks only the last component
+        of a path below one of them (a pass resolved every note's folder chain again and again)."""
         self._new_folders: set[Path] = set()
         """Folders this vault created whose parent has not been fsynced since (see sync_folders)."""
         self._renamed_into: dict[Path, None] = {}
@@ -238,17 +245,29 @@ class Vault:
         self._count_lock = threading.Lock()  # prepare_write may run in several threads at once
 
     def forget_listings(self) -> None:
-        """Drop the remembered folder listings (call at the start of a pass: others may have added files)."""
+        """Drop the remembered folder listings and verified folders (call at the start of a pass:
+        others may have added files, or swapped a folder for a symlink)."""
         self._listings.clear()
+        self._verified_folders.clear()
 
     def resolve(self, relative: str | PurePath) -> Path:
         """The absolute path of ``relative``, or VaultError (naming it) if it could leave the vault.
 
         Refused: absolute paths and drives, backslashes, empty, ``.`` and ``..`` components, any
         existing component that is a symlink or junction, a real location not below the root.
+        Within a pass (until :meth:`forget_listings`) a folder once verified is trusted and only
+        the last component is inspected again; writes also inspect the file's own folder. A folder
+        further up swapped for a symlink during a pass is refused from the next pass on (as the
+        module's limits say, the check was never held during a write anyway).
         """
         text = relative.as_posix() if isinstance(relative, PurePath) else relative
-        problem = _path_problem(text) or self._link_problem(text.split("/"))
+        problem = _path_problem(text)
+        if problem is None and text.rpartition("/")[0] in self._verified_folders:
+            target = self.root / text
+            problem = _inspect(target)[1]
+            if problem is None:
+                return target
+        problem = problem or self._link_problem(text.split("/"))
         target = self.root.joinpath(*text.split("/")) if problem is None else self.root
         if problem is None and not _strictly_below(os.path.realpath(target), self.root):
             problem = f"it resolves outside {self.root}"
@@ -257,19 +276,18 @@ class Vault:
         return target
 
     def _link_problem(self, parts: list[str]) -> str | None:
+        """Why the path ``parts`` is unsafe, or None; every folder on the way found plain (and so
+        reached from the real root through plain folders only) is remembered as verified."""
         current = self.root
         for index, part in enumerate(parts):
             current = current / part
-            try:
-                info = os.lstat(current)
-            except FileNotFoundError:
-                return None
-            except OSError as exc:
-                return f"cannot inspect {current}: {exc}"
-            if stat.S_ISLNK(info.st_mode) or getattr(info, "st_file_attributes", 0) & _REPARSE_POINT:
-                return f"{current} is a symlink"
-            if index < len(parts) - 1 and not stat.S_ISDIR(info.st_mode):
-                return f"{current} is not a folder"
+            info, problem = _inspect(current)
+            if problem or info is None:
+                return problem
+            if index < len(parts) - 1:
+                if not stat.S_ISDIR(info.st_mode):
+                    return f"{current} is not a folder"
+                self._verified_folders.add("/".join(parts[: index + 1]))
         return None
 
     def read_bytes(self, relative: str | PurePath) -> bytes | None:
@@ -523,8 +541,13 @@ class Vault:
             names.add(path_key(path.name))
 
     def _make_folders(self, target: Path) -> None:
+        parts = target.relative_to(self.root).parts[:-1]
+        if "/".join(parts) in self._verified_folders:
+            info = _inspect(target.parent)[0]
+            if info is not None and stat.S_ISDIR(info.st_mode):  # lstat: a symlink is not a folder
+                return  # verified this pass and still a plain folder (a deleted one is made again)
         current = self.root
-        for part in target.relative_to(self.root).parts[:-1]:
+        for index, part in enumerate(parts):
             current = current / part
             with contextlib.suppress(FileExistsError):
                 self._mkdir(current)
@@ -532,6 +555,7 @@ class Vault:
                 self._new_folders.add(current)
             if not stat.S_ISDIR(os.lstat(current).st_mode):  # lstat: a symlink is not a folder
                 raise VaultError(f"cannot write {target}: {current} is not a plain folder")
+            self._verified_folders.add("/".join(parts[: index + 1]))
 
     def _mkdir(self, folder: Path) -> None:
         os.mkdir(folder)
@@ -569,13 +593,27 @@ class Vault:
             os.close(fd)
 
 
+def _inspect(path: Path) -> tuple[os.stat_result | None, str | None]:
+    """``path``'s own status (None if it does not exist) and why it may not be used (a symlink or
+    junction, or it cannot be inspected), or None."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        return None, f"cannot inspect {path}: {exc}"
+    if stat.S_ISLNK(info.st_mode) or getattr(info, "st_file_attributes", 0) & _REPARSE_POINT:
+        return info, f"{path} is a symlink"
+    return info, None
+
+
 def _path_problem(text: object) -> str | None:
     """Why ``text`` is not a plain vault-relative POSIX path, or None."""
     if not isinstance(text, str) or not text:
         return "not a non-empty string"
     if "\x00" in text or "\\" in text:
         return "it contains a NUL character or a backslash (folders are separated by '/')"
-    if text.startswith("/") or PureWindowsPath(text).drive:
+    if text.startswith("/") or (":" in text and PureWindowsPath(text).drive):  # a drive needs a colon
         return "it is absolute"
     if any(part in ("", ".", "..") for part in text.split("/")):
         return "it has an empty, '.' or '..' component"
