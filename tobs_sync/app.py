@@ -11,7 +11,8 @@ per vault at a time; a second one fails with :class:`~tobs_sync.lock.VaultBusy`.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from telethon import TelegramClient
@@ -66,6 +67,8 @@ class App:
     lock: VaultLock | None = None
     """The vault lock this app took and releases on :meth:`close` (None: read-only, or the caller's lock)."""
     read_only: bool = False
+    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1))
+    """The one executor for blocking work (note writes and fsyncs), ``telegram.blocking_workers`` threads."""
 
     @classmethod
     def open(
@@ -127,16 +130,19 @@ class App:
                 vault, store, attachment_rule(settings, vault), settings.timezone,
                 settings=settings.media, scheduler=scheduler, processors=processors,
             )
-            synchronizer = Synchronizer(settings, store, vault, renderer, media)
+            executor = ThreadPoolExecutor(telegram.blocking_workers, thread_name_prefix="tobs-blocking")
+            synchronizer = Synchronizer(settings, store, vault, renderer, media, executor=executor)
         except BaseException:
             store.close()
             raise
-        return cls(settings, store, vault, renderer, media, processors, synchronizer, read_only=read_only)
+        return cls(settings, store, vault, renderer, media, processors, synchronizer, read_only=read_only,
+                   executor=executor)
 
     def close(self) -> None:
-        """Stop the processors, close the store, then let the next writer in."""
+        """Stop the processors and the executor, close the store, then let the next writer in."""
         try:
             try:
+                self.executor.shutdown(wait=True)
                 self.processors.close()
             finally:
                 self.store.close()
@@ -150,8 +156,9 @@ class App:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    async def sync_source(self, source: Source) -> SyncReport:
-        return await self.synchronizer.sync(source)
+    async def sync_source(self, source: Source, *, concurrent_chats: int = 1) -> SyncReport:
+        """One pass over ``source``; ``concurrent_chats`` > 1 only for a source that serves chats in any order."""
+        return await self.synchronizer.sync(source, concurrent_chats=concurrent_chats)
 
 
 async def import_export(vault_root: Path, export_path: Path) -> tuple[SyncReport, MediaCounts]:
@@ -191,7 +198,7 @@ async def sync_telegram(
         try:
             with App.open(vault_root, lock=lock) as app:
                 async with TelegramSource(client, settings.telegram, peers=app.store) as source:
-                    report = await app.sync_source(source)
+                    report = await app.sync_source(source, concurrent_chats=settings.telegram.concurrent_chats)
                     return report, app.media.counts
         finally:
             if simulated is not None:
