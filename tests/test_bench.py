@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tobs_sync import bench
+from tobs_sync import bench, benchsuite
 from tobs_sync.model import Chat, EntityKind
 from tobs_sync.sources.memory import MemorySource
 
@@ -93,3 +95,46 @@ def test_markdown_case_has_the_asked_entities_of_every_kind() -> None:
     assert {entity.kind for entity in entities} == set(EntityKind)
     assert sum(entity.kind == EntityKind.BLOCKQUOTE for entity in entities) == 4
     assert len(text.encode("utf-16-le")) // 2 > len(text)  # astral characters: UTF-16 offsets differ
+
+
+def test_the_suite_reports_every_figure_and_its_cases_count_right_at_tiny_sizes(capsys: Any) -> None:
+    """Counts only: every case ran on real work (notes written, files re-rendered, nothing on a no-op)."""
+    results = benchsuite.run_suite(0.002)
+    size = results["sizes"]
+    assert set(benchsuite.KEYS) <= set(results)
+    assert all(isinstance(results[key], int | float) and results[key] > 0
+               for key in benchsuite.KEYS if not key.startswith("noop"))
+    messages = size["text_chats"] * size["text_per_chat"]
+    assert results["text"]["messages"] == messages
+    assert results["text"]["notes_written"] == messages + size["text_chats"]  # and one index note per chat
+    assert results["text"]["floor_files"] == messages
+    assert set(results["text"]["floor_loops"]) == set(benchsuite.FLOOR_LOOPS)
+    assert results["latency"]["messages"] == size["text_chats"] * size["latency_per_chat"]
+    assert results["noop"]["large"]["messages"] == results["noop"]["small"]["messages"] == 0
+    assert results["noop"]["large"]["notes_written"] == results["noop"]["small"]["notes_written"] == 0
+    changed = results["rerender"]["rerender_files_changed"]
+    assert 0 < changed < results["rerender"]["notes"]
+    assert results["rerender_files_written"] == changed
+    assert results["rss"]["small"]["messages"] == size["rss_small"]
+    assert results["rss"]["large"]["messages"] == size["rss_large"]
+    assert results["media"]["files"] > 0 and results["media"]["failed"] == 0
+    assert results["import"]["notes_written"] == results["import"]["messages"] + 4
+    printed = benchsuite.table(results)
+    assert all(key in printed for key in benchsuite.KEYS)
+
+
+def test_the_suite_sizes_are_a_tenth_when_quick() -> None:
+    full, quick = benchsuite.sizes(1.0), benchsuite.sizes(0.1)
+    assert full["text_per_chat"] * full["text_chats"] == 100_000 and full["rss_large"] == 200_000
+    assert quick["text_per_chat"] == full["text_per_chat"] // 10 and quick["text_chats"] == 4
+    assert quick["import_messages"] == 10_000
+
+
+def test_the_json_form_prints_one_object_with_every_key(capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    figures = {key: 1.0 for key in benchsuite.KEYS} | {"text": {"vault_path": Path("a/b")}}
+    monkeypatch.setattr(benchsuite, "run_suite", lambda scale: figures | {"scale": scale})
+    assert bench.main(["--json", "--quick"]) == 0
+    out = capsys.readouterr()
+    printed = json.loads(out.out)
+    assert set(benchsuite.KEYS) <= set(printed) and printed["scale"] == 0.1
+    assert "target" in out.err and "--quick" in out.err

@@ -3,15 +3,18 @@
 Everything is built here from :class:`~tobs_sync.config.Settings` and nothing else, so the CLI,
 the agent and tests assemble the same objects the same way. A writing app holds the vault lock
 (:mod:`tobs_sync.lock`) from :meth:`App.open` to :meth:`App.close`, and only once it holds it removes
-the temp files a crash may have left in the vault. A read-only app (``status``) takes no lock,
+the temp files a crash may have left in the vault (only after a writer that did not close cleanly:
+a pass with nothing to do never walks the vault). A read-only app (``status``) takes no lock,
 deletes nothing, opens the store read-only and works while a writer runs. Limits: one writing app
 per vault at a time; a second one fails with :class:`~tobs_sync.lock.VaultBusy`.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from telethon import TelegramClient
@@ -40,6 +43,28 @@ from tobs_sync.vault import Vault
 from tobs_sync.workers import DcScheduler, GlobalPool
 
 DEFAULT_ATTACHMENTS_WITHOUT_OBSIDIAN = "Telegram/_attachments"
+CLEAN_CLOSE = "closed-cleanly"
+"""A file in the state folder: the last writer ended without an error (so without temp files)."""
+
+
+def clean_after_unclean_close(settings: Settings, vault: Vault) -> int:
+    """Remove the temp files a crash may have left, unless the last writer closed cleanly; how many.
+
+    Scanning a large vault takes a noticeable part of a pass that has nothing to do, so it is done
+    only when needed: after a crash, a kill, an error, or on a vault never closed by this version.
+    The mark is removed (durably) before this writer starts, so a crash from now on leaves none.
+    """
+    mark = settings.state_dir / CLEAN_CLOSE
+    if not mark.is_file():
+        return vault.clean_temp_files()
+    mark.unlink()
+    if os.name != "nt":  # Windows cannot fsync a folder
+        folder = os.open(settings.state_dir, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+    return 0
 
 
 def attachment_rule(settings: Settings, vault: Vault) -> str:
@@ -66,6 +91,8 @@ class App:
     lock: VaultLock | None = None
     """The vault lock this app took and releases on :meth:`close` (None: read-only, or the caller's lock)."""
     read_only: bool = False
+    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1))
+    """The one executor for blocking work (note writes and fsyncs), ``telegram.blocking_workers`` threads."""
 
     @classmethod
     def open(
@@ -96,7 +123,7 @@ class App:
         elif not lock.held or lock.state_dir != settings.state_dir:
             raise ValueError(f"App.open: the lock given must be held and be the one of {settings.state_dir}")
         try:
-            cleaned = vault.clean_temp_files()  # safe only now: no other writer can be mid-download
+            cleaned = clean_after_unclean_close(settings, vault)  # safe only now: no other writer is mid-download
             app = cls._compose(settings, vault, Store.open(settings.database_path), scheduler)
         except BaseException:
             if own_lock is not None:
@@ -127,19 +154,27 @@ class App:
                 vault, store, attachment_rule(settings, vault), settings.timezone,
                 settings=settings.media, scheduler=scheduler, processors=processors,
             )
-            synchronizer = Synchronizer(settings, store, vault, renderer, media)
+            executor = ThreadPoolExecutor(telegram.blocking_workers, thread_name_prefix="tobs-blocking")
+            synchronizer = Synchronizer(settings, store, vault, renderer, media, executor=executor)
         except BaseException:
             store.close()
             raise
-        return cls(settings, store, vault, renderer, media, processors, synchronizer, read_only=read_only)
+        return cls(settings, store, vault, renderer, media, processors, synchronizer, read_only=read_only,
+                   executor=executor)
 
-    def close(self) -> None:
-        """Stop the processors, close the store, then let the next writer in."""
+    def close(self, *, clean: bool = True) -> None:
+        """Stop the processors and the executor, close the store, then let the next writer in.
+
+        ``clean``: the app's work ended without an error, so it left no temp file behind; the next
+        writer need not look for any (see :func:`clean_after_unclean_close`)."""
         try:
             try:
+                self.executor.shutdown(wait=True)
                 self.processors.close()
             finally:
                 self.store.close()
+            if clean and not self.read_only:
+                (self.settings.state_dir / CLEAN_CLOSE).write_bytes(b"")
         finally:
             if self.lock is not None:
                 self.lock.release()
@@ -147,11 +182,12 @@ class App:
     def __enter__(self) -> App:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.close(clean=exc_type is None)
 
-    async def sync_source(self, source: Source) -> SyncReport:
-        return await self.synchronizer.sync(source)
+    async def sync_source(self, source: Source, *, concurrent_chats: int = 1) -> SyncReport:
+        """One pass over ``source``; ``concurrent_chats`` > 1 only for a source that serves chats in any order."""
+        return await self.synchronizer.sync(source, concurrent_chats=concurrent_chats)
 
 
 async def import_export(vault_root: Path, export_path: Path) -> tuple[SyncReport, MediaCounts]:
@@ -191,7 +227,7 @@ async def sync_telegram(
         try:
             with App.open(vault_root, lock=lock) as app:
                 async with TelegramSource(client, settings.telegram, peers=app.store) as source:
-                    report = await app.sync_source(source)
+                    report = await app.sync_source(source, concurrent_chats=settings.telegram.concurrent_chats)
                     return report, app.media.counts
         finally:
             if simulated is not None:

@@ -1,5 +1,8 @@
 """The benchmark suite: figures, printed, never asserted (speed targets do not belong in tests).
 
+``python -m tobs_sync.bench --json [--quick]``  the suite (:mod:`tobs_sync.benchsuite`): one JSON
+                                      object with every case's figure, and the table of targets.
+
 ``python -m tobs_sync.bench dc``      DC-aware scheduling vs a naive global pool, on the same
                                       seeded simulation: no flood waits, then one data centre
                                       under short waits (3 s, which Telethon forgets) and long
@@ -42,6 +45,7 @@ from collections.abc import Awaitable, Hashable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tobs_sync import benchsuite
 from tobs_sync.config import TelegramSettings
 from tobs_sync.markdown import render_text
 from tobs_sync.model import Entity, EntityKind
@@ -377,15 +381,25 @@ def bench_markdown(sizes: Sequence[int] = (500, 1000, 2000, 20_000), repeats: in
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tobs_sync.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("which", choices=["dc", "memory", "import", "parse", "markdown", "all", "memory-stream"],
-                        help="memory-stream: one memory measurement in this process, printed as JSON "
-                             "(what `memory` runs in a fresh process)")
+    parser.add_argument("which", nargs="?", default="suite",
+                        choices=["suite", "dc", "memory", "import", "parse", "markdown", "all", "memory-stream",
+                                 "rss-child"],
+                        help="suite (the default): every case of tobs_sync.benchsuite, with its targets; "
+                             "memory-stream, rss-child: one measurement in this process, printed as JSON "
+                             "(what `memory` and the suite run in a fresh process)")
+    parser.add_argument("--quick", action="store_true", help="suite: every case at a tenth of its size")
+    parser.add_argument("--messages", type=int, default=20_000, help="rss-child: messages to sync")
     parser.add_argument("--size", type=int, default=500_000_000, help="memory, memory-stream: file size in bytes")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     parser.add_argument("--flood-every", type=int, metavar="N",
                         help="dc: one scenario where every N-th download request opens a flood window (0: none)")
     parser.add_argument("--flood-s", type=int, default=3, metavar="S", help="dc: that window's length (default 3)")
     args = parser.parse_args(argv)
+    if args.which == "suite":
+        return benchsuite.main(quick=args.quick, as_json=args.json)
+    if args.which == "rss-child":
+        print(json.dumps(benchsuite.rss_child(args.messages)))
+        return 0
     if args.which == "memory-stream":
         print(json.dumps(stream_big_file(args.size)))
         return 0

@@ -73,6 +73,12 @@ stall_timeout_s = 60
 # Parallel downloads per Telegram data centre, and in total.
 download_workers_per_dc = 2
 download_workers_total = 6
+# Chats read at once in a pass (within Telegram's flood limits), and batches of one chat read
+# while earlier ones are still being written (bounds the memory a pass holds).
+concurrent_chats = 4
+batches_ahead = 2
+# Threads for blocking work (writing and fsyncing notes).
+blocking_workers = 8
 
 [media]
 # Media kinds to store; others are listed in the note as skipped.
@@ -101,6 +107,7 @@ _TELEGRAM_KEYS = frozenset(
     {
         "api_id", "api_hash", "session_dir", "chats", "exclude", "takeout", "flood_max_wait_s",
         "request_timeout_s", "stall_timeout_s", "download_workers_per_dc", "download_workers_total",
+        "concurrent_chats", "batches_ahead", "blocking_workers",
     }
 )
 _MEDIA_KEYS = frozenset({"kinds", "max_mb", "processors", "processor_workers"})
@@ -127,6 +134,12 @@ class TelegramSettings:
     stall_timeout_s: float = 60.0
     download_workers_per_dc: int = 2
     download_workers_total: int = 6
+    concurrent_chats: int = 4
+    """Chats read at once by a pass over Telegram (a Desktop export is always read one chat at a time)."""
+    batches_ahead: int = 2
+    """Batches of a chat read while earlier ones are still being published."""
+    blocking_workers: int = 8
+    """Threads of the one executor for blocking work (note writes and fsyncs)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +274,8 @@ def _telegram_settings(table: Mapping[str, Any]) -> TelegramSettings:
     for key in ("flood_max_wait_s", "request_timeout_s", "stall_timeout_s"):
         if key in table:
             values[key] = float(_number("telegram", table, key, (int, float), minimum=1))
-    for key in ("download_workers_per_dc", "download_workers_total"):
+    for key in ("download_workers_per_dc", "download_workers_total", "concurrent_chats", "batches_ahead",
+                "blocking_workers"):
         if key in table:
             values[key] = _number("telegram", table, key, int, minimum=1, maximum=64)
     return dataclasses.replace(defaults, **values)

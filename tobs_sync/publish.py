@@ -38,7 +38,7 @@ from __future__ import annotations
 import logging
 import posixpath
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Executor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -147,9 +147,11 @@ def decide_note(
 class Publisher:
     """Publishes batches of notes into one vault and its store."""
 
-    def __init__(self, vault: Vault, store: Store) -> None:
+    def __init__(self, vault: Vault, store: Store, *, executor: Executor | None = None) -> None:
         self._vault = vault
         self._store = store
+        self._executor = executor
+        """The app's executor for blocking work; None: a pool of :data:`FSYNC_WORKERS` per batch."""
 
     def publish(
         self,
@@ -209,9 +211,13 @@ class Publisher:
         renamed = 0
         try:
             if len(drafts) > 1:
-                with ThreadPoolExecutor(min(FSYNC_WORKERS, len(drafts))) as pool:
-                    futures = [pool.submit(self._vault.prepare_write, d.path, d.data) for d in drafts]
+                if self._executor is not None:
+                    futures = [self._executor.submit(self._vault.prepare_write, d.path, d.data) for d in drafts]
                     wait(futures)
+                else:
+                    with ThreadPoolExecutor(min(FSYNC_WORKERS, len(drafts))) as pool:
+                        futures = [pool.submit(self._vault.prepare_write, d.path, d.data) for d in drafts]
+                        wait(futures)
                 prepared = [f.result() for f in futures if f.exception() is None]
                 failed = [f.exception() for f in futures if f.exception() is not None]
                 if failed:

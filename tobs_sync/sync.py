@@ -1,6 +1,12 @@
 """Sources -> store -> media -> notes: one pass of synchronisation, and re-rendering.
 
-This is the only module that moves cursors. For every batch of a chat: (1) its media are fetched
+This is the only module that moves cursors. A pass runs as a pipeline
+(:mod:`tobs_sync.pipeline`): several chats are read at once (``telegram.concurrent_chats``; one
+at a time for a Desktop export, which streams one file), each chat's next batches are requested
+while the current one is published (``telegram.batches_ahead`` at most, so memory does not grow
+with the history), and publishing, media included, is one stage taken by one batch at a time, in
+each chat's order, under the one long-lived download scheduler of the app.
+For every batch of a chat: (1) its media are fetched
 into the vault (index rows kept for the batch's commit), (2) every note of the batch is rendered
 (a template error stops here, before any write), (3) :class:`~tobs_sync.publish.Publisher`
 caches the batch and records the notes' intended hashes in one transaction, writes the notes
@@ -25,6 +31,7 @@ import logging
 import posixpath
 import string
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 from tobs_sync.config import STATE_DIR, Settings
@@ -34,6 +41,7 @@ from tobs_sync.merge import generated_base
 from tobs_sync.model import Chat, Message
 from tobs_sync.names import NAME_MAX_BYTES, inert_text
 from tobs_sync.note_lookups import NoteLookups
+from tobs_sync.pipeline import Stage, read_ahead, run_lanes
 from tobs_sync.publish import Draft, Outcome, Published, Publisher
 from tobs_sync.render import CHAT_TEMPLATE, MESSAGE_TEMPLATE, Renderer, wikilink
 from tobs_sync.sources.base import ReportsSkips, Source
@@ -102,14 +110,17 @@ class Synchronizer:
     """Runs sync passes and re-renders for one vault."""
 
     def __init__(
-        self, settings: Settings, store: Store, vault: Vault, renderer: Renderer, media: MediaWriter
+        self, settings: Settings, store: Store, vault: Vault, renderer: Renderer, media: MediaWriter,
+        *, executor: Executor | None = None,
     ) -> None:
+        self.batches_ahead = settings.telegram.batches_ahead
+        """Batches of a chat read while earlier ones are still being published."""
         self._settings = settings
         self._store = store
         self._vault = vault
         self._renderer = renderer
         self._media = media
-        self._publisher = Publisher(vault, store)
+        self._publisher = Publisher(vault, store, executor=executor)
         self._tz = settings.timezone
         self._chat_note_paths: dict[int, str] = {}
         """Chat note paths, once reserved (they never change afterwards); spares a query per note."""
@@ -119,14 +130,22 @@ class Synchronizer:
 
     # -- sync ------------------------------------------------------------------------------
 
-    async def sync(self, source: Source) -> SyncReport:
-        """Bring every chat of ``source`` up to date in the vault."""
+    async def sync(self, source: Source, *, concurrent_chats: int = 1) -> SyncReport:
+        """Bring every chat of ``source`` up to date in the vault.
+
+        Up to ``concurrent_chats`` chats are read at once (1 for a source that streams one file);
+        see :meth:`sync_chat` for what overlaps within a chat. A chat that fails (deferred, no
+        access) is reported and the others go on; any other error ends the pass, after cancelling
+        the chats still running.
+        """
         self._renderer.check()
         self._vault.forget_listings()  # files may have appeared since the last pass
         report = SyncReport()
-        async for chat in source.chats():
+        publishing = Stage()
+
+        async def run_chat(chat: Chat) -> None:
             try:
-                await self.sync_chat(source, chat, report)
+                await self.sync_chat(source, chat, report, publishing)
             except ChatDeferred as deferred:
                 log.warning("%s", deferred)
                 report.deferred.append(str(deferred))
@@ -135,18 +154,37 @@ class Synchronizer:
                     raise
                 log.error("%s", error)
                 report.failed.append(str(error))
+
+        await run_lanes(source.chats(), run_chat, concurrency=concurrent_chats)
         return report
 
-    async def sync_chat(self, source: Source, chat: Chat, report: SyncReport) -> None:
-        state = self._store.upsert_chat(chat, self._chat_folder)
-        report.chats += 1
-        self._reserve_chat_note(state)
-        await self._retry_failed_media(source, state, report)
-        async for batch in source.batches(chat, state.cursor):
-            await self._sync_batch(source, state, batch, report)
-        if isinstance(source, ReportsSkips):
-            report.add_skipped(chat, self._store.record_skipped(chat.id, source.skipped_messages(chat)))
-        self._write_chat_note(state, report)
+    async def sync_chat(
+        self, source: Source, chat: Chat, report: SyncReport, publishing: Stage | None = None
+    ) -> None:
+        """One chat: its batches are read ahead (up to :attr:`batches_ahead` waiting) while earlier
+        ones are published, one batch at a time across all chats (``publishing``), in the chat's order.
+
+        Publishing a batch (its notes grouped, its media fetched, rendered, written and committed
+        with the cursor) needs the batches before it committed: an album straddling two batches
+        continues the note of the one before. Batches already read when reading fails are still
+        published before the failure is raised.
+        """
+        stage = publishing or Stage()
+        async with stage:
+            state = self._store.upsert_chat(chat, self._chat_folder)
+            report.chats += 1
+            self._reserve_chat_note(state)
+            await self._retry_failed_media(source, state, report)
+
+        async def publish(batch: Sequence[Message]) -> None:
+            async with stage:
+                await self._sync_batch(source, state, batch, report)
+
+        await read_ahead(source.batches(chat, state.cursor), publish, ahead=self.batches_ahead)
+        async with stage:
+            if isinstance(source, ReportsSkips):
+                report.add_skipped(chat, self._store.record_skipped(chat.id, source.skipped_messages(chat)))
+            self._write_chat_note(state, report)
 
     def _chat_folder(self, chat: Chat) -> str:
         """A new chat's folder name: its title, made inert and safe; with its id when the title is the
