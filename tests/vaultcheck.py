@@ -8,6 +8,8 @@ Escaped brackets (``\\[\\[``) are text, not links, and are not checked.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import posixpath
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,11 +37,39 @@ def vault_files(vault: Path) -> dict[str, bytes]:
     }
 
 
-def vault_differences(actual: Path, expected: Path, context_lines: int = 2) -> str:
+def by_content(files: dict[str, bytes]) -> dict[str, bytes]:
+    """``files`` with every attachment (any file that is not a note) renamed after its content hash,
+    and every note's references to it rewritten: two vaults that differ only in which message named
+    a shared file come out equal, while a file stored twice, lost or changed still shows."""
+    renamed: dict[str, str] = {}
+    for name, data in sorted(files.items()):
+        if not name.endswith(".md"):
+            stem = f"{posixpath.dirname(name)}/{hashlib.sha256(data).hexdigest()[:16]}"
+            extension = posixpath.splitext(name)[1]
+            copies = sum(1 for taken in renamed.values() if taken.startswith(stem))
+            renamed[name] = f"{stem}{f' copy {copies + 1}' if copies else ''}{extension}"  # stored twice: shows
+    result = {}
+    for name, data in files.items():
+        if name in renamed:
+            result[renamed[name]] = data
+            continue
+        text = data.decode("utf-8", "replace")
+        for old in sorted(renamed, key=len, reverse=True):
+            text = text.replace(old, renamed[old])
+        result[name] = text.encode("utf-8")
+    return result
+
+
+def vault_differences(
+    actual: Path, expected: Path, context_lines: int = 2, *, attachments_by_content: bool = False
+) -> str:
     """A short account of how two vaults differ ("" when they are byte-identical): files missing,
     extra, and for each differing note the changed lines only (pytest's own diff of two vaults runs
-    to millions of lines)."""
+    to millions of lines). ``attachments_by_content``: compare attachments by their bytes, not by
+    their names (see :func:`by_content`)."""
     mine, theirs = vault_files(actual), vault_files(expected)
+    if attachments_by_content:
+        mine, theirs = by_content(mine), by_content(theirs)
     lines = [f"missing: {name}" for name in sorted(theirs.keys() - mine.keys())]
     lines += [f"extra: {name}" for name in sorted(mine.keys() - theirs.keys())]
     for name in sorted(mine.keys() & theirs.keys()):
