@@ -49,3 +49,11 @@ def test_vault_example_is_a_valid_vault() -> None:
     report = check_vault(EXAMPLE)
     assert report.broken == []
     assert len(report.notes) == 19
+
+
+def test_the_readme_shows_an_example_note_as_vault_example_has_it() -> None:
+    readme = (PROJECT / "README.md").read_text(encoding="utf-8")
+    intro = "A message note looks like this (from `vault-example/`):\n\n```markdown\n"
+    shown = readme[readme.index(intro) + len(intro) :].split("```\n", 1)[0]
+    note = (EXAMPLE / "Telegram" / "Allotment Crew" / "2024-03-02 11.md").read_text(encoding="utf-8")
+    assert shown == note
