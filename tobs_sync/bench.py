@@ -33,10 +33,8 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
 import random
 import resource
-import subprocess  # nosec B404  # justified: runs this interpreter with fixed arguments, never a shell
 import sys
 import tempfile
 import time
@@ -214,16 +212,7 @@ def bench_memory(size: int = 500_000_000) -> dict[str, Any]:
     """Streaming one large file into a vault, in a fresh process: its peak RSS before and after the
     pass (``ru_maxrss`` only grows, so only a process that did nothing else shows what the pass
     cost) and the peak of Python allocations during the pass. Streaming keeps both far below the file."""
-    package_parent = str(Path(__file__).resolve().parents[1])
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
-    command = [sys.executable, "-m", "tobs_sync.bench", "memory-stream", "--size", str(size)]
-    # This interpreter with fixed arguments, never a shell.
-    child = subprocess.run(  # noqa: S603  # nosec B603
-        command, shell=False, env=env, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
-    )
-    if child.returncode != 0:
-        raise RuntimeError(f"the memory benchmark's process failed ({child.returncode}):\n{child.stderr}")
-    figures: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
+    figures = benchsuite.in_fresh_process(["memory-stream", "--size", str(size)], "memory")
     growth = figures["peak_rss_after_mb"] - figures["peak_rss_before_mb"]
     print(f"downloaded {figures['file_mb']:.0f} MB in {figures['seconds']:.1f} s (a fresh process); peak RSS "
           f"{figures['peak_rss_before_mb']:.0f} MB before the pass, {figures['peak_rss_after_mb']:.0f} MB after "

@@ -271,19 +271,26 @@ def case_rerender(vault: Path) -> dict[str, Any]:
             "rerender_files_written": report.notes_written, "rerender_files_changed": changed}
 
 
-def case_rss(messages: int) -> dict[str, Any]:
-    """Peak RSS of a fresh process syncing ``messages`` text messages (4 chats)."""
+def in_fresh_process(arguments: list[str], what: str) -> dict[str, Any]:
+    """Run ``python -m tobs_sync.bench ARGUMENTS`` in a fresh interpreter (``ru_maxrss`` only grows, so
+    only a process that did nothing else shows what one case cost) and return the JSON object it
+    prints last; ``what`` names the benchmark in the error if the process fails."""
     package_parent = str(Path(__file__).resolve().parents[1])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
-    command = [sys.executable, "-m", "tobs_sync.bench", "rss-child", "--messages", str(messages)]
+    command = [sys.executable, "-m", "tobs_sync.bench", *arguments]
     # This interpreter with fixed arguments, never a shell.
     child = subprocess.run(  # noqa: S603  # nosec B603
         command, shell=False, env=env, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
     )
     if child.returncode != 0:
-        raise RuntimeError(f"the RSS benchmark's process failed ({child.returncode}):\n{child.stderr}")
+        raise RuntimeError(f"the {what} benchmark's process failed ({child.returncode}):\n{child.stderr}")
     figures: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
     return figures
+
+
+def case_rss(messages: int) -> dict[str, Any]:
+    """Peak RSS of a fresh process syncing ``messages`` text messages (4 chats)."""
+    return in_fresh_process(["rss-child", "--messages", str(messages)], "RSS")
 
 
 def rss_child(messages: int) -> dict[str, Any]:
