@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import json
 import sqlite3
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import frontmatter
 import pytest
 from telethon import errors, functions
 from telethon.tl import types
-from vaultcheck import check_vault
+from vaultcheck import note_ids
 
 from tobs_sync.app import App, import_export
 from tobs_sync.config import load_settings
@@ -57,16 +56,6 @@ def notes(vault: Path, chat_id: int) -> dict[int, tuple[Path, frontmatter.Post]]
             assert message_id not in found, f"message {message_id} has two notes"
             found[message_id] = (path.relative_to(vault), post)
     return found
-
-
-def note_ids(vault: Path) -> Counter[tuple[int, int]]:
-    ids: Counter[tuple[int, int]] = Counter()
-    for meta in check_vault(vault).metadata.values():
-        if "tg_message_id" in meta:
-            mids = meta["tg_message_id"]
-            for mid in mids if isinstance(mids, list) else [mids]:
-                ids[(meta["tg_chat_id"], mid)] += 1
-    return ids
 
 
 def first_id(post: frontmatter.Post) -> int:

@@ -12,14 +12,13 @@ import dataclasses
 import json
 import shutil
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 from crashing import CrashingStore, CrashingVault, install
-from vaultcheck import check_vault, vault_differences, vault_files
+from vaultcheck import check_vault, note_ids, vault_differences, vault_files
 
 from tobs_sync.app import App, import_export, sync_telegram
 from tobs_sync.config import TelegramSettings, load_settings
@@ -59,17 +58,6 @@ def reference_vault(tmp_path: Path, vault: Path, spec: str = SPEC) -> Path:
     shutil.copytree(vault, reference)
     sync_pass(reference, SimulatedTelegram(parse_spec(spec)))
     return reference
-
-
-def note_ids(vault: Path) -> Counter[tuple[int, int]]:
-    """(chat id, message id) of every message note; a duplicate would count twice."""
-    ids: Counter[tuple[int, int]] = Counter()
-    for meta in check_vault(vault).metadata.values():
-        if "tg_message_id" in meta:
-            mids = meta["tg_message_id"]
-            for mid in mids if isinstance(mids, list) else [mids]:
-                ids[(meta["tg_chat_id"], mid)] += 1
-    return ids
 
 
 def test_simulated_account_syncs_into_a_valid_vault(vault: Path) -> None:

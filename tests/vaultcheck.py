@@ -11,6 +11,7 @@ import difflib
 import hashlib
 import posixpath
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,3 +112,14 @@ def check_vault(vault: Path) -> VaultReport:
                 if not resolves(vault, match.group(2)):
                     report.broken.append(f"{relative}: {match.group(0)}")
     return report
+
+
+def note_ids(vault: Path) -> Counter[tuple[int, int]]:
+    """(chat id, message id) of every message note; a duplicate would count twice."""
+    ids: Counter[tuple[int, int]] = Counter()
+    for meta in check_vault(vault).metadata.values():
+        if "tg_message_id" in meta:
+            mids = meta["tg_message_id"]
+            for mid in mids if isinstance(mids, list) else [mids]:
+                ids[(meta["tg_chat_id"], mid)] += 1
+    return ids
