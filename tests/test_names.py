@@ -9,9 +9,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tobs_sync.markdown import ZWSP, escape_inline
-from tobs_sync.names import inert_markdown, inert_text, inert_value, live_triggers, tag_segment
+from tobs_sync.names import (
+    inert_markdown,
+    inert_text,
+    inert_value,
+    live_triggers,
+    sanitize_component,
+    sanitize_filename,
+    tag_segment,
+)
 from tobs_sync.render import wikilink
-from tobs_sync.vault import sanitize_component, sanitize_filename
 
 LOOKALIKES = {"\u02cb": "`", "\u02dc": "~"}
 
