@@ -1,7 +1,7 @@
 """Untrusted text made safe outside the note body: the inert-text rule, and file and folder names.
 
-Two jobs, both about names and titles that come from Telegram or an export: making them inert
-wherever Obsidian reads them (below), and making them safe as file and folder names.
+Two jobs for text that comes from Telegram or an export: the inert-text rule (first), and safe
+file and folder names with Obsidian's name identity (after it).
 
 Names, titles, file names, captions and every other string that comes from Telegram or an export
 end up in places Obsidian and its plugins read as more than text: property values (Templater runs

@@ -41,6 +41,7 @@ from typing import Any, BinaryIO
 
 from tobs_sync.errors import VaultError
 from tobs_sync.names import NAME_MAX_BYTES, numbered_name, path_key
+from tobs_sync.plain_paths import inspect_unlinked, strictly_below
 
 try:
     import fcntl
@@ -52,7 +53,6 @@ logger = logging.getLogger(__name__)
 TEMP_PREFIX = ".tobs-tmp-"  # hidden from Obsidian and from Obsidian Sync
 SKIPPED_FOLDERS = frozenset({".obsidian", ".git", ".trash"})  # clean_temp_files never enters them
 _CHUNK = 1 << 20
-_REPARSE_POINT = stat.FILE_ATTRIBUTE_REPARSE_POINT  # Windows junctions and symlinks
 _FULLFSYNC: int | None = getattr(fcntl, "F_FULLFSYNC", None) if fcntl is not None else None
 _FSYNC_UNSUPPORTED = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF, errno.EACCES, errno.EPERM}
 
@@ -114,12 +114,12 @@ class Vault:
         problem = _path_problem(text)
         if problem is None and text.rpartition("/")[0] in self._verified_folders:
             target = self.root / text
-            problem = _inspect(target)[1]
+            problem = inspect_unlinked(target)[1]
             if problem is None:
                 return target
         problem = problem or self._link_problem(text.split("/"))
         target = self.root.joinpath(*text.split("/")) if problem is None else self.root
-        if problem is None and not _strictly_below(os.path.realpath(target), self.root):
+        if problem is None and not strictly_below(os.path.realpath(target), self.root):
             problem = f"it resolves outside {self.root}"
         if problem:
             raise VaultError(f"refusing vault path {text!r}: {problem}")
@@ -131,7 +131,7 @@ class Vault:
         current = self.root
         for index, part in enumerate(parts):
             current = current / part
-            info, problem = _inspect(current)
+            info, problem = inspect_unlinked(current)
             if problem or info is None:
                 return problem
             if index < len(parts) - 1:
@@ -392,7 +392,7 @@ class Vault:
     def _make_folders(self, target: Path) -> None:
         parts = target.relative_to(self.root).parts[:-1]
         if "/".join(parts) in self._verified_folders:
-            info = _inspect(target.parent)[0]
+            info = inspect_unlinked(target.parent)[0]
             if info is not None and stat.S_ISDIR(info.st_mode):  # lstat: a symlink is not a folder
                 return  # verified this pass and still a plain folder (a deleted one is made again)
         current = self.root
@@ -442,20 +442,6 @@ class Vault:
             os.close(fd)
 
 
-def _inspect(path: Path) -> tuple[os.stat_result | None, str | None]:
-    """``path``'s own status (None if it does not exist) and why it may not be used (a symlink or
-    junction, or it cannot be inspected), or None."""
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        return None, None
-    except OSError as exc:
-        return None, f"cannot inspect {path}: {exc}"
-    if stat.S_ISLNK(info.st_mode) or getattr(info, "st_file_attributes", 0) & _REPARSE_POINT:
-        return info, f"{path} is a symlink"
-    return info, None
-
-
 def _path_problem(text: object) -> str | None:
     """Why ``text`` is not a plain vault-relative POSIX path, or None."""
     if not isinstance(text, str) or not text:
@@ -467,14 +453,6 @@ def _path_problem(text: object) -> str | None:
     if any(part in ("", ".", "..") for part in text.split("/")):
         return "it has an empty, '.' or '..' component"
     return None
-
-
-def _strictly_below(path: str, root: Path) -> bool:
-    path, top = os.path.normcase(path), os.path.normcase(root)
-    try:
-        return path != top and os.path.commonpath([path, top]) == top
-    except ValueError:  # different drives
-        return False
 
 
 def _create_temp(folder: Path) -> tuple[int, Path]:
