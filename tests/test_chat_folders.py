@@ -11,9 +11,8 @@ import frontmatter
 
 from tobs_sync.app import import_export
 from tobs_sync.model import Chat
-from tobs_sync.names import NAME_MAX_BYTES
+from tobs_sync.names import NAME_MAX_BYTES, sanitize_component
 from tobs_sync.store import Store
-from tobs_sync.vault import sanitize_component
 
 LONG_TITLES = {
     "ascii": "Allotment crew weekly planning " * 8,  # 248 bytes

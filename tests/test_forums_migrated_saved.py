@@ -23,11 +23,10 @@ from vaultcheck import note_ids
 from tobs_sync.app import App, import_export
 from tobs_sync.config import load_settings
 from tobs_sync.model import MIGRATED_ID_SHIFT
-from tobs_sync.names import inert_text
+from tobs_sync.names import inert_text, sanitize_component
 from tobs_sync.sim import SimSpec, SimulatedTelegram, parse_spec
 from tobs_sync.sources.telegram import TelegramSource
 from tobs_sync.sync import SyncReport
-from tobs_sync.vault import sanitize_component
 
 SPEC = "chats=6,messages=70,media=0.2,seed=9"
 

@@ -9,9 +9,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tobs_sync.markdown import ZWSP, escape_inline
-from tobs_sync.names import inert_markdown, inert_text, inert_value, live_triggers, tag_segment
+from tobs_sync.names import (
+    inert_markdown,
+    inert_text,
+    inert_value,
+    live_triggers,
+    numbered_name,
+    sanitize_component,
+    sanitize_filename,
+    tag_segment,
+)
 from tobs_sync.render import wikilink
-from tobs_sync.vault import sanitize_component, sanitize_filename
 
 LOOKALIKES = {"\u02cb": "`", "\u02dc": "~"}
 
@@ -130,3 +138,11 @@ def test_wikilink_labels_are_inert_and_cannot_break_the_link(text: str) -> None:
     label = link.removeprefix("[[Telegram/Chat/Chat|").removesuffix("]]")
     assert not set(label) & set("[]|#^\n")
     assert live_triggers(label) == []
+
+
+def test_numbered_name_puts_the_number_before_the_extension_and_cuts_the_stem_to_fit() -> None:
+    assert numbered_name("Note.md", 2) == "Note 2.md"
+    assert numbered_name("v2 final", 3) == "v2 final 3"
+    cut = numbered_name("Огород" * 40 + ".md", 12, max_bytes=30)
+    assert cut.endswith(" 12.md") and len(cut.encode("utf-8")) <= 30
+    assert numbered_name("👍🏽.md", 2, max_bytes=7) == "_ 2.md", "no half of an emoji is kept"

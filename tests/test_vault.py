@@ -1,4 +1,4 @@
-"""Tests for tobs_sync.vault: safe names, confinement, atomic writes and the user-edit guard."""
+"""Tests for tobs_sync.vault (confinement, atomic writes, unique names) and the name sanitisers of tobs_sync.names."""
 
 from __future__ import annotations
 
@@ -17,15 +17,8 @@ from hypothesis import strategies as st
 from pyfakefs.fake_filesystem import FakeFilesystem
 
 from tobs_sync.errors import VaultError
-from tobs_sync.vault import (
-    FORBIDDEN_CHARS,
-    RESERVED_NAMES,
-    TEMP_PREFIX,
-    Vault,
-    sanitize_component,
-    sanitize_filename,
-    sha256_hex,
-)
+from tobs_sync.names import FORBIDDEN_CHARS, RESERVED_NAMES, sanitize_component, sanitize_filename
+from tobs_sync.vault import TEMP_PREFIX, Vault, sha256_hex
 
 OLD_TIME = 1_000_000_000
 
@@ -577,7 +570,7 @@ def test_a_write_that_creates_folders_fsyncs_the_folder_and_every_new_folders_pa
 
 @given(st.text(alphabet=st.characters(max_codepoint=0x7F)))
 def test_plain_ascii_names_take_a_shortcut_that_changes_nothing(name: str) -> None:
-    from tobs_sync.vault import _visible
+    from tobs_sync.names import _visible
 
     if name.isascii() and name.isprintable():
         assert unicodedata.normalize("NFC", "".join(map(_visible, name))) == name

@@ -35,10 +35,10 @@ from typing import Any, BinaryIO
 from tobs_sync.config import MediaSettings
 from tobs_sync.errors import FloodWait, MediaUnavailable, SourceError
 from tobs_sync.model import MediaRef, Message
-from tobs_sync.names import inert_text
+from tobs_sync.names import inert_text, sanitize_filename
 from tobs_sync.processors.pool import ProcessorPool
 from tobs_sync.store import MediaRows, MediaSlot, Store
-from tobs_sync.vault import Vault, sanitize_filename
+from tobs_sync.vault import Vault
 from tobs_sync.views import StoredMedia
 from tobs_sync.workers import DcScheduler, GlobalPool, Job
 

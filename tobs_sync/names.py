@@ -1,4 +1,7 @@
-"""Untrusted text made inert outside the note body: one rule, owned here.
+"""Untrusted text made safe outside the note body: the inert-text rule, and file and folder names.
+
+Two jobs for text that comes from Telegram or an export: the inert-text rule (first), and safe
+file and folder names with Obsidian's name identity (after it).
 
 Names, titles, file names, captions and every other string that comes from Telegram or an export
 end up in places Obsidian and its plugins read as more than text: property values (Templater runs
@@ -29,15 +32,26 @@ made (``\\%>`` there is still a closing tag to Templater) and changes nothing el
 :func:`tag_segment` makes one tag segment (``telegram/<segment>``) out of untrusted text, under
 Obsidian's tag rules; it cannot hold a trigger.
 
+File and folder names: :func:`sanitize_component` / :func:`sanitize_filename` turn untrusted text
+(chat titles, Telegram file names) into one path component valid on Windows, macOS, Linux, Android
+and iOS and inside ``[[wikilinks]]``, at most :data:`NAME_MAX_BYTES` UTF-8 bytes by default;
+:func:`numbered_name` makes ``Note 2.md`` of ``Note.md`` within the same limit. :func:`path_key`
+is Obsidian's name identity: two names or vault paths with one key are one note to Obsidian (and
+one file on a case-insensitive file system). Distinct names are the caller's job (the vault writer
+numbers a taken name); nothing here touches the disk.
+
 Limits: URLs stay URLs (a property or body URL is clickable, as in Telegram; a click is the
 user's act). The rule covers the syntax of Obsidian, Templater, Dataview and Meta Bind; a plugin
 with its own inline syntax in plain text is not covered. The separator is invisible in Obsidian,
 so a search for the exact text (``<%``) does not find inert text; the text as sent stays in the
-state database and reaches templates that ask for it by name (``raw``).
+state database and reaches templates that ask for it by name (``raw``). Truncating a name keeps
+combining marks, ZWJ sequences, emoji modifiers and flag pairs whole, not every extended grapheme
+cluster. A sanitised name is safe, not inert: callers that want both apply :func:`inert_text` first.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -45,11 +59,43 @@ from typing import Any
 
 from tobs_sync.markdown import ZWSP, escape_inline
 
-__all__ = ["NAME_MAX_BYTES", "inert_markdown", "inert_text", "inert_value", "live_triggers", "md", "tag_segment"]
+__all__ = [
+    "FORBIDDEN_CHARS",
+    "NAME_MAX_BYTES",
+    "RESERVED_NAMES",
+    "inert_markdown",
+    "inert_text",
+    "inert_value",
+    "live_triggers",
+    "md",
+    "numbered_name",
+    "path_key",
+    "sanitize_component",
+    "sanitize_filename",
+    "tag_segment",
+]
 
 NAME_MAX_BYTES = 200
-"""Byte limit of one file or folder name made from untrusted text (the vault's sanitiser default):
+"""Byte limit of one file or folder name made from untrusted text (the sanitisers' default):
 it leaves room for `` 2`` suffixes, sync-conflict copies and the folders above within 255/260."""
+
+FORBIDDEN_CHARS = frozenset('\\/:*?"<>|#^[]%`')  # illegal on some OS, or meaningful in links
+# Windows device names, reserved with any extension too (``NUL.md``); compared upper-cased.
+RESERVED_NAMES = frozenset(
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+    | {f"{prefix}{digit}" for prefix in ("COM", "LPT") for digit in "0123456789\u00b9\u00b2\u00b3"}
+)
+
+# Invisible format characters that disguise names: soft hyphen, bidi marks, embeddings, overrides
+# and isolates, zero-width space, word joiner, BOM. ZWJ/ZWNJ stay (emoji, Indic and Persian text).
+_INVISIBLE = re.compile("[\u00ad\u061c\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]")
+_EDGE_STRIP = " .\u200c\u200d"  # stripped from both ends: trailing dot/space, hidden leading dot
+_ZWJ = "\u200d"
+_FORBIDDEN_CLASS = "[" + re.escape("".join(sorted(FORBIDDEN_CHARS))) + "]"
+_FORBIDDEN_RUN = re.compile(rf"[\s-]*{_FORBIDDEN_CLASS}(?:[\s-]*{_FORBIDDEN_CLASS})*[\s-]*")
+_WHITESPACE_RUN = re.compile(r"\s+")
+_REGIONAL = "".join(map(chr, range(0x1F1E6, 0x1F200)))  # regional indicators: two make one flag
+_PLAIN_EXTENSION = re.compile(r"[A-Za-z0-9]{1,10}")
 
 _OBSIDIAN_TAG_STOP = "\u2000-\u206f\u2e00-\u2e7f'!\"#$%&()*+,.:;<=>?@^`{|}~\\[\\]\\\\\\s"
 """What ends a tag in Obsidian: spaces, ASCII punctuation but ``-_/``, general punctuation."""
@@ -160,3 +206,143 @@ def _break_fences(text: str) -> str:
     for index in breaks:
         chars[index] = _FENCE_CHARS[chars[index]]
     return "".join(chars)
+
+
+# --- file and folder names ---------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4096)  # pure; note paths repeat their chat, year and month parts
+def sanitize_component(name: str, *, fallback: str = "untitled", max_bytes: int = NAME_MAX_BYTES) -> str:
+    """One safe path component (no extension handling: see :func:`sanitize_filename`).
+
+    NFC-normalised; control and invisible format characters (bidi overrides, zero-width space)
+    dropped; whitespace collapsed to single spaces; runs of ``\\ / : * ? " < > | # ^ [ ] %`` and
+    backtick, with the spaces and hyphens around them, become ``-`` (`` - `` if spaces were
+    involved) or vanish at either end (``[[x]]`` -> ``x``); leading and trailing spaces and dots
+    stripped; Windows device names get ``_`` after the stem (``con.md`` -> ``con_.md``); cut to
+    ``max_bytes`` UTF-8 bytes at a character boundary, keeping combining marks with their base.
+    An empty result becomes ``fallback`` (itself sanitised). Idempotent.
+    """
+    if max_bytes < 1:
+        raise ValueError(f"max_bytes must be at least 1, not {max_bytes}")
+    cleaned = _clean(name)
+    result = _fit(cleaned, max_bytes) if cleaned else ""
+    if not result:
+        result = _fit(_clean(fallback), max_bytes) or "_"
+    return result
+
+
+def sanitize_filename(name: str, *, fallback_stem: str, max_bytes: int = NAME_MAX_BYTES) -> str:
+    """A safe file name whose extension survives: stem and extension are sanitised separately.
+
+    The extension is what follows the last dot if that is 1-10 ASCII letters and digits; it is
+    lower-cased. Any other suffix (``v2 final``, ``obsidian/x``) stays part of the stem.
+    Truncation only ever shortens the stem; an empty stem becomes ``fallback_stem``.
+    """
+    result = _filename_once(name, fallback_stem, max_bytes)
+    for _ in range(3):  # converge: a cut stem can expose a new "extension" ("x..ab cd" -> "x..ab")
+        result, previous = _filename_once(result, fallback_stem, max_bytes), result
+        if result == previous:
+            break
+    return result
+
+
+def _filename_once(name: str, fallback_stem: str, max_bytes: int) -> str:
+    stem, dot, suffix = name.strip().rpartition(".")
+    if not dot or not _PLAIN_EXTENSION.fullmatch(suffix):
+        return sanitize_component(name, fallback=fallback_stem, max_bytes=max_bytes)
+    extension = suffix.lower()
+    budget = max_bytes - len(extension) - 1
+    if budget < 1:
+        raise ValueError(f"max_bytes={max_bytes} leaves no room for a stem before .{extension}")
+    return f"{sanitize_component(stem, fallback=fallback_stem, max_bytes=budget)}.{extension}"
+
+
+def _clean(name: str) -> str:
+    """Sanitise without a length limit; may return ''."""
+    plain_ascii = name.isascii() and name.isprintable()  # nothing for _visible to drop, already NFC
+    text = name if plain_ascii else unicodedata.normalize("NFC", "".join(map(_visible, name)))
+    text = _WHITESPACE_RUN.sub(" ", text).strip(_EDGE_STRIP)
+    text = _FORBIDDEN_RUN.sub(_replace_forbidden_run, text).strip(_EDGE_STRIP)
+    return _unreserve(text)
+
+
+def _visible(ch: str) -> str:
+    """Whitespace as a space; controls, lone surrogates and invisible format characters dropped."""
+    if ch in "\t\n\x0b\x0c\r" or (ch.isspace() and ch > "\x9f"):
+        return " "
+    return "" if _INVISIBLE.match(ch) or unicodedata.category(ch) in ("Cc", "Cs") else ch
+
+
+def _replace_forbidden_run(match: re.Match[str]) -> str:
+    if match.start() == 0 or match.end() == len(match.string):
+        return ""
+    return " - " if any(ch.isspace() for ch in match.group()) else "-"
+
+
+def _reserved_stem(name: str) -> int:
+    """Length of ``name``'s stem if Windows reads it as a device name (up to the first dot, spaces
+    ignored: ``nul .md``), else 0."""
+    stem = name.split(".", 1)[0].rstrip(" ")
+    return len(stem) if stem.upper() in RESERVED_NAMES else 0
+
+
+def _unreserve(name: str) -> str:
+    cut = _reserved_stem(name)
+    return f"{name[:cut]}_{name[cut:]}" if cut else name
+
+
+def _fit(text: str, max_bytes: int) -> str:
+    """Truncate to ``max_bytes`` and make sure the cut left no trailing dot or device name."""
+    text = _truncate_utf8(text, max_bytes).rstrip(_EDGE_STRIP)
+    if cut := _reserved_stem(text):  # e.g. "CONSOLE" cut to 3 bytes
+        text = _truncate_utf8(text[:cut], max_bytes - 1) + "_" + text[cut:]
+        text = _truncate_utf8(text, max_bytes).rstrip(_EDGE_STRIP)
+    return text
+
+
+def _extends_previous(ch: str) -> bool:
+    """True for characters that belong to the grapheme before them."""
+    return (
+        unicodedata.category(ch).startswith("M")
+        or ch == _ZWJ
+        or "\U0001f3fb" <= ch <= "\U0001f3ff"  # emoji skin-tone modifiers
+        or "\U000e0020" <= ch <= "\U000e007f"  # emoji tag sequences (subdivision flags)
+    )
+
+
+def _truncate_utf8(text: str, max_bytes: int) -> str:
+    """The longest prefix of ``text`` within ``max_bytes`` UTF-8 bytes ending at a grapheme edge."""
+    encoded = text.encode("utf-8")
+    if len(encoded) <= max_bytes:
+        return text
+    byte_cut = len(encoded[:max_bytes].decode("utf-8", "ignore"))
+    cut = byte_cut
+    while cut > 0 and (_extends_previous(text[cut]) or text[cut - 1] == _ZWJ):
+        cut -= 1
+    if cut > 0 and text[cut] in _REGIONAL:  # an odd run of flag halves before the cut: last one
+        cut -= (cut - len(text[:cut].rstrip(_REGIONAL))) % 2  # pairs with text[cut]
+    return text[: cut or byte_cut]
+
+
+def _split_extension(name: str) -> tuple[str, str]:
+    """``("Note", ".md")`` for ``Note.md``; no extension unless it is 1-10 ASCII alphanumerics."""
+    stem, dot, suffix = name.rpartition(".")
+    if dot and stem and _PLAIN_EXTENSION.fullmatch(suffix):
+        return stem, f".{suffix}"
+    return name, ""
+
+
+def numbered_name(name: str, number: int, *, max_bytes: int = NAME_MAX_BYTES) -> str:
+    """``name`` with `` <number>`` before its extension (``Note.md`` -> ``Note 2.md``), the stem cut
+    at a grapheme edge so the result fits in ``max_bytes`` UTF-8 bytes (``_`` if nothing is left)."""
+    stem, extension = _split_extension(name)
+    tail = f" {number}{extension}"
+    stem_part = _truncate_utf8(stem, max_bytes - len(tail.encode("utf-8"))).rstrip(_EDGE_STRIP)
+    return f"{stem_part or '_'}{tail}"
+
+
+def path_key(name: str) -> str:
+    """The key under which Obsidian (and case-insensitive file systems) see two names or vault
+    paths as one: Unicode NFC, case-folded. The store indexes note and media paths by it."""
+    return unicodedata.normalize("NFC", name).casefold()

@@ -15,7 +15,7 @@ Everything after the store can be replayed from it. Cursors move only in
 rows of their batch (:class:`MediaRows`). The schema has a
 version (``PRAGMA user_version``) and forward migrations; a database from a newer tobs-sync is
 refused rather than damaged. Limits: one writer at a time (SQLite); paths are compared
-by :func:`tobs_sync.vault.path_key` (NFC, case-folded) because Obsidian resolves links that way.
+by :func:`tobs_sync.names.path_key` (NFC, case-folded) because Obsidian resolves links that way.
 """
 
 from __future__ import annotations
@@ -33,9 +33,8 @@ import msgpack
 
 from tobs_sync.errors import StoreError
 from tobs_sync.model import Chat, Message
-from tobs_sync.names import NAME_MAX_BYTES
+from tobs_sync.names import NAME_MAX_BYTES, path_key, sanitize_component
 from tobs_sync.records import decode_chat, decode_message, encode_chat, encode_message
-from tobs_sync.vault import path_key, sanitize_component
 
 CHAT_NOTE = "chat"
 MESSAGE_NOTE = "message"

@@ -39,14 +39,14 @@ from tobs_sync.errors import ChatDeferred, ExportFormatError, SourceError, Vault
 from tobs_sync.media import MediaWriter
 from tobs_sync.merge import generated_base
 from tobs_sync.model import Chat, Message
-from tobs_sync.names import NAME_MAX_BYTES, inert_text
+from tobs_sync.names import NAME_MAX_BYTES, inert_text, path_key, sanitize_component
 from tobs_sync.note_lookups import NoteLookups
 from tobs_sync.pipeline import Stage, read_ahead, run_lanes
 from tobs_sync.publish import Draft, Outcome, Published, Publisher
 from tobs_sync.render import CHAT_TEMPLATE, MESSAGE_TEMPLATE, Renderer, wikilink
 from tobs_sync.sources.base import ReportsSkips, Source
 from tobs_sync.store import CHAT_NOTE, ChatState, MediaRows, NoteRow, Store
-from tobs_sync.vault import Vault, path_key, sanitize_component, sha256_hex
+from tobs_sync.vault import Vault, sha256_hex
 from tobs_sync.views import StoredMedia, chat_view, local_datetime, message_view, topic_path_value
 
 log = logging.getLogger(__name__)

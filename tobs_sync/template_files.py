@@ -29,8 +29,8 @@ from pathlib import Path, PureWindowsPath
 import jinja2
 
 from tobs_sync.errors import TemplateError
+from tobs_sync.plain_paths import inspect_unlinked, is_link, strictly_below
 
-_REPARSE_POINT = getattr(stat, "FILE_ATTRIBUTE_REPARSE_POINT", 0x400)  # Windows junctions and symlinks
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 
 
@@ -49,20 +49,17 @@ class ConfinedLoader(jinja2.BaseLoader):
         path = self.folder
         for index, part in enumerate(parts):
             path = path / part
-            try:
-                info = os.lstat(path)
-            except FileNotFoundError:
-                raise jinja2.TemplateNotFound(template) from None
-            except OSError as exc:
-                raise _refusal(template, f"cannot inspect {path}: {exc}") from exc
-            if _is_link(info):
-                raise _refusal(template, f"{path} is a symlink")
+            info, problem = inspect_unlinked(path)
+            if problem:
+                raise _refusal(template, problem)
+            if info is None:
+                raise jinja2.TemplateNotFound(template)
             last = index == len(parts) - 1
             if not last and not stat.S_ISDIR(info.st_mode):
                 raise jinja2.TemplateNotFound(template)
             if last and not stat.S_ISREG(info.st_mode):
                 raise _refusal(template, f"{path} is not a regular file")
-        if not _strictly_below(os.path.realpath(path), self.folder):
+        if not strictly_below(os.path.realpath(path), self.folder):
             raise _refusal(template, f"{path} resolves outside {self.folder}")
         source = _read_checked(template, path, info)
         return source, str(path), _unchanged(path, info)
@@ -75,7 +72,7 @@ class ConfinedLoader(jinja2.BaseLoader):
             return False
         except OSError as exc:
             raise _refusal(template, f"cannot inspect the templates folder {self.folder}: {exc}") from exc
-        if _is_link(info):
+        if is_link(info):
             raise _refusal(template, f"the templates folder {self.folder} is a symlink")
         if not stat.S_ISDIR(info.st_mode):
             raise _refusal(template, f"the templates folder {self.folder} is not a folder")
@@ -133,18 +130,6 @@ def _unchanged(path: Path, checked: os.stat_result) -> Callable[[], bool]:
         )
 
     return uptodate
-
-
-def _is_link(info: os.stat_result) -> bool:
-    return stat.S_ISLNK(info.st_mode) or bool(getattr(info, "st_file_attributes", 0) & _REPARSE_POINT)
-
-
-def _strictly_below(path: str, root: Path) -> bool:
-    path, top = os.path.normcase(path), os.path.normcase(root)
-    try:
-        return path != top and os.path.commonpath([path, top]) == top
-    except ValueError:  # different drives
-        return False
 
 
 def _refusal(template: object, why: str) -> TemplateError:

@@ -1,8 +1,8 @@
-"""The vault writer: safe names, confined paths, atomic and idempotent writes, user-edit detection.
+"""The vault writer: confined paths, atomic and idempotent writes, temp files, fsync.
 
-* Names: :func:`sanitize_component` / :func:`sanitize_filename` turn untrusted text (chat titles,
-  Telegram file names) into one path component valid on Windows, macOS, Linux, Android and iOS
-  and inside ``[[wikilinks]]``. Distinct names are the caller's job, via :meth:`Vault.unique_path`.
+Names are not made here: :mod:`tobs_sync.names` turns untrusted text into safe file and folder
+names and says when two names are one to Obsidian (``path_key``). This module writes them.
+
 * Confinement: :meth:`Vault.resolve` maps a vault-relative POSIX path to a file below the root and
   refuses ``..``, absolute paths and every symlink on the way (even one pointing inside).
 * Durability: a write is a hidden ``.tobs-tmp-*`` file beside the target, fsynced
@@ -13,34 +13,35 @@
   :meth:`Vault.write_atomic` runs them for one file and skips identical bytes (no mtime churn).
   ``_fsync``, ``_replace``, ``_fsync_folder`` and ``_mkdir`` are the only places that touch the
   disk for those steps: tests override them to record or interrupt the order of operations.
+* Distinct names: :meth:`Vault.unique_path` numbers a wanted name (``Note 2.md``) until neither the
+  caller's index nor the folder on disk (compared as Obsidian compares names) holds it.
 
 Limits: confinement is checked before each write, not held during it: a process swapping a folder
 for a symlink between check and rename could still redirect a write (the threat is careless input,
 not a hostile local user). One tobs-sync process per vault (:meth:`Vault.clean_temp_files` deletes
-any other's temp files). Truncation keeps combining marks, ZWJ sequences, emoji modifiers and flag
-pairs whole, not every extended grapheme cluster.
+any other's temp files). The writer trusts the names it is given to be safe ones; it only refuses
+those that would leave the vault.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import hashlib
 import json
 import logging
 import os
-import re
 import secrets
 import stat
 import threading
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PureWindowsPath
 from typing import Any, BinaryIO
 
 from tobs_sync.errors import VaultError
+from tobs_sync.names import NAME_MAX_BYTES, numbered_name, path_key
+from tobs_sync.plain_paths import inspect_unlinked, strictly_below
 
 try:
     import fcntl
@@ -51,25 +52,7 @@ logger = logging.getLogger(__name__)
 
 TEMP_PREFIX = ".tobs-tmp-"  # hidden from Obsidian and from Obsidian Sync
 SKIPPED_FOLDERS = frozenset({".obsidian", ".git", ".trash"})  # clean_temp_files never enters them
-FORBIDDEN_CHARS = frozenset('\\/:*?"<>|#^[]%`')  # illegal on some OS, or meaningful in links
-# Windows device names, reserved with any extension too (``NUL.md``); compared upper-cased.
-RESERVED_NAMES = frozenset(
-    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
-    | {f"{prefix}{digit}" for prefix in ("COM", "LPT") for digit in "0123456789\u00b9\u00b2\u00b3"}
-)
-
-# Invisible format characters that disguise names: soft hyphen, bidi marks, embeddings, overrides
-# and isolates, zero-width space, word joiner, BOM. ZWJ/ZWNJ stay (emoji, Indic and Persian text).
-_INVISIBLE = re.compile("[\u00ad\u061c\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]")
-_EDGE_STRIP = " .\u200c\u200d"  # stripped from both ends: trailing dot/space, hidden leading dot
-_ZWJ = "\u200d"
-_FORBIDDEN_CLASS = "[" + re.escape("".join(sorted(FORBIDDEN_CHARS))) + "]"
-_FORBIDDEN_RUN = re.compile(rf"[\s-]*{_FORBIDDEN_CLASS}(?:[\s-]*{_FORBIDDEN_CLASS})*[\s-]*")
-_WHITESPACE_RUN = re.compile(r"\s+")
-_REGIONAL = "".join(map(chr, range(0x1F1E6, 0x1F200)))  # regional indicators: two make one flag
-_PLAIN_EXTENSION = re.compile(r"[A-Za-z0-9]{1,10}")
 _CHUNK = 1 << 20
-_REPARSE_POINT = stat.FILE_ATTRIBUTE_REPARSE_POINT  # Windows junctions and symlinks
 _FULLFSYNC: int | None = getattr(fcntl, "F_FULLFSYNC", None) if fcntl is not None else None
 _FSYNC_UNSUPPORTED = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF, errno.EACCES, errno.EPERM}
 
@@ -78,139 +61,6 @@ def sha256_hex(data: bytes) -> str:
     """The hex sha256 of ``data``: the content hash the notes index stores."""
     return hashlib.sha256(data).hexdigest()
 
-
-# --- names -------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=4096)  # pure; note paths repeat their chat, year and month parts
-def sanitize_component(name: str, *, fallback: str = "untitled", max_bytes: int = 200) -> str:
-    """One safe path component (no extension handling: see :func:`sanitize_filename`).
-
-    NFC-normalised; control and invisible format characters (bidi overrides, zero-width space)
-    dropped; whitespace collapsed to single spaces; runs of ``\\ / : * ? " < > | # ^ [ ] %`` and
-    backtick, with the spaces and hyphens around them, become ``-`` (`` - `` if spaces were
-    involved) or vanish at either end (``[[x]]`` -> ``x``); leading and trailing spaces and dots
-    stripped; Windows device names get ``_`` after the stem (``con.md`` -> ``con_.md``); cut to
-    ``max_bytes`` UTF-8 bytes at a character boundary, keeping combining marks with their base.
-    An empty result becomes ``fallback`` (itself sanitised). Idempotent.
-    """
-    if max_bytes < 1:
-        raise ValueError(f"max_bytes must be at least 1, not {max_bytes}")
-    cleaned = _clean(name)
-    result = _fit(cleaned, max_bytes) if cleaned else ""
-    if not result:
-        result = _fit(_clean(fallback), max_bytes) or "_"
-    return result
-
-
-def sanitize_filename(name: str, *, fallback_stem: str, max_bytes: int = 200) -> str:
-    """A safe file name whose extension survives: stem and extension are sanitised separately.
-
-    The extension is what follows the last dot if that is 1-10 ASCII letters and digits; it is
-    lower-cased. Any other suffix (``v2 final``, ``obsidian/x``) stays part of the stem.
-    Truncation only ever shortens the stem; an empty stem becomes ``fallback_stem``.
-    """
-    result = _filename_once(name, fallback_stem, max_bytes)
-    for _ in range(3):  # converge: a cut stem can expose a new "extension" ("x..ab cd" -> "x..ab")
-        result, previous = _filename_once(result, fallback_stem, max_bytes), result
-        if result == previous:
-            break
-    return result
-
-
-def _filename_once(name: str, fallback_stem: str, max_bytes: int) -> str:
-    stem, dot, suffix = name.strip().rpartition(".")
-    if not dot or not _PLAIN_EXTENSION.fullmatch(suffix):
-        return sanitize_component(name, fallback=fallback_stem, max_bytes=max_bytes)
-    extension = suffix.lower()
-    budget = max_bytes - len(extension) - 1
-    if budget < 1:
-        raise ValueError(f"max_bytes={max_bytes} leaves no room for a stem before .{extension}")
-    return f"{sanitize_component(stem, fallback=fallback_stem, max_bytes=budget)}.{extension}"
-
-
-def _clean(name: str) -> str:
-    """Sanitise without a length limit; may return ''."""
-    plain_ascii = name.isascii() and name.isprintable()  # nothing for _visible to drop, already NFC
-    text = name if plain_ascii else unicodedata.normalize("NFC", "".join(map(_visible, name)))
-    text = _WHITESPACE_RUN.sub(" ", text).strip(_EDGE_STRIP)
-    text = _FORBIDDEN_RUN.sub(_replace_forbidden_run, text).strip(_EDGE_STRIP)
-    return _unreserve(text)
-
-
-def _visible(ch: str) -> str:
-    """Whitespace as a space; controls, lone surrogates and invisible format characters dropped."""
-    if ch in "\t\n\x0b\x0c\r" or (ch.isspace() and ch > "\x9f"):
-        return " "
-    return "" if _INVISIBLE.match(ch) or unicodedata.category(ch) in ("Cc", "Cs") else ch
-
-
-def _replace_forbidden_run(match: re.Match[str]) -> str:
-    if match.start() == 0 or match.end() == len(match.string):
-        return ""
-    return " - " if any(ch.isspace() for ch in match.group()) else "-"
-
-
-def _reserved_stem(name: str) -> int:
-    """Length of ``name``'s stem if Windows reads it as a device name (up to the first dot, spaces
-    ignored: ``nul .md``), else 0."""
-    stem = name.split(".", 1)[0].rstrip(" ")
-    return len(stem) if stem.upper() in RESERVED_NAMES else 0
-
-
-def _unreserve(name: str) -> str:
-    cut = _reserved_stem(name)
-    return f"{name[:cut]}_{name[cut:]}" if cut else name
-
-
-def _fit(text: str, max_bytes: int) -> str:
-    """Truncate to ``max_bytes`` and make sure the cut left no trailing dot or device name."""
-    text = _truncate_utf8(text, max_bytes).rstrip(_EDGE_STRIP)
-    if cut := _reserved_stem(text):  # e.g. "CONSOLE" cut to 3 bytes
-        text = _truncate_utf8(text[:cut], max_bytes - 1) + "_" + text[cut:]
-        text = _truncate_utf8(text, max_bytes).rstrip(_EDGE_STRIP)
-    return text
-
-
-def _extends_previous(ch: str) -> bool:
-    """True for characters that belong to the grapheme before them."""
-    return (
-        unicodedata.category(ch).startswith("M")
-        or ch == _ZWJ
-        or "\U0001f3fb" <= ch <= "\U0001f3ff"  # emoji skin-tone modifiers
-        or "\U000e0020" <= ch <= "\U000e007f"  # emoji tag sequences (subdivision flags)
-    )
-
-
-def _truncate_utf8(text: str, max_bytes: int) -> str:
-    """The longest prefix of ``text`` within ``max_bytes`` UTF-8 bytes ending at a grapheme edge."""
-    encoded = text.encode("utf-8")
-    if len(encoded) <= max_bytes:
-        return text
-    byte_cut = len(encoded[:max_bytes].decode("utf-8", "ignore"))
-    cut = byte_cut
-    while cut > 0 and (_extends_previous(text[cut]) or text[cut - 1] == _ZWJ):
-        cut -= 1
-    if cut > 0 and text[cut] in _REGIONAL:  # an odd run of flag halves before the cut: last one
-        cut -= (cut - len(text[:cut].rstrip(_REGIONAL))) % 2  # pairs with text[cut]
-    return text[: cut or byte_cut]
-
-
-def _split_extension(name: str) -> tuple[str, str]:
-    """``("Note", ".md")`` for ``Note.md``; no extension unless it is 1-10 ASCII alphanumerics."""
-    stem, dot, suffix = name.rpartition(".")
-    if dot and stem and _PLAIN_EXTENSION.fullmatch(suffix):
-        return stem, f".{suffix}"
-    return name, ""
-
-
-def path_key(name: str) -> str:
-    """The key under which Obsidian (and case-insensitive file systems) see two names or vault
-    paths as one: Unicode NFC, case-folded. The store indexes note and media paths by it."""
-    return unicodedata.normalize("NFC", name).casefold()
-
-
-# --- the vault ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,12 +114,12 @@ class Vault:
         problem = _path_problem(text)
         if problem is None and text.rpartition("/")[0] in self._verified_folders:
             target = self.root / text
-            problem = _inspect(target)[1]
+            problem = inspect_unlinked(target)[1]
             if problem is None:
                 return target
         problem = problem or self._link_problem(text.split("/"))
         target = self.root.joinpath(*text.split("/")) if problem is None else self.root
-        if problem is None and not _strictly_below(os.path.realpath(target), self.root):
+        if problem is None and not strictly_below(os.path.realpath(target), self.root):
             problem = f"it resolves outside {self.root}"
         if problem:
             raise VaultError(f"refusing vault path {text!r}: {problem}")
@@ -281,7 +131,7 @@ class Vault:
         current = self.root
         for index, part in enumerate(parts):
             current = current / part
-            info, problem = _inspect(current)
+            info, problem = inspect_unlinked(current)
             if problem or info is None:
                 return problem
             if index < len(parts) - 1:
@@ -394,7 +244,9 @@ class Vault:
                         removed += 1
         return removed
 
-    def unique_path(self, relative_wanted: str, taken: Callable[[str], bool], *, max_bytes: int = 200) -> str:
+    def unique_path(
+        self, relative_wanted: str, taken: Callable[[str], bool], *, max_bytes: int = NAME_MAX_BYTES
+    ) -> str:
         """``relative_wanted``, or ``Name 2.md``, ``Name 3.md``, ... if that name is in use.
 
         In use: ``taken(candidate)`` says so (the caller's index, compared as it likes), or a file
@@ -405,15 +257,12 @@ class Vault:
         existing = self._folded_names(folder)
         prefix, _, name = relative_wanted.rpartition("/")
         prefix += "/" if prefix else ""
-        stem, extension = _split_extension(name)
         candidate = relative_wanted
         for number in range(2, 100_000):
             leaf = candidate.rpartition("/")[2]
             if not taken(candidate) and path_key(leaf) not in existing and not os.path.lexists(folder / leaf):
                 return candidate
-            tail = f" {number}{extension}"
-            stem_part = _truncate_utf8(stem, max_bytes - len(tail.encode("utf-8"))).rstrip(_EDGE_STRIP)
-            candidate = f"{prefix}{stem_part or '_'}{tail}"
+            candidate = prefix + numbered_name(name, number, max_bytes=max_bytes)
         raise VaultError(f"no free name for {relative_wanted!r} in vault {self.root}")
 
     def ensure_folder(self, relative: str) -> Path:
@@ -543,7 +392,7 @@ class Vault:
     def _make_folders(self, target: Path) -> None:
         parts = target.relative_to(self.root).parts[:-1]
         if "/".join(parts) in self._verified_folders:
-            info = _inspect(target.parent)[0]
+            info = inspect_unlinked(target.parent)[0]
             if info is not None and stat.S_ISDIR(info.st_mode):  # lstat: a symlink is not a folder
                 return  # verified this pass and still a plain folder (a deleted one is made again)
         current = self.root
@@ -593,20 +442,6 @@ class Vault:
             os.close(fd)
 
 
-def _inspect(path: Path) -> tuple[os.stat_result | None, str | None]:
-    """``path``'s own status (None if it does not exist) and why it may not be used (a symlink or
-    junction, or it cannot be inspected), or None."""
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        return None, None
-    except OSError as exc:
-        return None, f"cannot inspect {path}: {exc}"
-    if stat.S_ISLNK(info.st_mode) or getattr(info, "st_file_attributes", 0) & _REPARSE_POINT:
-        return info, f"{path} is a symlink"
-    return info, None
-
-
 def _path_problem(text: object) -> str | None:
     """Why ``text`` is not a plain vault-relative POSIX path, or None."""
     if not isinstance(text, str) or not text:
@@ -618,14 +453,6 @@ def _path_problem(text: object) -> str | None:
     if any(part in ("", ".", "..") for part in text.split("/")):
         return "it has an empty, '.' or '..' component"
     return None
-
-
-def _strictly_below(path: str, root: Path) -> bool:
-    path, top = os.path.normcase(path), os.path.normcase(root)
-    try:
-        return path != top and os.path.commonpath([path, top]) == top
-    except ValueError:  # different drives
-        return False
 
 
 def _create_temp(folder: Path) -> tuple[int, Path]:
