@@ -13,7 +13,8 @@ from pathlib import Path
 
 from tobs_sync.app import App
 from tobs_sync.publish import Publisher
-from tobs_sync.store import MediaRows, NoteRow, Store
+from tobs_sync.store import Store
+from tobs_sync.store_rows import MediaRows, NoteRow
 from tobs_sync.vault import Vault
 
 

@@ -12,7 +12,8 @@ from tobs_sync.model import Chat, ChatKind, Message
 from tobs_sync.note_lookups import NoteLookups
 from tobs_sync.render import Renderer
 from tobs_sync.sources.memory import MemorySource
-from tobs_sync.store import MESSAGE_NOTE, NoteRow, Store
+from tobs_sync.store import Store
+from tobs_sync.store_rows import MESSAGE_NOTE, NoteRow
 from tobs_sync.sync import Synchronizer
 from tobs_sync.vault import Vault
 

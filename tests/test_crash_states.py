@@ -24,7 +24,7 @@ from tobs_sync.config import load_settings
 from tobs_sync.sim import SimulatedTelegram, parse_spec
 from tobs_sync.sources.tdesktop import DesktopExport
 from tobs_sync.sources.telegram import TelegramSource
-from tobs_sync.store import NO_CURSOR
+from tobs_sync.store_schema import NO_CURSOR
 
 NOTE = "Telegram/Field Notes/2024-03-01 2.md"
 

@@ -20,7 +20,8 @@ from crashing import install
 from tobs_sync.app import App
 from tobs_sync.config import load_settings
 from tobs_sync.sources.tdesktop import DesktopExport
-from tobs_sync.store import MediaRows, NoteRow, Store
+from tobs_sync.store import Store
+from tobs_sync.store_rows import MediaRows, NoteRow
 from tobs_sync.vault import Vault
 
 

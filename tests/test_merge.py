@@ -13,7 +13,8 @@ from tobs_sync.merge import BEGIN_MARKER, END_MARKER, Conflict, generated_base, 
 from tobs_sync.names import md
 from tobs_sync.publish import Draft, Outcome, Publisher, decide_note
 from tobs_sync.render import Renderer
-from tobs_sync.store import NoteRow, Store
+from tobs_sync.store import Store
+from tobs_sync.store_rows import NoteRow
 from tobs_sync.vault import Vault, sha256_hex
 
 

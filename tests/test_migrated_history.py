@@ -22,7 +22,8 @@ from tobs_sync.app import import_export
 from tobs_sync.cli import main
 from tobs_sync.model import Message
 from tobs_sync.sources.tdesktop import OUT_OF_ORDER
-from tobs_sync.store import BELOW_CURSOR, MIGRATIONS, NO_CURSOR, Store
+from tobs_sync.store import BELOW_CURSOR, Store
+from tobs_sync.store_schema import MIGRATIONS, NO_CURSOR
 from tobs_sync.sync import SyncReport
 
 SHIFT = -1_000_000_000

@@ -22,7 +22,8 @@ from tobs_sync.model import Chat, ChatKind, MediaKind, MediaRef, Message
 from tobs_sync.pipeline import Stage, read_ahead, run_lanes
 from tobs_sync.render import Renderer
 from tobs_sync.sources.memory import MemorySource
-from tobs_sync.store import NO_CURSOR, Store
+from tobs_sync.store import Store
+from tobs_sync.store_schema import NO_CURSOR
 from tobs_sync.sync import Synchronizer, SyncReport
 from tobs_sync.vault import Vault
 

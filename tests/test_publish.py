@@ -10,7 +10,8 @@ import pytest
 
 from tobs_sync.model import Chat
 from tobs_sync.publish import Draft, Outcome, Publisher, audit_notes
-from tobs_sync.store import MESSAGE_NOTE, NoteRow, Store
+from tobs_sync.store import Store
+from tobs_sync.store_rows import MESSAGE_NOTE, NoteRow
 from tobs_sync.vault import TEMP_PREFIX, Vault, sha256_hex
 
 OLD_TIME = 1_000_000_000

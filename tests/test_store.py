@@ -9,7 +9,9 @@ import pytest
 
 from tobs_sync.errors import StoreError
 from tobs_sync.model import Chat, Message
-from tobs_sync.store import CHAT_NOTE, MESSAGE_NOTE, NO_CURSOR, SCHEMA_VERSION, NoteRow, Store
+from tobs_sync.store import Store
+from tobs_sync.store_rows import CHAT_NOTE, MESSAGE_NOTE, NoteRow
+from tobs_sync.store_schema import NO_CURSOR, SCHEMA_VERSION
 
 
 @pytest.fixture
@@ -122,7 +124,7 @@ def test_peers_are_remembered_by_id_and_username(store: Store) -> None:
 
 
 def test_an_older_database_is_migrated_forward_keeping_its_data(tmp_path: Path) -> None:
-    from tobs_sync.store import MIGRATIONS
+    from tobs_sync.store_schema import MIGRATIONS
 
     path = tmp_path / "state.db"
     db = sqlite3.connect(path, isolation_level=None)

@@ -9,7 +9,8 @@ import pytest
 
 from tobs_sync.errors import StoreError
 from tobs_sync.model import Chat
-from tobs_sync.store import SCHEMA_VERSION, Store
+from tobs_sync.store import Store
+from tobs_sync.store_schema import SCHEMA_VERSION
 
 
 def files(folder: Path) -> dict[str, tuple[int, int]]:

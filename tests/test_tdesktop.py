@@ -31,7 +31,8 @@ from tobs_sync.model import Chat, ChatKind, Entity, MediaRef, Message, MessageKi
 from tobs_sync.sources.base import Source
 from tobs_sync.sources.jsonstream import EscapeFixingReader, build_object, json_errors, parse_events
 from tobs_sync.sources.tdesktop import OUT_OF_ORDER, DesktopExport
-from tobs_sync.store import BELOW_CURSOR, NO_CURSOR, Store
+from tobs_sync.store import BELOW_CURSOR, Store
+from tobs_sync.store_schema import NO_CURSOR
 
 EXTERNAL = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "external"
 CHANNEL_2021 = "tdesktop-la-ninpre-tg2md-private-channel-2021.json"

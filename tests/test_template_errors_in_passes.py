@@ -28,7 +28,7 @@ from tobs_sync.render import CHAT_TEMPLATE, MESSAGE_TEMPLATE, builtin_templates_
 from tobs_sync.sim import SimulatedTelegram, parse_spec
 from tobs_sync.sources.base import DEFAULT_BATCH_SIZE
 from tobs_sync.sources.telegram import TelegramSource
-from tobs_sync.store import NO_CURSOR
+from tobs_sync.store_schema import NO_CURSOR
 
 TEMPLATES = "Telegram/_templates"
 SIMULATION = "chats=2,messages=120,media=0.1,seed=1"

@@ -111,7 +111,8 @@ def text_spec(chats: int, per_chat: int, latency_ms: int = 0) -> str:
 
 
 def _notes(vault: Path, limit: int) -> list[tuple[str, bytes]]:
-    from tobs_sync.store import MESSAGE_NOTE, Store
+    from tobs_sync.store import Store
+    from tobs_sync.store_rows import MESSAGE_NOTE
 
     store = Store.open(vault / ".tobs" / "state.db", read_only=True)
     try:
@@ -255,7 +256,7 @@ def case_noop(vault: Path, spec: str) -> dict[str, Any]:
 def case_rerender(vault: Path) -> dict[str, Any]:
     from tobs_sync.app import App
     from tobs_sync.render import builtin_templates_dir
-    from tobs_sync.store import MESSAGE_NOTE
+    from tobs_sync.store_rows import MESSAGE_NOTE
 
     with App.open(vault) as app:
         templates = app.vault.ensure_folder(app.settings.templates)

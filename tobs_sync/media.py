@@ -5,7 +5,7 @@ folder while it is hashed (sha256) and fsynced. Once every download of a batch h
 files are placed in the batch's order (so names never depend on which download finished first):
 each is renamed into place, or dropped because identical bytes are already stored. The media
 index (in the store) maps content hash -> vault path and Telegram file identity -> content hash,
-so a known file is not fetched again. Its rows are collected in a :class:`~tobs_sync.store.MediaRows`
+so a known file is not fetched again. Its rows are collected in a :class:`~tobs_sync.store_rows.MediaRows`
 and committed with the batch's notes, in one transaction. A crash before that commit leaves at
 most hidden temp files (removed at the next start) and files the index does not know yet: the
 re-run fetches such a file again, finds its bytes already at the name it would choose, and keeps
@@ -37,7 +37,8 @@ from tobs_sync.errors import FloodWait, MediaUnavailable, SourceError
 from tobs_sync.model import MediaRef, Message
 from tobs_sync.names import inert_text, sanitize_filename
 from tobs_sync.processors.pool import ProcessorPool
-from tobs_sync.store import MediaRows, MediaSlot, Store
+from tobs_sync.store import Store
+from tobs_sync.store_rows import MediaRows, MediaSlot
 from tobs_sync.vault import Vault
 from tobs_sync.views import StoredMedia
 from tobs_sync.workers import DcScheduler, GlobalPool, Job

@@ -11,7 +11,8 @@ window (an older message) replaces it, so callers ask such questions of the stor
 
 from __future__ import annotations
 
-from tobs_sync.store import NoteRow, Store
+from tobs_sync.store import Store
+from tobs_sync.store_rows import NoteRow
 
 WINDOW = 1024
 """Message ids fetched per query, from the id asked about upwards (a batch's ids ascend)."""

@@ -45,7 +45,8 @@ from enum import StrEnum
 from tobs_sync.errors import VaultError
 from tobs_sync.merge import Conflict, generated_base, merge
 from tobs_sync.model import Message
-from tobs_sync.store import MESSAGE_NOTE, MediaRows, NoteRow, Store
+from tobs_sync.store import Store
+from tobs_sync.store_rows import MESSAGE_NOTE, MediaRows, NoteRow
 from tobs_sync.vault import PreparedWrite, Vault, sha256_hex
 
 log = logging.getLogger(__name__)

@@ -1,21 +1,22 @@
 """The state database: ``.tobs/state.db`` (SQLite in WAL mode) inside the vault.
 
-It holds, per chat, the cursor (highest message id whose notes are durable; :data:`NO_CURSOR`
-until the first message is, since a migrated group's old history has ids below zero) and a
-stable folder name; the messages a pass left out, with the reason; the message cache (msgpack
-records, so every note can be re-rendered without the source); the notes index (vault path ->
-sha256 of the bytes last written and committed, the sha256 of bytes about to be written (recorded
-before the write, cleared by the commit), the size and modification time of the file as written,
-and which messages a note holds, and, compactly, what it generated last so that the user's
-edits can be merged); the media index (content hash -> vault path, Telegram file
-identity -> content hash, and what became of each message's media).
+It holds, per chat, the cursor (highest message id whose notes are durable;
+:data:`tobs_sync.store_schema.NO_CURSOR` until the first message is, since a migrated group's old
+history has ids below zero) and a stable folder name; the messages a pass left out, with the
+reason; the message cache (msgpack records, so every note can be re-rendered without the source);
+the notes index (vault path -> sha256 of the bytes last written and committed, the sha256 of bytes
+about to be written (recorded before the write, cleared by the commit), the size and modification
+time of the file as written, and which messages a note holds, and, compactly, what it generated
+last so that the user's edits can be merged); the media index (content hash -> vault path, Telegram
+file identity -> content hash, and what became of each message's media).
 
 Everything after the store can be replayed from it. Cursors move only in
 :meth:`Store.commit_notes`, in the same transaction as the notes index rows and the media index
-rows of their batch (:class:`MediaRows`). The schema has a
-version (``PRAGMA user_version``) and forward migrations; a database from a newer tobs-sync is
-refused rather than damaged. Limits: one writer at a time (SQLite); paths are compared
-by :func:`tobs_sync.names.path_key` (NFC, case-folded) because Obsidian resolves links that way.
+rows of their batch (:class:`tobs_sync.store_rows.MediaRows`). The schema has a version
+(``PRAGMA user_version``) and forward migrations (:mod:`tobs_sync.store_schema`), run on open; a database
+from a newer tobs-sync is refused rather than damaged. The rows handed out and taken in are in
+:mod:`tobs_sync.store_rows`. Limits: one writer at a time (SQLite); paths are compared by
+:func:`tobs_sync.names.path_key` (NFC, case-folded) because Obsidian resolves links that way.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,234 +35,12 @@ from tobs_sync.errors import StoreError
 from tobs_sync.model import Chat, Message
 from tobs_sync.names import NAME_MAX_BYTES, path_key, sanitize_component
 from tobs_sync.records import decode_chat, decode_message, encode_chat, encode_message
+from tobs_sync.store_rows import CHAT_NOTE, MESSAGE_NOTE, ChatState, MediaRows, MediaSlot, NoteRow
+from tobs_sync.store_schema import MIGRATIONS, NO_CURSOR, SCHEMA_VERSION
 
-CHAT_NOTE = "chat"
-MESSAGE_NOTE = "message"
-NO_CURSOR = -(2**63)
-"""The cursor of a chat with nothing imported yet: below every message id (the lowest SQLite
-integer, so the ``cursor`` column keeps its type and ``MAX`` still moves it forward)."""
 BELOW_CURSOR = "at or below the chat's cursor but never imported (an earlier import left it out)"
 """The skip reason the store checks: recorded only for messages it does not hold."""
 _SKIP_CHECK_CHUNK = 500
-
-
-def _run_script(db: sqlite3.Connection, script: str) -> None:
-    """Run ``;``-separated DDL inside the current transaction (``executescript`` would commit it)."""
-    for statement in script.split(";"):
-        if statement.strip():
-            db.execute(statement)
-
-
-def _schema_v1(db: sqlite3.Connection) -> None:
-    _run_script(
-        db,
-        """
-        CREATE TABLE chats (
-            chat_id     INTEGER PRIMARY KEY,
-            record      BLOB NOT NULL,
-            folder      TEXT NOT NULL,
-            folder_key  TEXT NOT NULL UNIQUE,
-            cursor      INTEGER NOT NULL DEFAULT 0
-        );
-        CREATE TABLE messages (
-            chat_id     INTEGER NOT NULL,
-            message_id  INTEGER NOT NULL,
-            date        INTEGER NOT NULL,
-            record      BLOB NOT NULL,
-            PRIMARY KEY (chat_id, message_id)
-        ) WITHOUT ROWID;
-        CREATE TABLE notes (
-            path          TEXT PRIMARY KEY,
-            path_key      TEXT NOT NULL UNIQUE,
-            kind          TEXT NOT NULL,
-            chat_id       INTEGER NOT NULL,
-            message_id    INTEGER NOT NULL,
-            message_ids   BLOB NOT NULL,
-            content_hash  TEXT NOT NULL,
-            conflict_hash TEXT,
-            updated_at    INTEGER NOT NULL
-        );
-        CREATE INDEX notes_by_chat ON notes (chat_id, kind, message_id);
-        CREATE TABLE note_members (
-            chat_id     INTEGER NOT NULL,
-            message_id  INTEGER NOT NULL,
-            path        TEXT NOT NULL REFERENCES notes (path),
-            PRIMARY KEY (chat_id, message_id)
-        ) WITHOUT ROWID;
-        CREATE TABLE media_files (
-            content_hash TEXT PRIMARY KEY,
-            path         TEXT NOT NULL,
-            path_key     TEXT NOT NULL UNIQUE,
-            size         INTEGER NOT NULL,
-            mime_type    TEXT
-        );
-        CREATE TABLE remote_files (
-            file_key     TEXT PRIMARY KEY,
-            content_hash TEXT NOT NULL REFERENCES media_files (content_hash)
-        );
-        CREATE TABLE message_media (
-            chat_id      INTEGER NOT NULL,
-            message_id   INTEGER NOT NULL,
-            slot         INTEGER NOT NULL,
-            content_hash TEXT,
-            status       TEXT NOT NULL,
-            reason       TEXT,
-            PRIMARY KEY (chat_id, message_id, slot)
-        ) WITHOUT ROWID;
-        """
-    )
-
-
-def _schema_v2(db: sqlite3.Connection) -> None:
-    """Media processors' properties (duration, size, fps ...) stored with each file."""
-    db.execute("ALTER TABLE media_files ADD COLUMN properties BLOB")
-
-
-def _schema_v3(db: sqlite3.Connection) -> None:
-    """Telegram input peers (TL bytes) of chats, so a pass does not resolve usernames again."""
-    _run_script(
-        db,
-        """
-        CREATE TABLE peers (
-            chat_id   INTEGER PRIMARY KEY,
-            username  TEXT,
-            record    BLOB NOT NULL,
-            peer      BLOB NOT NULL
-        );
-        CREATE INDEX peers_by_username ON peers (username)
-        """,
-    )
-
-
-def _schema_v4(db: sqlite3.Connection) -> None:
-    """Intended hashes (the bytes about to be written, recorded before the write) and the size and
-    modification time of the file as last written (so ``status`` finds edits without hashing)."""
-    _run_script(
-        db,
-        """
-        ALTER TABLE notes ADD COLUMN intended_hash TEXT;
-        ALTER TABLE notes ADD COLUMN size INTEGER;
-        ALTER TABLE notes ADD COLUMN mtime_ns INTEGER
-        """,
-    )
-
-
-def _schema_v5(db: sqlite3.Connection) -> None:
-    """Messages a pass left out, with why; chats with no message yet get :data:`NO_CURSOR`."""
-    _run_script(
-        db,
-        """
-        CREATE TABLE skipped_messages (
-            chat_id     INTEGER NOT NULL,
-            message_id  INTEGER NOT NULL,
-            reason      TEXT NOT NULL,
-            PRIMARY KEY (chat_id, message_id)
-        ) WITHOUT ROWID
-        """,
-    )
-    db.execute(
-        "UPDATE chats SET cursor=? WHERE cursor=0"
-        " AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.chat_id=chats.chat_id)",
-        (NO_CURSOR,),
-    )
-
-
-def _schema_v6(db: sqlite3.Connection) -> None:
-    """What tobs-sync generated last for each note (its *base*, opaque bytes from
-    :func:`tobs_sync.merge.generated_base`), committed and intended, so a re-render can merge."""
-    _run_script(
-        db,
-        """
-        CREATE TABLE note_bases (
-            path           TEXT PRIMARY KEY,
-            base           BLOB,
-            intended_base  BLOB
-        ) WITHOUT ROWID
-        """,
-    )
-
-
-MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (
-    _schema_v1, _schema_v2, _schema_v3, _schema_v4, _schema_v5, _schema_v6,
-)
-"""``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``."""
-
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
-@dataclass(frozen=True, slots=True)
-class ChatState:
-    chat: Chat
-    folder: str
-    cursor: int
-    """Highest message id whose notes are durable; :data:`NO_CURSOR` before the first."""
-
-
-@dataclass(frozen=True, slots=True)
-class NoteRow:
-    """One note tobs-sync owns: where it is and what it last wrote there."""
-
-    path: str
-    kind: str
-    chat_id: int
-    message_id: int
-    message_ids: tuple[int, ...]
-    content_hash: str
-    """sha256 of the bytes last written and committed ("" while the note was only reserved)."""
-    conflict_hash: str | None = None
-    """sha256 of someone else's bytes found there (a user edit), or None."""
-    intended_hash: str | None = None
-    """sha256 of bytes tobs-sync was about to write when it last stopped (None once committed)."""
-    size: int | None = None
-    """Size of the file as last written (with ``mtime_ns``: a fast "unchanged since" check)."""
-    mtime_ns: int | None = None
-
-    def is_ours(self, disk_hash: str | None) -> bool:
-        """Whether bytes with ``disk_hash`` are tobs-sync's own: what it last committed or intended."""
-        return disk_hash is not None and disk_hash in (self.content_hash, self.intended_hash)
-
-
-@dataclass(slots=True)
-class MediaRows:
-    """The media index rows of one batch, committed in the batch's notes transaction.
-
-    Filled by the media writer as files are placed; :meth:`Store.commit_notes` writes them.
-    ``placed`` (content hash -> vault path) also answers "is this file already stored?" for the rest
-    of the batch before the rows are committed.
-    """
-
-    files: dict[str, tuple[str, int, str | None]] = field(default_factory=dict)
-    """content hash -> (vault path, size, MIME type) of files placed in the vault."""
-    slots: dict[tuple[int, int, int], tuple[str | None, str, str | None]] = field(default_factory=dict)
-    """(chat id, message id, slot) -> (content hash, status, reason)."""
-    remote: dict[str, str] = field(default_factory=dict)
-    """Telegram file identity -> content hash."""
-    properties: dict[str, tuple[Mapping[str, Any], int | None]] = field(default_factory=dict)
-    """content hash -> (what processors found, new size if re-encoded)."""
-
-    def __bool__(self) -> bool:
-        return bool(self.files or self.slots or self.remote or self.properties)
-
-    def record_media(
-        self, chat_id: int, message_id: int, slot: int, *, status: str, content_hash: str | None = None,
-        reason: str | None = None, file_key: str | None = None,
-    ) -> None:
-        self.slots[(chat_id, message_id, slot)] = (content_hash, status, reason)
-        if file_key and content_hash:
-            self.remote.setdefault(file_key, content_hash)
-
-
-@dataclass(frozen=True, slots=True)
-class MediaSlot:
-    """What became of one media item of a message: stored, unavailable, skipped or failed."""
-
-    slot: int
-    status: str
-    content_hash: str | None
-    path: str | None
-    reason: str | None
-    properties: Mapping[str, Any] | None = None
-    """What processors found about the file; None if they have not run on it yet."""
 
 
 class Store:

@@ -45,7 +45,8 @@ from tobs_sync.pipeline import Stage, read_ahead, run_lanes
 from tobs_sync.publish import Draft, Outcome, Published, Publisher
 from tobs_sync.render import CHAT_TEMPLATE, MESSAGE_TEMPLATE, Renderer, wikilink
 from tobs_sync.sources.base import ReportsSkips, Source
-from tobs_sync.store import CHAT_NOTE, ChatState, MediaRows, NoteRow, Store
+from tobs_sync.store import Store
+from tobs_sync.store_rows import CHAT_NOTE, ChatState, MediaRows, NoteRow
 from tobs_sync.vault import Vault, sha256_hex
 from tobs_sync.views import StoredMedia, chat_view, local_datetime, message_view, topic_path_value
 

@@ -6,7 +6,7 @@ Vocabulary:
   the same id in every source, so an export and a live sync share one cursor).
 * **cursor**: the highest message id of a chat whose notes are durably in the vault. It only
   ever moves forward, and only :mod:`tobs_sync.sync` moves it. Before a chat's first message it
-  is below every id (:data:`tobs_sync.store.NO_CURSOR`): ids can be zero or negative (Telegram
+  is below every id (:data:`tobs_sync.store_schema.NO_CURSOR`): ids can be zero or negative (Telegram
   Desktop exports a migrated group's old history shifted by -1 000 000 000).
 * **skipped message**: one a source read but left out of its batches (:class:`SkippedMessage`).
 * **batch**: a non-empty list of messages of one chat, in ascending id order.
