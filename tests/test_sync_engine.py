@@ -28,6 +28,7 @@ from tobs_sync.model import Chat, ChatKind, MediaKind, MediaRef, Message
 from tobs_sync.render import Renderer
 from tobs_sync.sources.memory import MemorySource
 from tobs_sync.store import Store
+from tobs_sync.store_rows import MediaRows
 from tobs_sync.store_schema import NO_CURSOR
 from tobs_sync.sync import Synchronizer, SyncReport
 from tobs_sync.vault import Vault
@@ -87,9 +88,13 @@ def text_message(chat: Chat, message_id: int, text: str | None = None, **fields:
                    **fields)  # type: ignore[arg-type]
 
 
+def photo_bytes(seed: int) -> bytes:
+    return bytes([seed]) * 3000 + seed.to_bytes(4, "big")
+
+
 def photo(source: MemorySource, seed: int) -> MediaRef:
-    data = bytes([seed]) * 3000 + seed.to_bytes(4, "big")
-    return source.add_file(data, kind=MediaKind.PHOTO.value, mime_type="image/jpeg", file_key=f"photo:{seed}")
+    return source.add_file(photo_bytes(seed), kind=MediaKind.PHOTO.value, mime_type="image/jpeg",
+                           file_key=f"photo:{seed}")
 
 
 def two_chats(batch_size: int = 100, count: int = 10) -> MemorySource:
@@ -239,3 +244,29 @@ def test_a_deferred_chat_keeps_its_cursor_and_the_next_pass_completes_it(vault: 
     report, _ = sync_pass(vault, source)
     assert report.deferred == [] and report.messages == 10
     assert not (difference := vault_differences(vault, reference)), difference
+
+
+def test_a_file_placed_just_before_a_crash_is_found_again_by_another_chat_first(vault: Path) -> None:
+    """A batch renamed a new file into place and died before its rows committed; the next pass
+    reaches the file through another chat first (chats are read concurrently, so any order can
+    come): it must find that file, not store the same bytes a second time under its own name."""
+    news_first = MemorySource([NEWS, FRIEND])
+    shared = photo(news_first, 3)
+    in_news = news_first.add_message(text_message(NEWS, 2, "here", media=(shared,)))
+
+    async def crash_after_the_rename() -> None:
+        with open_engine(vault) as engine:
+            async with news_first:
+                await engine.media.store_media([(in_news, "Telegram/News/n.md")], "News", news_first.media_chunks,
+                                               MediaRows())  # rows never committed: the crash
+
+    asyncio.run(crash_after_the_rename())
+    assert len(list((vault / ATTACHMENTS).iterdir())) == 1
+
+    friend_first = MemorySource([FRIEND, NEWS])
+    friend_first.add_file(photo_bytes(3), kind=MediaKind.PHOTO.value, mime_type="image/jpeg", file_key="photo:3")
+    friend_first.add_message(text_message(FRIEND, 2, "and here", media=(shared,)))
+    friend_first.add_message(text_message(NEWS, 2, "here", media=(shared,)))
+    sync_pass(vault, friend_first)
+    assert len(list((vault / ATTACHMENTS).iterdir())) == 1, "the same bytes were stored twice"
+    assert check_vault(vault).broken == []

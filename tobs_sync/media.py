@@ -7,9 +7,10 @@ each is renamed into place, or dropped because identical bytes are already store
 index (in the store) maps content hash -> vault path and Telegram file identity -> content hash,
 so a known file is not fetched again. Its rows are collected in a :class:`~tobs_sync.store_rows.MediaRows`
 and committed with the batch's notes, in one transaction. A crash before that commit leaves at
-most hidden temp files (removed at the next start) and files the index does not know yet: the
-re-run fetches such a file again, finds its bytes already at the name it would choose, and keeps
-that file instead of storing a second copy. A download abandoned with its data centre (a flood
+most hidden temp files (removed at the next start) and files the index does not know yet. Where
+a new file is about to be renamed is recorded in the store first (one short transaction), so the
+re-run, whichever chat needs those bytes first, fetches the file again, finds them at the recorded
+name (or at the name it would choose) and keeps that file instead of storing a second copy. A download abandoned with its data centre (a flood
 wait too long to wait out) has its temp file closed and removed at once.
 
 Where files go follows Obsidian's ``attachmentFolderPath`` (vault root ``/``, a named folder,
@@ -387,13 +388,20 @@ class MediaWriter:
         if existing:
             target = existing  # indexed but deleted from the vault: it goes back where notes expect it
         else:
-            target, already_there = self._free_name(
-                posixpath.join(folder, self._file_name(media, message, chat_folder)), content_hash, size
-            )
-            if already_there:  # placed by a run that stopped before committing its index rows
+            # Placed by a run that stopped before committing its index rows: at the name it recorded
+            # (whichever chat needs the file first now), or at the name this message would give it.
+            intended = self._store.intended_media_path(content_hash)
+            if intended is not None and self._holds(intended, content_hash, size):
+                target, already_there = intended, True
+            else:
+                target, already_there = self._free_name(
+                    posixpath.join(folder, self._file_name(media, message, chat_folder)), content_hash, size
+                )
+            if already_there:
                 temp.unlink()
                 batch.files[content_hash] = (target, size, media.mime_type)
                 return target, False
+            self._store.intend_media(content_hash, target)
         self._vault.place(temp, target, sync=False)  # made durable with the batch's notes
         batch.files[content_hash] = (target, size, media.mime_type)
         self.counts.stored += 1

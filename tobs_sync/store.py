@@ -487,6 +487,7 @@ class Store:
             "INSERT OR IGNORE INTO media_files (content_hash, path, path_key, size, mime_type) VALUES (?, ?, ?, ?, ?)",
             [(h, path, path_key(path), size, mime) for h, (path, size, mime) in media.files.items()],
         )
+        db.executemany("DELETE FROM media_intents WHERE content_hash=?", [(h,) for h in media.files])
         db.executemany(
             "INSERT OR REPLACE INTO message_media (chat_id, message_id, slot, content_hash, status, reason)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -504,6 +505,16 @@ class Store:
 
     def media_path(self, content_hash: str) -> str | None:
         row = self._db.execute("SELECT path FROM media_files WHERE content_hash=?", (content_hash,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def intend_media(self, content_hash: str, path: str) -> None:
+        """Record, before the rename, where a new file with these bytes is about to be placed."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO media_intents (content_hash, path) VALUES (?, ?)", (content_hash, path))
+
+    def intended_media_path(self, content_hash: str) -> str | None:
+        """Where a file with these bytes was about to be placed by a batch whose rows never committed."""
+        row = self._db.execute("SELECT path FROM media_intents WHERE content_hash=?", (content_hash,)).fetchone()
         return None if row is None else str(row[0])
 
     def media_properties(self, content_hash: str) -> dict[str, Any] | None:

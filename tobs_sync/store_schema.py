@@ -155,8 +155,22 @@ def _schema_v6(db: sqlite3.Connection) -> None:
     )
 
 
+def _schema_v7(db: sqlite3.Connection) -> None:
+    """Where a new media file is about to be renamed (recorded before the rename, cleared when its
+    index row commits), so that after a crash the file is found again whichever chat needs it first."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE media_intents (
+            content_hash  TEXT PRIMARY KEY,
+            path          TEXT NOT NULL
+        ) WITHOUT ROWID
+        """,
+    )
+
+
 MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (
-    _schema_v1, _schema_v2, _schema_v3, _schema_v4, _schema_v5, _schema_v6,
+    _schema_v1, _schema_v2, _schema_v3, _schema_v4, _schema_v5, _schema_v6, _schema_v7,
 )
 """``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``."""
 
