@@ -179,7 +179,7 @@ def test_login_asks_for_phone_and_code_and_logs_no_secret(caplog: Any) -> None:
     import asyncio
 
     from tobs_sync.sim import SimulatedTelegram, parse_spec
-    from tobs_sync.sources.telegram import log_in
+    from tobs_sync.sources.telegram_login import log_in
 
     sim = SimulatedTelegram(parse_spec("chats=1,messages=1,media=0"), logged_in=False)
     asked: list[str] = []
@@ -234,7 +234,7 @@ def test_login_refused_is_a_clear_error_and_never_asks_forever(
 
     from tobs_sync.errors import SourceError
     from tobs_sync.sim import SimulatedTelegram, parse_spec
-    from tobs_sync.sources.telegram import log_in
+    from tobs_sync.sources.telegram_login import log_in
 
     sim = SimulatedTelegram(parse_spec("chats=1,messages=1,media=0"), logged_in=False)
     if refusal:
@@ -259,7 +259,7 @@ def test_login_without_a_network_is_a_clear_error() -> None:
 
     from tobs_sync.errors import SourceError
     from tobs_sync.sim import SimulatedTelegram, parse_spec
-    from tobs_sync.sources.telegram import log_in
+    from tobs_sync.sources.telegram_login import log_in
 
     sim = SimulatedTelegram(parse_spec("chats=1,messages=1,media=0"), logged_in=False)
     sim.faults.refuse_connections(sim.home_dc)
@@ -278,7 +278,7 @@ def test_login_of_a_session_already_logged_in_asks_nothing() -> None:
     import asyncio
 
     from tobs_sync.sim import SimulatedTelegram, parse_spec
-    from tobs_sync.sources.telegram import log_in
+    from tobs_sync.sources.telegram_login import log_in
 
     sim = SimulatedTelegram(parse_spec("chats=1,messages=1,media=0"))
 

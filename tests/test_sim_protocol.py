@@ -21,7 +21,8 @@ from tobs_sync.session import LoginPrompts
 from tobs_sync.sim import SimulatedTelegram, parse_spec
 from tobs_sync.sim.ratelimit import TELEGRAM_BUDGETS, RatePolicy, policy_for
 from tobs_sync.sim.rpc import RpcFault
-from tobs_sync.sources.telegram import LOGIN_ATTEMPTS, TelegramSource, log_in
+from tobs_sync.sources.telegram import TelegramSource
+from tobs_sync.sources.telegram_login import LOGIN_ATTEMPTS, log_in
 from tobs_sync.sync import SyncReport
 
 SMALL = "chats=1,messages=1,media=0"

@@ -26,7 +26,8 @@ from tobs_sync.errors import SourceError
 from tobs_sync.media import MediaCounts
 from tobs_sync.model import Chat, MediaRef, Message
 from tobs_sync.sim import SimulatedTelegram, parse_spec
-from tobs_sync.sources.telegram import TelegramSource, chat_selected, part_size
+from tobs_sync.sources.telegram import TelegramSource, chat_selected
+from tobs_sync.sources.telegram_downloads import part_size
 from tobs_sync.sync import SyncReport
 
 SPEC = "chats=3,messages=150,media=0.3,seed=3"
@@ -514,10 +515,12 @@ def test_telethon_still_keeps_flood_memory_where_the_source_clears_it() -> None:
 
     client = SimulatedTelegram(parse_spec("chats=1,messages=1,media=0")).client()
     waited = getattr(client, "_flood_waited_requests", None)
-    assert isinstance(waited, dict), "telethon changed TelegramClient._flood_waited_requests; see sources/telegram.py"
+    assert isinstance(waited, dict), (
+        "telethon changed TelegramClient._flood_waited_requests; see sources/telegram_requests.py"
+    )
     source = TelegramSource(client, TelegramSettings())
     waited[functions.upload.GetFileRequest.CONSTRUCTOR_ID] = time.time() + 60
-    source._forget_download_flood()
+    source._downloads.forget_flood()
     assert functions.upload.GetFileRequest.CONSTRUCTOR_ID not in waited
 
 
@@ -543,7 +546,7 @@ def test_telethon_still_raises_its_private_cdn_redirect_where_the_source_catches
 
     from telethon.client import downloads
 
-    from tobs_sync.sources.telegram import CdnRedirect
+    from tobs_sync.sources.telegram_errors import CdnRedirect
 
     assert CdnRedirect is downloads._CdnRedirect
     assert "raise _CdnRedirect(result)" in inspect.getsource(downloads._DirectDownloadIter._request)

@@ -41,7 +41,7 @@ from tobs_sync.lock import VaultLock
 from tobs_sync.media import MediaCounts
 from tobs_sync.publish import audit_notes
 from tobs_sync.session import LoginPrompts, check_private, session_dir
-from tobs_sync.sources.telegram import log_in
+from tobs_sync.sources.telegram_login import log_in
 from tobs_sync.store_schema import NO_CURSOR
 from tobs_sync.sync import SyncReport
 
