@@ -10,8 +10,9 @@ and committed with the batch's notes, in one transaction. A crash before that co
 most hidden temp files (removed at the next start) and files the index does not know yet. Where
 a new file is about to be renamed is recorded in the store first (one short transaction), so the
 re-run, whichever chat needs those bytes first, fetches the file again, finds them at the recorded
-name (or at the name it would choose) and keeps that file instead of storing a second copy. A download abandoned with its data centre (a flood
-wait too long to wait out) has its temp file closed and removed at once.
+name (or at the name it would choose) and keeps that file instead of storing a second copy. A
+download abandoned with its data centre (a flood wait too long to wait out) has its temp file
+closed and removed at once.
 
 Where files go follows Obsidian's ``attachmentFolderPath`` (vault root ``/``, a named folder,
 ``./`` next to the note, ``./sub`` under the note's folder) unless the config overrides it.
