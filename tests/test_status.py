@@ -32,8 +32,8 @@ def test_status_lists_a_note_edited_by_hand_and_a_deleted_one_right_away(vault: 
     assert status["conflicts"] == []
     assert main(["status", "--vault", str(vault)]) == 0
     table = capsys.readouterr().out
-    assert "1 notes edited since tobs-sync wrote them" in table and EDITED in table
-    assert "1 notes missing" in table and DELETED in table
+    assert "1 note edited since tobs-sync wrote them" in table and EDITED in table
+    assert "1 note missing" in table and DELETED in table
     assert notes(vault) == before, "status wrote nothing"
 
 

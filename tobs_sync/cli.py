@@ -253,25 +253,24 @@ def _print_status(console: Console, status: dict[str, Any]) -> None:
     )
     for name, path in status["templates"].items():
         console.print(f"template {name}: {path}")
-    if status["conflicts"]:
-        console.print(Text(f"{len(status['conflicts'])} notes whose generated part (between the %% tobs %% markers,"
-                           " or the markers themselves) was edited, left untouched; 'tobs-sync render --force PATH'"
-                           " replaces it, keeping a backup:", "yellow"))
-        for conflict in status["conflicts"]:
-            console.print(f"  {conflict['path']}")
-    else:
+    _print_notes(console, status["conflicts"], "whose generated part (between the %% tobs %% markers, or the"
+                 " markers themselves) was edited, left untouched; 'tobs-sync render --force PATH' replaces it,"
+                 " keeping a backup")
+    if not status["conflicts"]:
         console.print("no conflicts")
-    if status["edited"]:
-        console.print(Text(f"{len(status['edited'])} notes edited since tobs-sync wrote them "
-                           "(your text outside the %% tobs %% markers and your properties are kept; an edit"
-                           " between the markers becomes a conflict at the next update):", "yellow"))
-        for note in status["edited"]:
-            console.print(f"  {note['path']}")
-    if status["missing"]:
-        console.print(Text(f"{len(status['missing'])} notes missing (the next render writes them again):", "yellow"))
-        for note in status["missing"]:
-            console.print(f"  {note['path']}")
+    _print_notes(console, status["edited"], "edited since tobs-sync wrote them (your text outside the %% tobs %%"
+                 " markers and your properties are kept; an edit between the markers becomes a conflict at the"
+                 " next update)")
+    _print_notes(console, status["missing"], "missing (the next render writes them again)")
 
+
+def _print_notes(console: Console, notes: list[dict[str, Any]], what: str) -> None:
+    """A heading with the count (``1 note`` / ``3 notes``) and one line per note path; nothing if none."""
+    if not notes:
+        return
+    console.print(Text(f"{len(notes)} {'note' if len(notes) == 1 else 'notes'} {what}:", "yellow"))
+    for note in notes:
+        console.print(f"  {note['path']}")
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
