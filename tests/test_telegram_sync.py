@@ -21,12 +21,13 @@ from crashing import CrashingStore, CrashingVault, install
 from vaultcheck import check_vault, note_ids, vault_differences, vault_files
 
 from tobs_sync.app import App, import_export, sync_telegram
+from tobs_sync.chat_rules import chat_selected
 from tobs_sync.config import TelegramSettings, load_settings
 from tobs_sync.errors import SourceError
 from tobs_sync.media import MediaCounts
 from tobs_sync.model import Chat, MediaRef, Message
 from tobs_sync.sim import SimulatedTelegram, parse_spec
-from tobs_sync.sources.telegram import TelegramSource, chat_selected
+from tobs_sync.sources.telegram import TelegramSource
 from tobs_sync.sources.telegram_downloads import part_size
 from tobs_sync.sync import SyncReport
 

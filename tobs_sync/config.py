@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tobs_sync.chat_rules import ChatRule, parse_chat_rules, parse_selectors
 from tobs_sync.errors import ConfigError
 
 STATE_DIR = ".tobs"
@@ -98,6 +99,17 @@ max_render_ms = 1000
 # The most characters (and list items) one render may produce in all: the note, and every text
 # or list the template makes on the way.
 max_output_chars = 1000000
+
+# Per-chat settings: each [[chat]] table selects chats (the selectors of telegram.chats) and sets
+# some of: every / cron (how often the agent runs a pass), since / backfill (how far back a
+# chat's first backfill reaches), comments (channel posts' comments). For each key the first
+# table that selects a chat and sets the key wins. For example:
+# [[chat]]
+# select = ["saved"]
+# every = "1m"
+# [[chat]]
+# select = ["title:Archive*"]
+# cron = "0 3 * * *"
 """
 
 _VAULT_KEYS = frozenset(
@@ -116,7 +128,6 @@ _SECTIONS: Mapping[str, frozenset[str]] = {
     "vault": _VAULT_KEYS, "telegram": _TELEGRAM_KEYS, "media": _MEDIA_KEYS, "templates": _TEMPLATES_KEYS
 }
 MEDIA_KINDS = ("photo", "video", "animation", "voice", "audio", "video_note", "sticker", "document")
-_CHAT_SELECTORS = frozenset({"all", "channels", "groups", "users", "bots", "saved"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +195,8 @@ class Settings:
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
     template_limits: TemplateLimits = field(default_factory=TemplateLimits)
+    chat_rules: tuple[ChatRule, ...] = ()
+    """The ``[[chat]]`` tables: per-chat values (see :mod:`tobs_sync.chat_rules`)."""
 
     @property
     def state_dir(self) -> Path:
@@ -244,6 +257,7 @@ def settings_from_mapping(vault_root: Path, data: Mapping[str, Any]) -> Settings
         telegram=_telegram_settings(data.get("telegram", {})),
         media=_media_settings(data.get("media", {})),
         template_limits=_template_limits(data.get("templates", {})),
+        chat_rules=parse_chat_rules(data.get("chat", [])),
     )
     check_path_template("vault.note_path", settings.note_path, NOTE_PATH_FIELDS, required=frozenset({"id"}))
     check_path_template("vault.chat_note_path", settings.chat_note_path, CHAT_NOTE_PATH_FIELDS)
@@ -270,7 +284,7 @@ def _telegram_settings(table: Mapping[str, Any]) -> TelegramSettings:
         values["takeout"] = _typed("telegram", table, "takeout", bool)
     for key in ("chats", "exclude"):
         if key in table:
-            values[key] = _chat_list(key, table[key])
+            values[key] = parse_selectors(f"telegram.{key}", table[key])
     for key in ("flood_max_wait_s", "request_timeout_s", "stall_timeout_s"):
         if key in table:
             values[key] = float(_number("telegram", table, key, (int, float), minimum=1))
@@ -279,22 +293,6 @@ def _telegram_settings(table: Mapping[str, Any]) -> TelegramSettings:
         if key in table:
             values[key] = _number("telegram", table, key, int, minimum=1, maximum=64)
     return dataclasses.replace(defaults, **values)
-
-
-def _chat_list(key: str, value: Any) -> tuple[str | int, ...]:
-    if not isinstance(value, list):
-        raise ConfigError(f"telegram.{key}: must be a list, like [\"channels\", \"@name\", 12345]")
-    for item in value:
-        if isinstance(item, bool) or not isinstance(item, str | int):
-            raise ConfigError(f"telegram.{key}: {item!r} is neither a chat id nor text")
-        if isinstance(item, str) and not (
-            item in _CHAT_SELECTORS or item.startswith(("@", "title:")) or item.lstrip("-").isdigit()
-        ):
-            raise ConfigError(
-                f"telegram.{key}: {item!r} is not a chat selector; use one of "
-                + ", ".join(sorted(_CHAT_SELECTORS)) + ", a chat id, \"@username\" or \"title:Pattern*\""
-            )
-    return tuple(int(i) if isinstance(i, str) and i.lstrip("-").isdigit() else i for i in value)
 
 
 def _media_settings(table: Mapping[str, Any]) -> MediaSettings:
@@ -364,8 +362,10 @@ _TYPE_NAMES: Mapping[type, str] = {str: "text", bool: "true or false", int: "a w
 
 def _check_keys(data: Mapping[str, Any]) -> None:
     for section, value in data.items():
+        if section == "chat":
+            continue  # an array of tables, checked by parse_chat_rules
         if section not in _SECTIONS:
-            raise ConfigError(f"{section}: unknown section{_suggest(section, _SECTIONS)}")
+            raise ConfigError(f"{section}: unknown section{_suggest(section, [*_SECTIONS, 'chat'])}")
         if not isinstance(value, dict):
             raise ConfigError(f"{section}: must be a table ([{section}])")
         for key in value:

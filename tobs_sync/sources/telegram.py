@@ -53,7 +53,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import fnmatch
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
@@ -62,6 +61,7 @@ from typing import Any, Protocol, Self
 from telethon import TelegramClient, errors, functions, utils
 from telethon.extensions import BinaryReader
 
+from tobs_sync.chat_rules import chat_selected
 from tobs_sync.config import TelegramSettings
 from tobs_sync.errors import ChatDeferred, SourceError
 from tobs_sync.model import MIGRATED_ID_SHIFT, Chat, ChatKind, MediaRef, Message
@@ -83,34 +83,6 @@ class PeerCache(Protocol):
     def remember_peer(self, chat: Chat, peer: bytes) -> None: ...
 
     def known_peer(self, rule: int | str) -> tuple[Chat, bytes] | None: ...
-
-
-def chat_selected(chat: Chat, include: Sequence[str | int], exclude: Sequence[str | int]) -> bool:
-    """Whether the config's ``telegram.chats``/``telegram.exclude`` select ``chat``."""
-    return any(_matches(chat, rule) for rule in include) and not any(_matches(chat, rule) for rule in exclude)
-
-
-_KIND_RULES = {
-    "channels": {ChatKind.CHANNEL},
-    "groups": {ChatKind.GROUP, ChatKind.SUPERGROUP},
-    "users": {ChatKind.USER},
-    "bots": {ChatKind.BOT},
-    "saved": {ChatKind.SAVED},
-}
-
-
-def _matches(chat: Chat, rule: str | int) -> bool:
-    if isinstance(rule, int):
-        return chat.id == rule
-    if rule == "all":
-        return True
-    if rule in _KIND_RULES:
-        return chat.kind in _KIND_RULES[rule]
-    if rule.startswith("@"):
-        return chat.username is not None and chat.username.casefold() == rule[1:].casefold()
-    if rule.startswith("title:"):
-        return fnmatch.fnmatchcase(chat.title.casefold(), rule[6:].casefold())
-    return False
 
 
 class TelegramSource:
