@@ -270,3 +270,14 @@ def test_a_file_placed_just_before_a_crash_is_found_again_by_another_chat_first(
     sync_pass(vault, friend_first)
     assert len(list((vault / ATTACHMENTS).iterdir())) == 1, "the same bytes were stored twice"
     assert check_vault(vault).broken == []
+
+
+
+def test_a_pass_counts_new_messages_and_errors_per_chat(vault: Path) -> None:
+    source = two_chats(count=5)
+    source.fail_history(FRIEND.id, ChatDeferred("chat 'Friend': Telegram asks to wait 3600 s; deferred"))
+    report, _ = sync_pass(vault, source)
+    assert report.per_chat[NEWS.id].new == 5 and report.per_chat[NEWS.id].errors == []
+    assert report.per_chat[FRIEND.id].new == 0
+    assert report.per_chat[FRIEND.id].errors == ["chat 'Friend': Telegram asks to wait 3600 s; deferred"]
+    assert report.per_chat[NEWS.id].title == NEWS.title

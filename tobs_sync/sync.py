@@ -61,6 +61,21 @@ RENDER_BATCH = 200
 
 
 @dataclass(slots=True)
+class ChatCounts:
+    """What a pass did in one chat (``status`` and the agent's pass records show it)."""
+
+    title: str
+    new: int = 0
+    """Messages read for the first time."""
+    edited: int = 0
+    """Messages whose stored text changed (a live edit, or found by re-reading recent messages)."""
+    deleted: int = 0
+    """Messages found deleted in Telegram."""
+    errors: list[str] = field(default_factory=list)
+    """Why the chat was deferred or failed, or what else went wrong in it."""
+
+
+@dataclass(slots=True)
 class SyncReport:
     """What a pass did; printed by the CLI and returned to callers."""
 
@@ -75,6 +90,15 @@ class SyncReport:
     """Chats that could not be read at all (no access), with the reason."""
     skipped: dict[str, int] = field(default_factory=dict)
     """Messages the source read but left out, counted by ``"chat 'Title': reason"``."""
+    per_chat: dict[int, ChatCounts] = field(default_factory=dict)
+    """The pass's counts by chat id, for every chat it reached."""
+
+    def chat(self, chat: Chat) -> ChatCounts:
+        """The counts of ``chat`` in this pass (created on first use)."""
+        counts = self.per_chat.get(chat.id)
+        if counts is None:
+            counts = self.per_chat[chat.id] = ChatCounts(chat.title)
+        return counts
 
     def add_skipped(self, chat: Chat, counts: dict[str, int]) -> None:
         for reason, count in counts.items():
@@ -150,11 +174,13 @@ class Synchronizer:
             except ChatDeferred as deferred:
                 log.warning("%s", deferred)
                 report.deferred.append(str(deferred))
+                report.chat(chat).errors.append(str(deferred))
             except SourceError as error:
                 if isinstance(error, ExportFormatError):
                     raise
                 log.error("%s", error)
                 report.failed.append(str(error))
+                report.chat(chat).errors.append(str(error))
 
         await run_lanes(source.chats(), run_chat, concurrency=concurrent_chats)
         return report
@@ -174,6 +200,7 @@ class Synchronizer:
         async with stage:
             state = self._store.upsert_chat(chat, self._chat_folder)
             report.chats += 1
+            report.chat(chat)
             self._reserve_chat_note(state)
             await self._retry_failed_media(source, state, report)
 
@@ -215,6 +242,7 @@ class Synchronizer:
         )
         report.count(published)
         report.messages += len(batch)
+        report.chat(state.chat).new += len(batch)
 
     async def _retry_failed_media(self, source: Source, state: ChatState, report: SyncReport) -> None:
         """Fetch media that failed on an earlier pass, and update the notes that embed it."""
