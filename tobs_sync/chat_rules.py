@@ -122,7 +122,8 @@ class Since:
         """The earliest message time included, for a backfill made at ``now`` (aware)."""
         if self.days is not None:
             return now - dt.timedelta(days=self.days)
-        assert self.date is not None
+        if self.date is None:
+            raise ValueError("Since: neither days nor a date")
         return dt.datetime.combine(self.date, dt.time(), tzinfo=now.tzinfo)
 
     def __str__(self) -> str:
