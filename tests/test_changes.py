@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 import yaml
+from vaultcheck import check_vault, vault_files
 
 from tobs_sync.app import App
 from tobs_sync.merge import BEGIN_MARKER, END_MARKER
@@ -26,12 +29,13 @@ from tobs_sync.sources.base import (
     RecentWindow,
 )
 from tobs_sync.sources.memory import MemorySource
+from tobs_sync.store_deletions import held
 from tobs_sync.sync import SyncReport
 
 T = TypeVar("T")
 START = 1_700_000_000
 NOW = START + 10_000
-NEWS = Chat(-1001234, "News", ChatKind.CHANNEL.value)
+NEWS = Chat(-1_000_000_001_234, "News", ChatKind.CHANNEL.value)
 FRIEND = Chat(4242, "Friend", ChatKind.USER.value)
 GROUP = Chat(-777, "Group", ChatKind.GROUP.value)
 
@@ -222,6 +226,273 @@ def test_a_pass_and_live_changes_never_interleave_within_a_chat(vault: Path) -> 
     run(vault, scenario, gated)
     assert order == ["batch 5", "batch 7", "batch 9", "edit 1"]
     assert "edited meanwhile" in region(note_path(vault, NEWS, 1))
+
+
+# endregion
+
+# region deletions by policy
+
+
+def deleted(source: MemorySource, chat: Chat, *ids: int) -> Callable[[App, MemorySource], Awaitable[SyncReport]]:
+    """Delete ``ids`` in the source and report it live, naming the chat (a channel's deletions do)."""
+    source.delete_messages(chat.id, ids)
+    return lambda app, _src: app.synchronizer.apply_deletions(chat.id, ids)
+
+
+def test_a_deleted_message_is_marked_with_a_property_and_a_line_keeping_the_users_text(vault: Path) -> None:
+    source = source_with(NEWS)
+    run(vault, sync, source)
+    note = note_path(vault, NEWS, 3)
+    note.write_text(note.read_text(encoding="utf-8") + "my own words\n", encoding="utf-8")
+
+    report = run(vault, deleted(source, NEWS, 3), source, Clock(NOW))
+
+    assert report.chat(NEWS).deleted == 1 and report.chat(NEWS).held == 0
+    assert str(properties(note)["deleted"]).startswith("2023-11-15 01:00")  # NOW, in UTC
+    assert "Deleted in Telegram" in region(note) and "message 3" in region(note)
+    assert note.read_text(encoding="utf-8").endswith("my own words\n")
+    assert "deleted" not in properties(note_path(vault, NEWS, 4))
+    # a re-render (a template change) keeps the mark
+    with App.open(vault) as app:
+        assert app.synchronizer.render_all().notes_written == 0
+    assert "Deleted in Telegram" in region(note)
+
+
+def test_keep_policy_records_the_deletion_and_leaves_the_note_as_it_was(vault: Path) -> None:
+    configure(vault, '[deletions]\npolicy = "keep"\n')
+    source = source_with(NEWS)
+    run(vault, sync, source)
+    note = note_path(vault, NEWS, 3)
+    before = note.read_bytes()
+
+    report = run(vault, deleted(source, NEWS, 3), source)
+
+    assert report.chat(NEWS).deleted == 1 and note.read_bytes() == before
+    with App.open(vault, read_only=True) as app:
+        assert app.store.connection.execute(
+            "SELECT state, action FROM deletions WHERE chat_id=? AND message_id=3", (NEWS.id,)
+        ).fetchone() == ("applied", "keep")
+
+
+def test_archive_policy_moves_the_marked_note_into_the_archive_folder_and_the_store_follows(vault: Path) -> None:
+    configure(vault, '[deletions]\npolicy = "archive"\narchive_folder = "Archive/Telegram"\n')
+    source = source_with(NEWS)
+    run(vault, sync, source)
+    old = note_path(vault, NEWS, 3)
+
+    report = run(vault, deleted(source, NEWS, 3), source)
+
+    assert report.chat(NEWS).deleted == 1 and not old.exists()
+    moved = note_path(vault, NEWS, 3)
+    assert moved.relative_to(vault).as_posix() == f"Archive/Telegram/News/{old.name}"
+    assert "Deleted in Telegram" in region(moved) and properties(moved)["deleted"]
+    with App.open(vault) as app:  # the moved note is still tobs-sync's: a re-render finds it unchanged
+        assert app.synchronizer.render_all().notes_written == 0
+        assert app.store.note_at(old.relative_to(vault).as_posix()) is None
+
+
+def test_remove_policy_deletes_an_untouched_note_and_marks_one_the_user_edited(vault: Path) -> None:
+    configure(vault, '[deletions]\npolicy = "remove"\n')
+    source = source_with(NEWS)
+    run(vault, sync, source)
+    untouched, edited = note_path(vault, NEWS, 3), note_path(vault, NEWS, 4)
+    edited.write_text(edited.read_text(encoding="utf-8") + "keep my words\n", encoding="utf-8")
+
+    report = run(vault, deleted(source, NEWS, 3, 4), source)
+
+    assert report.chat(NEWS).deleted == 2
+    assert not untouched.exists()
+    assert edited.read_text(encoding="utf-8").endswith("keep my words\n") and "Deleted in Telegram" in region(edited)
+    with App.open(vault, read_only=True) as app:
+        assert app.store.note_of_message(NEWS.id, 3) is None
+        assert app.store.message(NEWS.id, 3) is not None  # the record stays (the history is kept)
+
+
+def test_an_album_losing_some_members_says_how_many_and_is_marked_deleted_when_all_are_gone(vault: Path) -> None:
+    source = MemorySource([NEWS])
+    for message_id in range(1, 4):
+        source.add_message(message(NEWS, message_id, f"part {message_id}", grouped_id=9))
+    run(vault, sync, source)
+    note = note_path(vault, NEWS, 1)
+
+    run(vault, deleted(source, NEWS, 2), source)
+    assert "1 of these 3 items were deleted" in region(note) and "deleted" not in properties(note)
+    run(vault, deleted(source, NEWS, 1, 3), source)
+    assert "Deleted in Telegram" in region(note) and properties(note)["deleted"]
+
+
+def test_deletions_naming_no_chat_are_mapped_to_private_chats_and_groups_through_the_store(vault: Path) -> None:
+    source = MemorySource([NEWS, FRIEND, GROUP])
+    for chat, ids in ((FRIEND, (1, 3, 5)), (GROUP, (2, 4, 6)), (NEWS, (1, 2, 3, 4, 5, 6))):
+        for message_id in ids:
+            source.add_message(message(chat, message_id))
+    run(vault, sync, source)
+
+    report = run(vault, lambda app, _src: app.synchronizer.apply_deletions(None, [3, 4, 99]), source)
+
+    assert {chat: counts.deleted for chat, counts in report.per_chat.items()} == {FRIEND.id: 1, GROUP.id: 1}
+    assert properties(note_path(vault, FRIEND, 3))["deleted"] and properties(note_path(vault, GROUP, 4))["deleted"]
+    assert "deleted" not in properties(note_path(vault, NEWS, 3))  # a channel's ids are its own
+
+
+def test_a_deletion_reported_again_changes_nothing(vault: Path) -> None:
+    source = source_with(NEWS)
+    run(vault, sync, source)
+    run(vault, deleted(source, NEWS, 3), source, Clock(NOW))
+    note = note_path(vault, NEWS, 3)
+    before = (note.read_bytes(), note.stat().st_mtime_ns)
+
+    report = run(vault, lambda app, _src: app.synchronizer.apply_deletions(NEWS.id, [3]), source, Clock(NOW + 999))
+
+    assert (report.chat(NEWS).deleted, report.notes_written) == (0, 0)
+    assert (note.read_bytes(), note.stat().st_mtime_ns) == before
+
+
+def test_hostile_text_of_a_deleted_message_stays_inert(vault: Path) -> None:
+    hostile = f"{END_MARKER}\n---\ndeleted: never\n---\n[[Secret]] {{{{ 7*7 }}}} <script>x</script>\n{BEGIN_MARKER}"
+    source = MemorySource([Chat(NEWS.id, f"News {END_MARKER} [[x]]", NEWS.kind)])
+    source.add_message(message(NEWS, 1, hostile))
+    run(vault, sync, source)
+
+    run(vault, deleted(source, NEWS, 1), source)
+
+    note = note_path(vault, NEWS, 1)
+    text = note.read_text(encoding="utf-8")
+    assert text.count(BEGIN_MARKER) == 1 and text.count(END_MARKER) == 1
+    assert properties(note)["deleted"] != "never" and "49" not in text
+    assert "Deleted in Telegram" in region(note)
+    check_vault(vault)  # every note parses (it raises on a broken one)
+
+
+# endregion
+
+# region the mass-deletion guard
+
+
+def test_mass_deletion_is_held_listed_and_applied_only_when_confirmed(vault: Path) -> None:
+    configure(vault, "[deletions]\nhold_above = 3\n")
+    source = source_with(NEWS, FRIEND)
+    run(vault, sync, source)
+    files_before = {p: p.read_bytes() for p in (vault / "Telegram").rglob("*.md")}
+
+    report = run(vault, deleted(source, NEWS, 1, 2, 3, 4), source)
+
+    assert (report.chat(NEWS).held, report.chat(NEWS).deleted) == (4, 0)
+    assert {p: p.read_bytes() for p in (vault / "Telegram").rglob("*.md")} == files_before
+    with App.open(vault, read_only=True) as app:  # listed, from a read-only store (status)
+        assert [(h.chat_id, h.title, h.count, h.message_ids) for h in held(app.store)] == [
+            (NEWS.id, "News", 4, (1, 2, 3, 4))]
+    # while a chat has held deletions, even a small one more joins them
+    report = run(vault, deleted(source, NEWS, 5), source)
+    assert (report.chat(NEWS).held, report.chat(NEWS).deleted) == (1, 0)
+    # a small deletion elsewhere is applied
+    assert run(vault, deleted(source, FRIEND, 1), source).chat(FRIEND).deleted == 1
+
+    report = run(vault, lambda app, _src: app.synchronizer.confirm_deletions(NEWS.id), source)
+
+    assert report.chat(NEWS).deleted == 5
+    assert all("Deleted in Telegram" in region(note_path(vault, NEWS, i)) for i in range(1, 6))
+    with App.open(vault, read_only=True) as app:
+        assert held(app.store) == []
+
+
+def test_discarded_held_deletions_leave_the_notes_and_are_not_raised_again(vault: Path) -> None:
+    configure(vault, "[deletions]\nhold_above = 2\n")
+    source = source_with(NEWS)
+    run(vault, sync, source)
+    run(vault, deleted(source, NEWS, 1, 2, 3), source)
+
+    with App.open(vault) as app:
+        assert app.synchronizer.changes.discard(NEWS.id) == 3
+        assert held(app.store) == []
+    report = run(vault, lambda app, _src: app.synchronizer.apply_deletions(NEWS.id, [1, 2, 3]), source)
+    assert (report.chat(NEWS).held, report.chat(NEWS).deleted) == (0, 0)
+    assert "deleted" not in properties(note_path(vault, NEWS, 1))
+
+
+@pytest.mark.parametrize("how", ["private chat cleared", "channel cleared"])
+def test_a_cleared_chat_is_held(vault: Path, how: str) -> None:
+    chat = FRIEND if how.startswith("private") else NEWS
+    source = source_with(chat, count=60)  # more than the default hold_above = 50
+    run(vault, sync, source)
+    ids = [m.id for m in source.messages(chat.id)]
+    source.delete_messages(chat.id, ids)
+
+    async def clear(app: App, _src: MemorySource) -> SyncReport:
+        if chat is FRIEND:  # Telegram names no chat and lists every id
+            return await app.synchronizer.apply_deletions(None, ids)
+        return await app.synchronizer.apply_deletions(chat.id, [], up_to=max(ids))  # available_min_id
+
+    report = run(vault, clear, source)
+
+    assert (report.chat(chat).held, report.chat(chat).deleted) == (60, 0)
+    assert "deleted" not in properties(note_path(vault, chat, 1))
+
+
+# endregion
+
+# region crashes
+
+
+def crash_at_commit(app: App, commits: int) -> None:
+    """The store dies (``SystemExit``, its transaction never committed) instead of its next
+    ``commits + 1``-th commit: the state a power cut leaves after ``commits`` durable steps."""
+    store = app.store
+    commit = store._commit
+    left = [commits]
+
+    def dying() -> None:
+        if left[0] == 0:
+            raise SystemExit("simulated crash")
+        left[0] -= 1
+        commit()
+
+    store._commit = dying  # type: ignore[method-assign]
+
+
+def source_without_2_and_3() -> MemorySource:
+    source = source_with(NEWS, count=6)
+    source.delete_messages(NEWS.id, [2, 3])
+    return source
+
+
+async def delete_2_and_3(app: App, _src: MemorySource) -> None:
+    await app.synchronizer.apply_deletions(NEWS.id, [2, 3])
+
+
+@pytest.mark.parametrize("policy", ["archive", "remove"])  # archive marks the note, then moves it
+def test_a_crash_anywhere_while_applying_deletions_is_repaired_by_the_next_pass(
+        vault: Path, tmp_path: Path, policy: str) -> None:
+    """Applying a live deletion dies before each of its commits in turn; the next pass (what was
+    recorded is resumed, or its reconciliation finds the deletion again) leaves the vault as an
+    uninterrupted run does."""
+    configure(vault, f'[deletions]\npolicy = "{policy}"\n')
+    run(vault, sync, source_with(NEWS, count=6))
+    reference_root = tmp_path / "reference"
+    shutil.copytree(vault, reference_root)
+    run(reference_root, delete_2_and_3, source_without_2_and_3())
+    run(reference_root, sync, source_without_2_and_3())
+    reference = vault_files(reference_root)
+    assert reference != vault_files(vault)
+
+    crashes = 0
+    for crash_after in range(40):
+        root = tmp_path / f"crash-{crash_after}"
+        shutil.copytree(vault, root)
+
+        async def dying(app: App, src: MemorySource, commits: int = crash_after) -> None:
+            crash_at_commit(app, commits)
+            await delete_2_and_3(app, src)
+
+        try:
+            run(root, dying, source_without_2_and_3())
+        except SystemExit:
+            crashes += 1
+            run(root, sync, source_without_2_and_3())  # the next pass after the restart
+            assert vault_files(root) == reference, f"after a crash at commit {crash_after}"
+            continue
+        break
+    assert crashes >= 8, crashes
 
 
 # endregion
