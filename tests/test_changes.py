@@ -496,3 +496,99 @@ def test_a_crash_anywhere_while_applying_deletions_is_repaired_by_the_next_pass(
 
 
 # endregion
+
+# region reconciliation
+
+
+def test_reconciliation_finds_changes_and_deletions_nobody_reported_and_counts_its_cost(vault: Path) -> None:
+    source = source_with(NEWS, count=10)
+    run(vault, sync, source)
+    reacted = dataclasses.replace(source.messages(NEWS.id)[4], extra={"reactions": [{"type": "emoji", "count": 3}]})
+    source.change_message(reacted)  # a reaction: no edit time
+    source.edit_message(NEWS.id, 6, text="edited while stopped", edited=START + 5000)
+    source.delete_messages(NEWS.id, [8])
+    source.add_message(message(NEWS, 11, "new"))
+
+    report = run(vault, sync, source)
+
+    counts = report.chat(NEWS)
+    assert (counts.new, counts.edited, counts.deleted, counts.held) == (1, 2, 1, 0)
+    assert counts.reconciled == 10 and source.recent_reads == 1  # the 10 messages left, in one read
+    assert "edited while stopped" in region(note_path(vault, NEWS, 6))
+    assert "reactions" in note_path(vault, NEWS, 5).read_text(encoding="utf-8")
+    assert properties(note_path(vault, NEWS, 8))["deleted"]
+    again = run(vault, sync, source)
+    assert (again.chat(NEWS).edited, again.chat(NEWS).deleted, again.notes_written) == (0, 0, 0)
+
+
+def test_reconciliation_sees_only_its_window_by_count_and_by_age(vault: Path) -> None:
+    configure(vault, "[sync]\nrecent_messages = 4\nrecent_days = 1\n")
+    source = source_with(NEWS, count=10)
+    run(vault, sync, source)
+    source.delete_messages(NEWS.id, [2, 9])  # 2 lies below the 4 newest
+    clock = Clock(START + 10 * 60 + 86_400)  # a day after message 10: only messages 10.. are within a day
+
+    report = run(vault, sync, source, clock)
+    assert report.chat(NEWS).deleted == 0  # 9 is older than a day: outside the window
+    report = run(vault, sync, source, Clock(START))
+    assert report.chat(NEWS).deleted == 1 and report.chat(NEWS).reconciled == 4
+    assert "deleted" not in properties(note_path(vault, NEWS, 2))
+
+
+def test_reconciliation_is_off_with_recent_messages_zero_and_skipped_on_a_chats_first_read(vault: Path) -> None:
+    configure(vault, "[sync]\nrecent_messages = 0\n")
+    source = source_with(NEWS, count=5)
+    report = run(vault, sync, source)
+    assert (report.chat(NEWS).reconciled, source.recent_reads) == (0, 0)
+    source.delete_messages(NEWS.id, [3])
+    report = run(vault, sync, source)
+    assert (report.chat(NEWS).deleted, source.recent_reads) == (0, 0)
+
+
+def test_a_chat_cleared_while_stopped_is_held_by_reconciliation(vault: Path) -> None:
+    source = source_with(NEWS, count=60)
+    run(vault, sync, source)
+    source.delete_messages(NEWS.id, range(1, 61))
+
+    report = run(vault, sync, source)
+
+    assert (report.chat(NEWS).held, report.chat(NEWS).deleted) == (60, 0)
+
+
+# endregion
+
+# region the deletions command
+
+
+def test_deletions_command_lists_confirms_and_discards_held_deletions(vault: Path, capsys: Any) -> None:
+    import json
+
+    from tobs_sync.cli import main
+    configure(vault, "[deletions]\nhold_above = 1\n")
+    source = source_with(NEWS, FRIEND)
+    run(vault, sync, source)
+    run(vault, deleted(source, NEWS, 1, 2), source, Clock(NOW))
+    run(vault, deleted(source, FRIEND, 3, 4, 5), source, Clock(NOW))
+    capsys.readouterr()
+
+    assert main(["deletions", "--vault", str(vault), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(h["chat_id"], h["title"], h["count"], h["message_ids"]) for h in listed] == [
+        (NEWS.id, "News", 2, [1, 2]), (FRIEND.id, "Friend", 3, [3, 4, 5])]
+    assert listed[0]["first_found"].startswith("2023-11-15T01:00")
+    assert main(["deletions", "--vault", str(vault)]) == 0
+    assert "News" in capsys.readouterr().out
+
+    assert main(["deletions", "--vault", str(vault), "--confirm", str(NEWS.id)]) == 0
+    assert "applied 2 deletion(s) in 'News'" in capsys.readouterr().out
+    assert main(["deletions", "--vault", str(vault), "--discard", str(FRIEND.id)]) == 0
+    assert "dropped 3 held deletion(s) in 'Friend'" in capsys.readouterr().out
+    assert properties(note_path(vault, NEWS, 1))["deleted"] and "deleted" not in properties(note_path(vault, FRIEND, 3))
+
+    assert main(["deletions", "--vault", str(vault), "--confirm", "12345"]) == 1
+    assert "chat 12345 has no held deletions" in capsys.readouterr().err
+    assert main(["deletions", "--vault", str(vault)]) == 0
+    assert "no held deletions" in capsys.readouterr().out
+
+
+# endregion
