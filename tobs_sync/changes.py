@@ -57,6 +57,7 @@ from tobs_sync.store_deletions import (
     HELD,
     PENDING,
     cancel_move,
+    chats_with_shown,
     clear_stale,
     finish_move,
     in_state,
@@ -66,6 +67,7 @@ from tobs_sync.store_deletions import (
     record,
     recorded,
     set_state,
+    shown,
     stale,
     stored_ids,
     stored_ids_between,
@@ -130,6 +132,14 @@ class ChangeEngine:
         self._render = render
         self._write_chat_note = write_chat_note
         self.clock = clock
+        self._marked_chats: set[int] | None = None
+        """Chats whose notes show deletions (None: ask the store); only this engine records deletions."""
+
+    def shown_deletions(self, chat_id: int, message_ids: Sequence[int]) -> dict[int, int]:
+        """``message id -> when found`` of those of ``message_ids`` whose note shows them deleted."""
+        if self._marked_chats is None:
+            self._marked_chats = chats_with_shown(self._store)
+        return shown(self._store, chat_id, message_ids) if chat_id in self._marked_chats else {}
 
     # -- edits ----------------------------------------------------------------------------------
 
@@ -232,6 +242,7 @@ class ChangeEngine:
             to_render.add(path)
             if policy == "archive" and every_member_gone and not self._archived(path):
                 to_move[path] = self._archive_target(state, path)
+        self._marked_chats = None
         with self._store.transaction():
             record(self._store, chat_id, actions, state=PENDING, found_at=int(self.clock()))
             mark_stale(self._store, chat_id, to_render)
@@ -270,6 +281,7 @@ class ChangeEngine:
                 row = self._store.note_at(path)
                 if source.exists():
                     if row is not None and not self._untouched(row):  # edited since: marked instead
+                        self._marked_chats = None
                         with self._store.transaction():
                             record(self._store, state.chat.id, dict.fromkeys(row.message_ids, "mark"),
                                    state=PENDING, found_at=int(self.clock()))

@@ -102,6 +102,15 @@ def shown(store: Store, chat_id: int, message_ids: Sequence[int]) -> dict[int, i
     return {int(m): int(t) for m, t in rows}
 
 
+def chats_with_shown(store: Store) -> set[int]:
+    """Chats with at least one deletion their notes show (one query: spares :func:`shown` elsewhere)."""
+    rows = store.connection.execute(
+        "SELECT DISTINCT chat_id FROM deletions WHERE state IN (?, ?) AND action IN (?, ?)",
+        (PENDING, APPLIED, *MARKED_ACTIONS),
+    )
+    return {int(r[0]) for r in rows}
+
+
 def held(store: Store) -> list[HeldDeletions]:
     """Held deletions, one entry per chat (for ``status`` and ``tobs-sync deletions``)."""
     result = []

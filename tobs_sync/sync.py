@@ -50,7 +50,6 @@ from tobs_sync.render import CHAT_TEMPLATE, MESSAGE_TEMPLATE, Renderer, wikilink
 from tobs_sync.sources.base import ReportsSkips, Source
 from tobs_sync.store import Store
 from tobs_sync.store_deletions import chats_of_unnamed, stored_ids_between
-from tobs_sync.store_deletions import shown as shown_deletions
 from tobs_sync.store_rows import CHAT_NOTE, ChatState, MediaRows, NoteRow
 from tobs_sync.store_schema import NO_CURSOR
 from tobs_sync.vault import Vault, sha256_hex
@@ -420,7 +419,7 @@ class Synchronizer:
             if reply_path is None and (row := self._store.note_of_message(state.chat.id, first.reply.message_id)):
                 reply_path = row.path
         # a note written before may show deleted messages (a new one never does: spares the query)
-        deleted = shown_deletions(self._store, state.chat.id, [m.id for m in note.messages]) if note.previous else None
+        deleted = self.changes.shown_deletions(state.chat.id, [m.id for m in note.messages]) if note.previous else None
         context = {
             "message": message_view(note.messages, stored, tz=self._tz, reply_path=reply_path, note_path=note.path,
                                     deleted=deleted),
