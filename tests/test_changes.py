@@ -495,6 +495,44 @@ def test_a_crash_anywhere_while_applying_deletions_is_repaired_by_the_next_pass(
     assert crashes >= 8, crashes
 
 
+
+def test_a_crash_anywhere_while_applying_an_edit_is_repaired_by_the_next_pass(vault: Path, tmp_path: Path) -> None:
+    run(vault, sync, source_with(NEWS, count=6))
+
+    def edited_source() -> MemorySource:
+        source = source_with(NEWS, count=6)
+        source.edit_message(NEWS.id, 4, text="the corrected text", edited=START + 4000)
+        return source
+
+    async def edit(app: App, src: MemorySource) -> None:
+        await app.synchronizer.apply_edits(src, [src.messages(NEWS.id)[3]])
+
+    reference_root = tmp_path / "reference"
+    shutil.copytree(vault, reference_root)
+    run(reference_root, edit, edited_source())
+    reference = vault_files(reference_root)
+    assert any("the corrected text" in data.decode() for data in reference.values())
+
+    crashes = 0
+    for crash_after in range(20):
+        root = tmp_path / f"crash-{crash_after}"
+        shutil.copytree(vault, root)
+
+        async def dying(app: App, src: MemorySource, commits: int = crash_after) -> None:
+            crash_at_commit(app, commits)
+            await edit(app, src)
+
+        try:
+            run(root, dying, edited_source())
+        except SystemExit:
+            crashes += 1
+            report = run(root, sync, edited_source())  # the next pass: owed re-render, or reconciliation
+            assert vault_files(root) == reference, f"after a crash at commit {crash_after}"
+            assert report.chat(NEWS).edited <= 1
+            continue
+        break
+    assert crashes >= 2, crashes
+
 # endregion
 
 # region reconciliation
