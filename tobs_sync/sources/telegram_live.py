@@ -30,6 +30,7 @@ from typing import Any
 from telethon import TelegramClient, events, utils
 from telethon.tl import types
 
+from tobs_sync.errors import SourceError
 from tobs_sync.model import Chat, Message
 from tobs_sync.sources.base import LiveChange, MessageEdited, MessagesArrived, MessagesDeleted
 
@@ -83,7 +84,12 @@ class LiveUpdates:
         while (item := await queue.get()) is not _END:
             if isinstance(item, tuple):
                 chat, tl_message = item
-                converted = await self._convert(chat, [tl_message])
+                try:
+                    converted = await self._convert(chat, [tl_message])
+                except SourceError as error:  # e.g. its topic's title could not be asked for
+                    log.warning("chat %r: an edit of message %s could not be read (%s); the next pass's "
+                                "re-read of recent messages finds it", chat.title, tl_message.id, error)
+                    continue
                 if converted:
                     yield MessageEdited(converted[0])
             else:
