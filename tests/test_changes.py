@@ -308,6 +308,20 @@ def test_remove_policy_deletes_an_untouched_note_and_marks_one_the_user_edited(v
         assert app.store.message(NEWS.id, 3) is not None  # the record stays (the history is kept)
 
 
+def test_remove_policy_keeps_a_note_whose_user_text_was_merged_by_an_earlier_update(vault: Path) -> None:
+    configure(vault, '[deletions]\npolicy = "remove"\n')
+    source = source_with(NEWS)
+    run(vault, sync, source)
+    note = note_path(vault, NEWS, 5)
+    note.write_text(note.read_text(encoding="utf-8") + "my notes on it\n", encoding="utf-8")
+    edited = source.edit_message(NEWS.id, 5, text="changed", edited=START + 3000)
+    run(vault, lambda app, src: app.synchronizer.apply_edits(src, [edited]), source)  # merged: now "ours" by hash
+
+    run(vault, deleted(source, NEWS, 5), source)
+
+    assert note.read_text(encoding="utf-8").endswith("my notes on it\n") and "Deleted in Telegram" in region(note)
+
+
 def test_an_album_losing_some_members_says_how_many_and_is_marked_deleted_when_all_are_gone(vault: Path) -> None:
     source = MemorySource([NEWS])
     for message_id in range(1, 4):

@@ -231,7 +231,7 @@ class ChangeEngine:
         notes = {row.path: row for i in ids if (row := self._store.note_of_message(chat_id, i)) is not None}
         for path, row in notes.items():
             every_member_gone = set(row.message_ids) <= gone
-            if policy == "remove" and every_member_gone and self._untouched(row):
+            if policy == "remove" and every_member_gone and self._untouched(row, state):
                 to_move[path] = None
                 continue
             if policy == "keep":
@@ -256,15 +256,16 @@ class ChangeEngine:
         log.info("chat %r: %d deleted message(s) applied (deletions.policy = %s)", state.chat.title, len(ids), policy)
         return len(ids)
 
-    def _untouched(self, row: NoteRow) -> bool:
-        """Whether the note holds what tobs-sync wrote (so removing it loses nothing of the user's)."""
+    def _untouched(self, row: NoteRow, state: ChatState) -> bool:
+        """Whether the note holds nothing of the user's: the file is missing, or holds exactly what
+        tobs-sync generates for it now (a note tobs-sync merged the user's text into is theirs too)."""
         if row.conflict_hash is not None:
             return False
         try:
-            disk = self._vault.sha256_of(row.path)
+            disk = self._vault.read_bytes(row.path)
         except VaultError:
             return False
-        return disk is None or row.is_ours(disk)
+        return disk is None or disk == self._render(row, state, None)
 
     def _archived(self, path: str) -> bool:
         return path.startswith(self._settings.deletions.archive_folder.strip("/") + "/")
@@ -280,7 +281,7 @@ class ChangeEngine:
             if target is None:
                 row = self._store.note_at(path)
                 if source.exists():
-                    if row is not None and not self._untouched(row):  # edited since: marked instead
+                    if row is not None and not self._untouched(row, state):  # edited since: marked instead
                         self._marked_chats = None
                         with self._store.transaction():
                             record(self._store, state.chat.id, dict.fromkeys(row.message_ids, "mark"),
