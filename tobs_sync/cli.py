@@ -1,9 +1,11 @@
 """The ``tobs-sync`` command: thin commands over :mod:`tobs_sync.app`.
 
-Commands: ``init``, ``import``, ``sync``, ``login``, ``render``, ``status``. Errors a user can cause are printed as
-one line (``error: ...``) with exit status 1, never as a traceback; ``-v`` shows debug logs.
-Every command but ``status`` writes and holds the vault lock while it runs: a second one on the same
-vault is refused with an error naming the first. ``status`` only reads and works while a writer runs.
+Commands: ``init``, ``import``, ``sync``, ``login``, ``render``, ``status``, ``deletions``
+(:mod:`tobs_sync.deletions_cli`). Errors a user can cause are printed as one line
+(``error: ...``) with exit status 1, never as a traceback; ``-v`` shows debug logs. Every command
+but ``status`` (and ``deletions`` without a decision) writes and holds the vault lock while it
+runs: a second one on the same vault is refused with an error naming the first. ``status`` only
+reads and works while a writer runs.
 Output goes through rich, which degrades to plain text when not on a terminal.
 Limits: ``sync`` runs one pass; the long-running agent is a separate command (to come).
 """
@@ -36,6 +38,7 @@ from tobs_sync.app import (
     sync_telegram,
 )
 from tobs_sync.config import load_settings
+from tobs_sync.deletions_cli import run_deletions_command
 from tobs_sync.errors import TobsError, VaultError
 from tobs_sync.lock import VaultLock
 from tobs_sync.media import MediaCounts
@@ -86,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="chats, cursors, media and conflicts of a vault")
     status.add_argument("--vault", type=Path, required=True)
     status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    deletions = commands.add_parser(
+        "deletions", help="list deletions held by the mass-deletion guard; confirm or discard them per chat")
+    deletions.add_argument("--vault", type=Path, required=True)
+    deletions.add_argument("--json", action="store_true", help="machine-readable output")
+    decision = deletions.add_mutually_exclusive_group()
+    decision.add_argument("--confirm", type=int, metavar="CHAT_ID", help="apply a chat's held deletions (by policy)")
+    decision.add_argument("--discard", type=int, metavar="CHAT_ID", help="drop a chat's held deletions")
     return parser
 
 
@@ -157,6 +168,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         else:
             _print_status(console, status)
         return 0
+    if args.command == "deletions":
+        return run_deletions_command(args, console)
     raise AssertionError(args.command)  # pragma: no cover
 
 
