@@ -100,6 +100,19 @@ max_render_ms = 1000
 # or list the template makes on the way.
 max_output_chars = 1000000
 
+[status]
+# A note in the vault listing the recent passes that brought or changed something, with their
+# counts, and every problem (errors, deferred or failed chats, conflicts, held deletions, skipped
+# messages). Rewritten only when its content changes; your text outside its %% tobs %% markers is
+# kept. "" = no status note.
+note = "Telegram/tobs-sync status.md"
+
+[metrics]
+# Serve Prometheus metrics (messages, notes, media bytes, flood waits, errors, pass durations,
+# queue depths) on http://127.0.0.1:PORT/metrics while a command or the agent runs; 0 = off.
+# Only this computer can connect (127.0.0.1).
+port = 0
+
 # Per-chat settings: each [[chat]] table selects chats (the selectors of telegram.chats) and sets
 # some of: every / cron (how often the agent runs a pass), since / backfill (how far back a
 # chat's first backfill reaches), comments (channel posts' comments). For each key the first
@@ -125,8 +138,10 @@ _TELEGRAM_KEYS = frozenset(
 _MEDIA_KEYS = frozenset({"kinds", "max_mb", "processors", "processor_workers"})
 _TEMPLATES_KEYS = frozenset({"max_render_ms", "max_output_chars"})
 _SECTIONS: Mapping[str, frozenset[str]] = {
-    "vault": _VAULT_KEYS, "telegram": _TELEGRAM_KEYS, "media": _MEDIA_KEYS, "templates": _TEMPLATES_KEYS
+    "vault": _VAULT_KEYS, "telegram": _TELEGRAM_KEYS, "media": _MEDIA_KEYS, "templates": _TEMPLATES_KEYS,
+    "status": frozenset({"note"}), "metrics": frozenset({"port"}),
 }
+DEFAULT_STATUS_NOTE = "Telegram/tobs-sync status.md"
 MEDIA_KINDS = ("photo", "video", "animation", "voice", "audio", "video_note", "sticker", "document")
 
 
@@ -197,6 +212,10 @@ class Settings:
     template_limits: TemplateLimits = field(default_factory=TemplateLimits)
     chat_rules: tuple[ChatRule, ...] = ()
     """The ``[[chat]]`` tables: per-chat values (see :mod:`tobs_sync.chat_rules`)."""
+    status_note: str = DEFAULT_STATUS_NOTE
+    """``[status] note``: the vault path of the status note ("" = none)."""
+    metrics_port: int = 0
+    """``[metrics] port``: the Prometheus endpoint's port on 127.0.0.1 (0 = off)."""
 
     @property
     def state_dir(self) -> Path:
@@ -258,6 +277,7 @@ def settings_from_mapping(vault_root: Path, data: Mapping[str, Any]) -> Settings
         media=_media_settings(data.get("media", {})),
         template_limits=_template_limits(data.get("templates", {})),
         chat_rules=parse_chat_rules(data.get("chat", [])),
+        **_status_and_metrics(data.get("status", {}), data.get("metrics", {})),
     )
     check_path_template("vault.note_path", settings.note_path, NOTE_PATH_FIELDS, required=frozenset({"id"}))
     check_path_template("vault.chat_note_path", settings.chat_note_path, CHAT_NOTE_PATH_FIELDS)
@@ -336,6 +356,18 @@ def _template_limits(table: Mapping[str, Any]) -> TemplateLimits:
             "templates", table, "max_output_chars", int, minimum=1000, maximum=100_000_000
         )
     return TemplateLimits(**values)
+
+
+def _status_and_metrics(status: Mapping[str, Any], metrics: Mapping[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if "note" in status:
+        note = _typed("status", status, "note", str)
+        if note:
+            check_path_template("status.note", note, frozenset())
+        values["status_note"] = note
+    if "port" in metrics:
+        values["metrics_port"] = _number("metrics", metrics, "port", int, minimum=0, maximum=65535)
+    return values
 
 
 def _typed(section: str, table: Mapping[str, Any], key: str, kind: type) -> Any:
