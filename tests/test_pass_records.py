@@ -54,7 +54,9 @@ def source_with(*chats: Chat, count: int = 3) -> MemorySource:
     return source
 
 
-def run_pass(vault: Path, source: MemorySource, trigger: str = "schedule", clock: FakeClock | None = None) -> SyncReport:
+def run_pass(
+    vault: Path, source: MemorySource, trigger: str = "schedule", clock: FakeClock | None = None
+) -> SyncReport:
     async def run() -> SyncReport:
         with App.open(vault) as app:
             app.clock = clock or FakeClock()

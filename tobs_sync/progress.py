@@ -128,12 +128,18 @@ class _Media(ProgressColumn):
 class LiveProgress(_Runs):
     """A bar per chat being read (a terminal); use as a context manager around the pass."""
 
-    def __init__(self, console: Console, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, console: Console, *, clock: Callable[[], float] = time.monotonic, auto_refresh: bool = True
+    ) -> None:
+        """``auto_refresh``: redraw several times a second from a thread (off: on :meth:`refresh` only)."""
         super().__init__(clock)
         self.progress = Progress(
             TextColumn("{task.description}", markup=False), BarColumn(), _Messages(), _Media(), _Rate(),
-            TimeRemainingColumn(), console=console, get_time=clock, transient=True,
+            TimeRemainingColumn(), console=console, get_time=clock, transient=True, auto_refresh=auto_refresh,
         )
+
+    def refresh(self) -> None:
+        self.progress.refresh()
 
     def __enter__(self) -> Self:
         self.progress.start()

@@ -109,6 +109,8 @@ class TelegramSource:
         self._batch_size = batch_size
         self._peers: dict[int, Any] = {}
         self._peer_cache = peers
+        self._newest: dict[int, int] = {}
+        """The newest message id of each chat in the dialog list (for progress estimates)."""
         self._topics = TopicTitles()
         self._requests = Requests(client, settings, retry_delay=retry_delay, sleep=sleep)
         self._takeout = Takeout(client, self._requests, enabled=settings.takeout)
@@ -161,6 +163,8 @@ class TelegramSource:
                 usernames.add(f"@{chat.username.casefold()}")
             self._peers[chat.id] = utils.get_input_peer(dialog.entity)
             self._remember_peer(chat, self._peers[chat.id])
+            if dialog.message is not None:
+                self._newest[chat.id] = dialog.message.id
             yield chat
         for rule in self._settings.chats:
             named = isinstance(rule, str) and rule.startswith("@") and rule.casefold() not in usernames
@@ -169,6 +173,10 @@ class TelegramSource:
                 if chat is not None and chat.id not in seen and chat_selected(chat, [rule], self._settings.exclude):
                     seen.add(chat.id)
                     yield chat
+
+    def newest_message_id(self, chat: Chat) -> int | None:
+        """The id of the chat's newest message when the dialog list was read (None: not listed)."""
+        return self._newest.get(chat.id)
 
     async def _dialogs(self) -> list[Any]:
         """Every dialog, page by page: each request has its own deadline, and a flood wait or a
