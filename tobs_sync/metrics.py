@@ -93,6 +93,11 @@ class MetricsServer:
         self._server, self._thread = start_http_server(port, addr=LOCALHOST, registry=registry)
 
     @property
+    def address(self) -> str:
+        """The address it listens on (always 127.0.0.1)."""
+        return str(self._server.server_address[0])
+
+    @property
     def port(self) -> int:
         """The port it listens on (the one given, or the one the system chose for port 0)."""
         return int(self._server.server_address[1])
