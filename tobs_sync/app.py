@@ -12,6 +12,7 @@ per vault at a time; a second one fails with :class:`~tobs_sync.lock.VaultBusy`.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import shutil
 from collections.abc import Callable
@@ -48,7 +49,12 @@ from tobs_sync.sync import Synchronizer, SyncReport
 from tobs_sync.vault import Vault
 from tobs_sync.workers import DcScheduler, GlobalPool
 
+log = logging.getLogger(__name__)
+
 DEFAULT_ATTACHMENTS_WITHOUT_OBSIDIAN = "Telegram/_attachments"
+ONE_SHOT_TRIGGERS = frozenset({"sync", "import"})
+"""Passes of the one-shot commands: recorded, but they leave the status note to the agent (they print
+their report, and the vault they make stays exactly what the same messages make, however many runs)."""
 CLEAN_CLOSE = "closed-cleanly"
 """A file in the state folder: the last writer ended without an error (so without temp files)."""
 
@@ -226,7 +232,10 @@ class App:
             report = await self.sync_source(source, concurrent_chats=concurrent_chats)
         except TobsError as exc:
             self.observer.error(type(exc).__name__)
-            self.record_pass(SyncReport(failed=[f"the pass stopped: {exc}"]), started, self.clock(), trigger)
+            try:
+                self.record_pass(SyncReport(failed=[f"the pass stopped: {exc}"]), started, self.clock(), trigger)
+            except TobsError as also:  # the pass's own error is the one to report
+                log.warning("the failed pass could not be recorded: %s", also)
             raise
         self.record_pass(report, started, self.clock(), trigger)
         return report
@@ -238,7 +247,7 @@ class App:
         self.observer.pass_finished(
             (finished - started).total_seconds(), report.notes_written, report.notes_unchanged, len(report.conflicts)
         )
-        if trigger != "import":  # an export is a one-off snapshot; its vault stays as the export makes it
+        if trigger not in ONE_SHOT_TRIGGERS:
             StatusNote(self.settings.status_note, self.vault, self.store, self.settings.timezone).update()
 
     def set_next_runs(self, next_runs: dict[int, dt.datetime | None]) -> None:

@@ -13,8 +13,8 @@ left alone and listed by ``status``).
 Chat titles, error messages and paths come from Telegram or the file system: each is made inert and
 escaped (:func:`tobs_sync.names.md`) before it reaches the note, so nothing in them links, tags, runs
 or hides text. Limits: the note lists at most :data:`RECENT_PASSES` passes and :data:`MAX_ITEMS` entries
-per problem; ``status`` shows everything. It is written after a pass by the commands that run one, not
-by ``render``.
+per problem; ``status`` shows everything. It is written after the agent's passes (the one-shot ``sync``
+and ``import`` only record theirs), never by ``render``.
 """
 
 from __future__ import annotations
