@@ -293,7 +293,7 @@ def _print_status(console: Console, status: dict[str, Any]) -> None:
             f"{last['new']}/{last['edited']}/{last['deleted']}" if last else "-",
             str(len(last["errors"])) if last else "0",
             _local_time(chat["next_run"]) if chat.get("next_run") else "-",
-            str(chat.get("notes", 0)), str(sum(chat.get("media", {}).values())), str(chat.get("conflicts", 0)),
+            str(chat.get("notes", 0)), str(chat.get("media", {}).get("stored", 0)), str(chat.get("conflicts", 0)),
             str(chat.get("held_deletions", 0)),
         )
     console.print(passes)
