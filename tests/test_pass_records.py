@@ -17,7 +17,7 @@ from tobs_sync import status_note
 from tobs_sync.app import App
 from tobs_sync.cli import main
 from tobs_sync.config import DEFAULT_STATUS_NOTE
-from tobs_sync.errors import ChatDeferred
+from tobs_sync.errors import ChatDeferred, TemplateError
 from tobs_sync.model import Chat, ChatKind, MediaKind, Message
 from tobs_sync.publish import Outcome
 from tobs_sync.sources.memory import MemorySource
@@ -292,3 +292,28 @@ def test_record_pass_reports_the_outcome_of_the_note(app: App) -> None:
     note = status_note.StatusNote(DEFAULT_STATUS_NOTE, app.vault, app.store, dt.UTC)
     assert note.update() == Outcome.UNCHANGED
     assert "- 2026-03-01 12:00:00, live, 5 s: 2 new messages" in note_path(app.vault.root).read_text(encoding="utf-8")
+
+
+def test_a_pass_stopped_by_a_template_error_is_recorded_and_shown(vault: Path, capsys: Any) -> None:
+    templates = vault / "Telegram" / "_templates"
+    templates.mkdir(parents=True)
+    (templates / "message.md").write_text("{{ message.text | nosuchfilter }}\n", encoding="utf-8")
+    with pytest.raises(TemplateError):
+        run_pass(vault, source_with(NEWS))
+    text = note_path(vault).read_text(encoding="utf-8")
+    assert "- The last pass stopped: template " in text and "No filter named 'nosuchfilter'" in text
+    capsys.readouterr()
+    assert main(["status", "--vault", str(vault), "--json"]) == 0
+    (last,) = json.loads(capsys.readouterr().out)["recent_passes"]
+    assert last["trigger"] == "schedule" and "No filter named 'nosuchfilter'" in last["failed"][0]
+    assert main(["status", "--vault", str(vault)]) == 0
+    out = capsys.readouterr().out
+    assert "last pass: " in out and "(schedule, 60 s), 0 new messages" in out
+    assert "No filter named 'nosuchfilter'" in out
+
+
+def test_errors_are_json_with_the_json_log_format(tmp_path: Path, capsys: Any) -> None:
+    assert main(["status", "--vault", str(tmp_path), "--log-format", "json"]) == 1
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    error = json.loads(line)
+    assert error["level"] == "error" and "is not a tobs-sync vault yet" in error["message"]

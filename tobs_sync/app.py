@@ -233,7 +233,7 @@ class App:
         except TobsError as exc:
             self.observer.error(type(exc).__name__)
             try:
-                self.record_pass(SyncReport(failed=[f"the pass stopped: {exc}"]), started, self.clock(), trigger)
+                self.record_pass(SyncReport(failed=[str(exc)]), started, self.clock(), trigger)
             except TobsError as also:  # the pass's own error is the one to report
                 log.warning("the failed pass could not be recorded: %s", also)
             raise

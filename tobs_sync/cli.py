@@ -18,6 +18,7 @@ import contextlib
 import datetime as dt
 import getpass
 import json
+import logging
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -38,7 +39,7 @@ from tobs_sync.app import (
     sync_telegram,
 )
 from tobs_sync.config import load_settings
-from tobs_sync.errors import TobsError, VaultError
+from tobs_sync.errors import TemplateError, TobsError, VaultError
 from tobs_sync.lock import VaultLock
 from tobs_sync.logs import LOG_FORMATS, configure_logging
 from tobs_sync.media import MediaCounts
@@ -46,7 +47,7 @@ from tobs_sync.progress import ChatLines, LiveProgress, progress_for
 from tobs_sync.publish import audit_notes
 from tobs_sync.session import LoginPrompts, check_private, session_dir
 from tobs_sync.sources.telegram_login import log_in
-from tobs_sync.status_report import chat_activity
+from tobs_sync.status_report import chat_activity, recent_passes
 from tobs_sync.store_schema import NO_CURSOR
 from tobs_sync.sync import SyncReport
 
@@ -122,7 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args, console)
     except TobsError as exc:
-        Console(stderr=True, highlight=False).print(Text("error: ", style="red") + Text(str(exc)), soft_wrap=True)
+        if args.log_format == "json":
+            logging.getLogger("tobs_sync").error("error: %s", exc)  # one JSON object, like every log line
+        else:
+            Console(stderr=True, highlight=False).print(Text("error: ", style="red") + Text(str(exc)), soft_wrap=True)
         return 1
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted; nothing half-written, run the command again to continue")
@@ -270,8 +274,20 @@ def collect_status(app: App) -> dict[str, Any]:
         "conflicts": described(audit.conflicts),
         "edited": described(audit.edited),
         "missing": described(audit.missing),
-        "templates": {name: app.renderer.template_file(name) for name in ("message.md", "chat.md")},
+        "templates": _template_files(app),
+        "recent_passes": recent_passes(store),
     }
+
+
+def _template_files(app: App) -> dict[str, str]:
+    """Where each template comes from, or why it does not compile (``status`` still shows the rest)."""
+    files = {}
+    for name in ("message.md", "chat.md"):
+        try:
+            files[name] = app.renderer.template_file(name)
+        except TemplateError as exc:
+            files[name] = f"error: {exc}"
+    return files
 
 
 def _print_status(console: Console, status: dict[str, Any]) -> None:
@@ -297,6 +313,12 @@ def _print_status(console: Console, status: dict[str, Any]) -> None:
             str(chat.get("held_deletions", 0)),
         )
     console.print(passes)
+    if status["recent_passes"]:
+        last = status["recent_passes"][0]
+        console.print(f"last pass: {_local_time(last['started'])} ({last['trigger']}, {last['seconds']:.0f} s), "
+                      f"{last['messages']} new messages, {last['notes_written']} notes written")
+        for problem in last["failed"] + last["deferred"]:
+            console.print(Text(f"  {problem}", "red"))
     for chat in status["chats"]:
         for reason, count in chat["skipped"].items():
             console.print(Text(f"{count} skipped in {chat['title']!r}: {reason}", "yellow"))

@@ -59,9 +59,11 @@ class Problems:
     """Held deletions by chat title."""
     skipped: Mapping[str, int] = field(default_factory=dict)
     """Messages left out, by ``"chat 'Title': reason"``."""
+    pass_errors: Sequence[str] = ()
+    """Why the latest pass stopped before reaching its chats (a template error, say)."""
 
     def __bool__(self) -> bool:
-        return bool(self.chat_errors or self.conflicts or self.held_deletions or self.skipped)
+        return bool(self.chat_errors or self.conflicts or self.held_deletions or self.skipped or self.pass_errors)
 
 
 def current_problems(store: Store, passes: PassLog, *, exclude: str = "") -> Problems:
@@ -72,7 +74,9 @@ def current_problems(store: Store, passes: PassLog, *, exclude: str = "") -> Pro
         for chat_id, reasons in store.skipped_counts().items()
         for reason, count in reasons.items()
     }
+    latest = passes.recent(limit=1)
     return Problems(
+        pass_errors=latest[0].failed if latest and not latest[0].chats else (),
         chat_errors=sorted((p for p in passes.last_by_chat().values() if p.errors), key=lambda p: p.chat_id),
         conflicts=sorted(row.path for row in store.conflicts() if row.path != exclude),
         held_deletions={titles.get(chat_id, str(chat_id)): n for chat_id, n in held_deletions_by_chat(store).items()
@@ -87,6 +91,7 @@ def status_note_text(problems: Problems, passes: Sequence[PassRecord], tz: dt.tz
     lines = ["# tobs-sync status", ""]
     if problems:
         lines += ["## Needs attention", ""]
+        lines += [f"- The last pass stopped: {_text(error)}" for error in problems.pass_errors[:MAX_ITEMS]]
         for chat in problems.chat_errors:
             for error in chat.errors[:MAX_ITEMS]:
                 lines.append(f"- {_text(chat.title)} ({_when(chat.finished, tz)}): {_text(error)}")

@@ -1,4 +1,5 @@
-"""What ``status`` shows of each chat beyond its cursor: last pass, next run, notes, media, held deletions.
+"""What ``status`` shows of each chat beyond its cursor (last pass, next run, notes, media, held
+deletions), and of the recent passes.
 
 :func:`chat_activity` reads the store only (pass records, the notes and media indexes), so it works on
 a read-only store while a writer runs. Values are plain JSON types (times as ISO 8601 UTC text),
@@ -50,6 +51,27 @@ def chat_activity(store: Store) -> dict[int, dict[str, Any]]:
             "held_deletions": held.get(chat_id, 0),
         }
     return activity
+
+
+def recent_passes(store: Store, limit: int = 10) -> list[dict[str, Any]]:
+    """The latest passes, newest first: when, what ran them, totals and problems (``status --json``)."""
+    return [
+        {
+            "started": _iso(record.started),
+            "finished": _iso(record.finished),
+            "seconds": record.seconds,
+            "trigger": record.trigger,
+            "messages": record.messages,
+            "notes_written": record.notes_written,
+            "notes_unchanged": record.notes_unchanged,
+            "conflicts": record.conflicts,
+            "deferred": list(record.deferred),
+            "failed": list(record.failed),
+            "skipped": dict(record.skipped),
+            "chats": len(record.chats),
+        }
+        for record in PassLog(store).recent(limit)
+    ]
 
 
 def _iso(when: dt.datetime) -> str:
