@@ -217,12 +217,15 @@ class Synchronizer:
             await self._retry_failed_media(source, state, report)
 
         async def publish(batch: Sequence[Message]) -> None:
-            self._waiting += 1
-            self.observer.queue_depth("publish", self._waiting)
-            async with stage:
-                self._waiting -= 1
-                self.observer.queue_depth("publish", self._waiting)
-                await self._sync_batch(source, state, batch, report)
+            self._queue_for_publishing(+1)
+            waiting = True
+            try:
+                async with stage:
+                    waiting = self._queue_for_publishing(-1)
+                    await self._sync_batch(source, state, batch, report)
+            finally:
+                if waiting:  # cancelled before its turn came
+                    self._queue_for_publishing(-1)
             self.observer.batch_published(chat, len(batch))
 
         await read_ahead(source.batches(chat, state.cursor), publish, ahead=self.batches_ahead)
@@ -230,6 +233,12 @@ class Synchronizer:
             if isinstance(source, ReportsSkips):
                 report.add_skipped(chat, self._store.record_skipped(chat.id, source.skipped_messages(chat)))
             self._write_chat_note(state, report)
+
+    def _queue_for_publishing(self, change: int) -> bool:
+        """One batch more (+1) or fewer (-1) waiting for the publishing stage; whether it is waiting."""
+        self._waiting += change
+        self.observer.queue_depth("publish", self._waiting)
+        return change > 0
 
     def _chat_folder(self, chat: Chat) -> str:
         """A new chat's folder name: its title, made inert and safe; with its id when the title is the
