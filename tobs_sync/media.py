@@ -240,10 +240,10 @@ class MediaWriter:
             if jobs:
                 self.observer.queue_depth("downloads", len(jobs))
             outcomes = await self._scheduler.run_all(jobs)
-            if jobs:
-                self.observer.queue_depth("downloads", 0)
             placed = self._place_all(pending, outcomes, chat_folder, batch)
         finally:
+            if jobs:
+                self.observer.queue_depth("downloads", 0)
             for download in downloads.values():
                 download.discard()
         await self._finish_processing(placed, batch)
