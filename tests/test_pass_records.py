@@ -117,6 +117,8 @@ def test_next_runs_are_kept_replaced_and_forgotten(app: App) -> None:
     app.set_next_runs({NEWS.id: T0, FRIEND.id: T0 + dt.timedelta(hours=1)})
     app.set_next_runs({NEWS.id: T0 + dt.timedelta(minutes=15), FRIEND.id: None})
     assert PassLog(app.store).next_runs() == {NEWS.id: T0 + dt.timedelta(minutes=15)}
+    PassLog(app.store).clear_next_runs()  # the agent stopped
+    assert PassLog(app.store).next_runs() == {}
 
 
 def test_status_shows_per_chat_last_pass_next_run_notes_media_and_conflicts(vault: Path, capsys: Any) -> None:
