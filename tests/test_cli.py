@@ -62,10 +62,13 @@ def test_status_lists_chats_and_prints_titles_literally(vault: Path, tmp_path: P
     assert "no conflicts" in out
     assert main(["status", "--vault", str(vault), "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
+    last_pass = status["chats"][0].pop("last_pass")
     assert status["chats"] == [{
         "id": 9, "title": "[bold red]x[/] chat", "kind": "user", "folder": "bold red-x - chat", "cursor": 1,
         "messages": 1, "skipped": {}, "chat_note": "Telegram/bold red-x - chat/bold red-x - chat.md",
+        "next_run": None, "notes": 1, "media": {}, "held_deletions": 0, "conflicts": 0,
     }]
+    assert (last_pass["trigger"], last_pass["new"], last_pass["errors"]) == ("import", 1, [])
     assert status["notes"] == 2
 
 

@@ -11,8 +11,11 @@ per vault at a time; a second one fails with :class:`~tobs_sync.lock.VaultBusy`.
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import os
 import shutil
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +26,8 @@ from tobs_sync.config import DEFAULT_CONFIG, Settings, load_settings
 from tobs_sync.errors import TobsError
 from tobs_sync.lock import VaultLock
 from tobs_sync.media import MediaCounts, MediaWriter
+from tobs_sync.metrics import Metrics, MetricsServer
+from tobs_sync.observe import Observers, SyncObserver
 from tobs_sync.processors.pool import ProcessorPool
 from tobs_sync.processors.registry import load_processors
 from tobs_sync.render import TEMPLATE_NAMES, Renderer, builtin_templates_dir
@@ -37,14 +42,26 @@ from tobs_sync.session import (
 from tobs_sync.sources.base import Source
 from tobs_sync.sources.tdesktop import DesktopExport
 from tobs_sync.sources.telegram import TelegramSource
+from tobs_sync.status_note import StatusNote
 from tobs_sync.store import Store
+from tobs_sync.store_passes import PassLog
 from tobs_sync.sync import Synchronizer, SyncReport
 from tobs_sync.vault import Vault
 from tobs_sync.workers import DcScheduler, GlobalPool
 
+log = logging.getLogger(__name__)
+
 DEFAULT_ATTACHMENTS_WITHOUT_OBSIDIAN = "Telegram/_attachments"
+ONE_SHOT_TRIGGERS = frozenset({"sync", "import"})
+"""Passes of the one-shot commands: recorded, but they leave the status note to the agent (they print
+their report, and the vault they make stays exactly what the same messages make, however many runs)."""
 CLEAN_CLOSE = "closed-cleanly"
 """A file in the state folder: the last writer ended without an error (so without temp files)."""
+
+
+def utc_now() -> dt.datetime:
+    """Now, in UTC: when passes start and finish."""
+    return dt.datetime.now(dt.UTC)
 
 
 def clean_after_unclean_close(settings: Settings, vault: Vault) -> int:
@@ -93,6 +110,13 @@ class App:
     read_only: bool = False
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1))
     """The one executor for blocking work (note writes and fsyncs), ``telegram.blocking_workers`` threads."""
+    observer: Observers = field(default_factory=Observers)
+    """Every observer of this app's passes (progress, metrics); the engine reports to it."""
+    metrics: Metrics | None = None
+    """The metrics (``[metrics] port`` set), served while the app is open."""
+    metrics_server: MetricsServer | None = None
+    clock: Callable[[], dt.datetime] = field(default_factory=lambda: utc_now)
+    """When a pass starts and finishes (a fake clock in tests)."""
 
     @classmethod
     def open(
@@ -130,6 +154,13 @@ class App:
                 own_lock.release()
             raise
         app.cleaned_temp_files, app.lock = cleaned, own_lock
+        if settings.metrics_port:
+            try:
+                app.metrics_server = MetricsServer(app.observe_metrics().registry, settings.metrics_port)
+            except OSError as exc:
+                app.close(clean=True)
+                raise TobsError(f"metrics.port: cannot serve metrics on 127.0.0.1:{settings.metrics_port}: {exc}")\
+                    from exc
         return app
 
     @classmethod
@@ -155,12 +186,14 @@ class App:
                 settings=settings.media, scheduler=scheduler, processors=processors,
             )
             executor = ThreadPoolExecutor(telegram.blocking_workers, thread_name_prefix="tobs-blocking")
-            synchronizer = Synchronizer(settings, store, vault, renderer, media, executor=executor)
+            observer = Observers()
+            media.observer = observer
+            synchronizer = Synchronizer(settings, store, vault, renderer, media, executor=executor, observer=observer)
         except BaseException:
             store.close()
             raise
         return cls(settings, store, vault, renderer, media, processors, synchronizer, read_only=read_only,
-                   executor=executor)
+                   executor=executor, observer=observer)
 
     def close(self, *, clean: bool = True) -> None:
         """Stop the processors and the executor, close the store, then let the next writer in.
@@ -168,6 +201,8 @@ class App:
         ``clean``: the app's work ended without an error, so it left no temp file behind; the next
         writer need not look for any (see :func:`clean_after_unclean_close`)."""
         try:
+            if self.metrics_server is not None:
+                self.metrics_server.stop()
             try:
                 self.executor.shutdown(wait=True)
                 self.processors.close()
@@ -189,8 +224,51 @@ class App:
         """One pass over ``source``; ``concurrent_chats`` > 1 only for a source that serves chats in any order."""
         return await self.synchronizer.sync(source, concurrent_chats=concurrent_chats)
 
+    async def run_pass(self, source: Source, trigger: str, *, concurrent_chats: int = 1) -> SyncReport:
+        """One pass over ``source``, recorded (:meth:`record_pass`) whether it ends well or with an error."""
+        self.observer.pass_started(trigger)
+        started = self.clock()
+        try:
+            report = await self.sync_source(source, concurrent_chats=concurrent_chats)
+        except TobsError as exc:
+            self.observer.error(type(exc).__name__)
+            try:
+                self.record_pass(SyncReport(failed=[str(exc)]), started, self.clock(), trigger)
+            except TobsError as also:  # the pass's own error is the one to report
+                log.warning("the failed pass could not be recorded: %s", also)
+            raise
+        self.record_pass(report, started, self.clock(), trigger)
+        return report
 
-async def import_export(vault_root: Path, export_path: Path) -> tuple[SyncReport, MediaCounts]:
+    def record_pass(self, report: SyncReport, started: dt.datetime, finished: dt.datetime, trigger: str) -> None:
+        """After a pass (``trigger``: ``sync``, ``import``, ``schedule``, ``live`` ...): keep its record
+        for ``status``, tell the observers it ended, and update the status note if it changed."""
+        PassLog(self.store).record(report, started, finished, trigger)
+        self.observer.pass_finished(
+            (finished - started).total_seconds(), report.notes_written, report.notes_unchanged, len(report.conflicts)
+        )
+        if trigger not in ONE_SHOT_TRIGGERS:
+            StatusNote(self.settings.status_note, self.vault, self.store, self.settings.timezone).update()
+
+    def set_next_runs(self, next_runs: dict[int, dt.datetime | None]) -> None:
+        """When the agent runs each chat next (shown by ``status``); None forgets a chat's next run."""
+        PassLog(self.store).set_next_runs(next_runs)
+
+    def observe_metrics(self) -> Metrics:
+        """This app's metrics, created (and fed by every later pass) on first use."""
+        if self.metrics is None:
+            self.metrics = Metrics()
+            self.observer.add(self.metrics)
+        return self.metrics
+
+    def watch(self, observer: SyncObserver) -> None:
+        """Have ``observer`` told of this app's passes from now on (progress display, logs)."""
+        self.observer.add(observer)
+
+
+async def import_export(
+    vault_root: Path, export_path: Path, *, observer: SyncObserver | None = None
+) -> tuple[SyncReport, MediaCounts]:
     """Import a Telegram Desktop export (folder or ``result.json``) into a vault, incrementally.
 
     The vault is locked first (a second writer fails before reading anything), then the export is
@@ -200,12 +278,15 @@ async def import_export(vault_root: Path, export_path: Path) -> tuple[SyncReport
     with VaultLock(settings.state_dir, "tobs-sync import") as lock:
         async with DesktopExport(export_path, local_timezone=settings.timezone) as source:
             with App.open(vault_root, lock=lock) as app:
-                report = await app.sync_source(source)
+                if observer is not None:
+                    app.watch(observer)
+                report = await app.run_pass(source, "import")
                 return report, app.media.counts
 
 
 async def sync_telegram(
-    vault_root: Path, *, simulate: str | None = None, repair_permissions: bool = False
+    vault_root: Path, *, simulate: str | None = None, repair_permissions: bool = False,
+    observer: SyncObserver | None = None,
 ) -> tuple[SyncReport, MediaCounts]:
     """One incremental pass over the selected Telegram chats (or over a simulated account).
 
@@ -226,8 +307,10 @@ async def sync_telegram(
             client = open_client(settings, repair_permissions=repair_permissions)
         try:
             with App.open(vault_root, lock=lock) as app:
+                if observer is not None:
+                    app.watch(observer)
                 async with TelegramSource(client, settings.telegram, peers=app.store) as source:
-                    report = await app.sync_source(source, concurrent_chats=settings.telegram.concurrent_chats)
+                    report = await app.run_pass(source, "sync", concurrent_chats=settings.telegram.concurrent_chats)
                     return report, app.media.counts
         finally:
             if simulated is not None:

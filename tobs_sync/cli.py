@@ -1,11 +1,12 @@
 """The ``tobs-sync`` command: thin commands over :mod:`tobs_sync.app`.
 
 Commands: ``init``, ``import``, ``sync``, ``login``, ``render``, ``status``, ``deletions``
-(:mod:`tobs_sync.deletions_cli`). Errors a user can cause are printed as one line
-(``error: ...``) with exit status 1, never as a traceback; ``-v`` shows debug logs. Every command
-but ``status`` (and ``deletions`` without a decision) writes and holds the vault lock while it
-runs: a second one on the same vault is refused with an error naming the first. ``status`` only
-reads and works while a writer runs.
+(:mod:`tobs_sync.deletions_cli`). Errors a user can cause are printed as one line (``error: ...``)
+with exit status 1, never as a traceback; ``-v`` shows debug logs and ``--log-format json`` writes
+them as JSON lines (both before or after the command name). A pass shows bars per chat on a terminal
+and one line per chat elsewhere (:mod:`tobs_sync.progress`). Every command but ``status`` (and
+``deletions`` without a decision) writes and holds the vault lock while it runs: a second one on the
+same vault is refused with an error naming the first. ``status`` only reads and works while a writer runs.
 Output goes through rich, which degrades to plain text when not on a terminal.
 Limits: ``sync`` runs one pass; the long-running agent is a separate command (to come).
 """
@@ -14,16 +15,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import datetime as dt
 import getpass
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.table import Table
 from rich.text import Text
 
@@ -39,12 +41,15 @@ from tobs_sync.app import (
 )
 from tobs_sync.config import load_settings
 from tobs_sync.deletions_cli import run_deletions_command
-from tobs_sync.errors import TobsError, VaultError
+from tobs_sync.errors import TemplateError, TobsError, VaultError
 from tobs_sync.lock import VaultLock
+from tobs_sync.logs import LOG_FORMATS, configure_logging
 from tobs_sync.media import MediaCounts
+from tobs_sync.progress import ChatLines, LiveProgress, progress_for
 from tobs_sync.publish import audit_notes
 from tobs_sync.session import LoginPrompts, check_private, session_dir
 from tobs_sync.sources.telegram_login import log_in
+from tobs_sync.status_report import chat_activity, recent_passes
 from tobs_sync.store_schema import NO_CURSOR
 from tobs_sync.sync import SyncReport
 
@@ -54,8 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tobs-sync", description="Keep an Obsidian vault in sync with Telegram."
     )
     parser.add_argument("--version", action="version", version=f"tobs-sync {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show debug logs")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_log_options(parser)
+    common = argparse.ArgumentParser(add_help=False)
+    _add_log_options(common, suppress=True)  # also after the command name: ``sync -v``
+    commands = _Commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"), common)
 
     init = commands.add_parser("init", help="prepare a vault: config and editable templates")
     init.add_argument("vault", type=Path, help="the Obsidian vault folder (created if missing)")
@@ -100,18 +107,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Commands:
+    """The subcommand parsers, each taking the log options too."""
+
+    def __init__(self, subparsers: Any, common: argparse.ArgumentParser) -> None:
+        self._subparsers, self._common = subparsers, common
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return self._subparsers.add_parser(name, parents=[self._common], **kwargs)  # type: ignore[no-any-return]
+
+
+def _add_log_options(parser: argparse.ArgumentParser, *, suppress: bool = False) -> None:
+    """``-v`` and ``--log-format``; on a command (``suppress``) they leave the value given before it alone."""
+    default: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
+    parser.add_argument("-v", "--verbose", action="store_true", help="show debug logs", **default)
+    parser.add_argument("--log-format", choices=LOG_FORMATS, help="logs as text (default) or one JSON object per "
+                        "line; with json, a pass's per-chat lines are JSON too",
+                        **(default or {"default": "text"}))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console(highlight=False, markup=False, soft_wrap=True)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(message)s",
-        handlers=[RichHandler(console=Console(stderr=True, markup=False), show_path=False, markup=False)],
-    )
+    configure_logging(verbose=args.verbose, log_format=args.log_format)
     try:
         return _run(args, console)
     except TobsError as exc:
-        Console(stderr=True, highlight=False).print(Text("error: ", style="red") + Text(str(exc)), soft_wrap=True)
+        if args.log_format == "json":
+            logging.getLogger("tobs_sync").error("error: %s", exc)  # one JSON object, like every log line
+        else:
+            Console(stderr=True, highlight=False).print(Text("error: ", style="red") + Text(str(exc)), soft_wrap=True)
         return 1
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted; nothing half-written, run the command again to continue")
@@ -128,16 +153,16 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         return 0
     if args.command == "import":
         ensure_vault_folder(args.vault)
-        with console.status(f"importing {args.export} ..."):
-            report, counts = asyncio.run(import_export(args.vault, args.export))
+        with _progress(console, args) as progress:
+            report, counts = asyncio.run(import_export(args.vault, args.export, observer=progress))
         _print_report(console, report, counts)
         return 0
     if args.command == "sync":
         ensure_vault_folder(args.vault)
-        with console.status(Text("syncing ...")):
-            report, counts = asyncio.run(
-                sync_telegram(args.vault, simulate=args.simulate, repair_permissions=args.repair_permissions)
-            )
+        with _progress(console, args) as progress:
+            report, counts = asyncio.run(sync_telegram(
+                args.vault, simulate=args.simulate, repair_permissions=args.repair_permissions, observer=progress
+            ))
         _print_report(console, report, counts)
         return 1 if report.failed else 0
     if args.command == "login":
@@ -171,6 +196,17 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     if args.command == "deletions":
         return run_deletions_command(args, console)
     raise AssertionError(args.command)  # pragma: no cover
+
+
+@contextlib.contextmanager
+def _progress(console: Console, args: argparse.Namespace) -> Iterator[LiveProgress | ChatLines]:
+    """The progress display of a pass: bars on a terminal, one line per chat otherwise."""
+    progress = progress_for(console, json_lines=args.log_format == "json")
+    if isinstance(progress, LiveProgress):
+        with progress:
+            yield progress
+    else:
+        yield progress
 
 
 def _vault_path(root: Path, given: str) -> str:
@@ -214,6 +250,12 @@ def collect_status(app: App) -> dict[str, Any]:
     store = app.store
     chats = []
     skipped = store.skipped_counts()
+    activity = chat_activity(store)
+    audit = audit_notes(app.vault, store)
+    conflicts_by_chat: dict[int, int] = {}
+    for path in audit.conflicts:
+        if (row := store.note_at(path)) is not None:
+            conflicts_by_chat[row.chat_id] = conflicts_by_chat.get(row.chat_id, 0) + 1
     for state in store.chat_states():
         count, _first, _last = store.message_stats(state.chat.id)
         chat_note = store.chat_note(state.chat.id)
@@ -226,9 +268,10 @@ def collect_status(app: App) -> dict[str, Any]:
             "messages": count,
             "skipped": skipped.get(state.chat.id, {}),
             "chat_note": chat_note.path if chat_note else None,
+            **activity.get(state.chat.id, {}),
+            "conflicts": conflicts_by_chat.get(state.chat.id, 0),
         })
     media_files, media_bytes = store.media_count()
-    audit = audit_notes(app.vault, store)
 
     def described(paths: list[str]) -> list[dict[str, Any]]:
         rows = [row for path in paths if (row := store.note_at(path)) is not None]
@@ -243,8 +286,20 @@ def collect_status(app: App) -> dict[str, Any]:
         "conflicts": described(audit.conflicts),
         "edited": described(audit.edited),
         "missing": described(audit.missing),
-        "templates": {name: app.renderer.template_file(name) for name in ("message.md", "chat.md")},
+        "templates": _template_files(app),
+        "recent_passes": recent_passes(store),
     }
+
+
+def _template_files(app: App) -> dict[str, str]:
+    """Where each template comes from, or why it does not compile (``status`` still shows the rest)."""
+    files = {}
+    for name in ("message.md", "chat.md"):
+        try:
+            files[name] = app.renderer.template_file(name)
+        except TemplateError as exc:
+            files[name] = f"error: {exc}"
+    return files
 
 
 def _print_status(console: Console, status: dict[str, Any]) -> None:
@@ -256,9 +311,34 @@ def _print_status(console: Console, status: dict[str, Any]) -> None:
         skipped = sum(chat["skipped"].values())
         table.add_row(Text(chat["title"]), str(chat["id"]), chat["kind"], str(chat["messages"]), cursor, str(skipped))
     console.print(table)
+    passes = Table(title="passes")
+    for column in ("chat", "last pass", "new/ed/del", "errors", "next run", "notes", "media", "conflicts", "held"):
+        passes.add_column(column, justify="left" if column in ("chat", "last pass", "next run") else "right")
+    for chat in status["chats"]:
+        last = chat.get("last_pass")
+        passes.add_row(
+            Text(chat["title"]), _local_time(last["finished"]) if last else "never",
+            f"{last['new']}/{last['edited']}/{last['deleted']}" if last else "-",
+            str(len(last["errors"])) if last else "0",
+            _local_time(chat["next_run"]) if chat.get("next_run") else "-",
+            str(chat.get("notes", 0)), str(chat.get("media", {}).get("stored", 0)), str(chat.get("conflicts", 0)),
+            str(chat.get("held_deletions", 0)),
+        )
+    console.print(passes)
+    if status["recent_passes"]:
+        last = status["recent_passes"][0]
+        console.print(f"last pass: {_local_time(last['started'])} ({last['trigger']}, {last['seconds']:.0f} s), "
+                      f"{last['messages']} new messages, {last['notes_written']} notes written")
+        for problem in last["failed"] + last["deferred"]:
+            console.print(Text(f"  {problem}", "red"))
     for chat in status["chats"]:
         for reason, count in chat["skipped"].items():
             console.print(Text(f"{count} skipped in {chat['title']!r}: {reason}", "yellow"))
+        for error in (chat.get("last_pass") or {}).get("errors", []):
+            console.print(Text(f"last pass of {chat['title']!r}: {error}", "red"))
+        if chat.get("held_deletions"):
+            console.print(Text(f"{chat['held_deletions']} deletions held in {chat['title']!r} until you confirm "
+                               "them", "yellow"))
     media = status["media"]
     console.print(
         f"{status['messages']} messages, {status['notes']} notes, "
@@ -275,6 +355,11 @@ def _print_status(console: Console, status: dict[str, Any]) -> None:
                  " markers and your properties are kept; an edit between the markers becomes a conflict at the"
                  " next update)")
     _print_notes(console, status["missing"], "missing (the next render writes them again)")
+
+
+def _local_time(iso: str) -> str:
+    """An ISO 8601 time from ``status --json`` as this computer's local time: month-day hour:minute."""
+    return dt.datetime.fromisoformat(iso).astimezone().strftime("%m-%d %H:%M")
 
 
 def _print_notes(console: Console, notes: list[dict[str, Any]], what: str) -> None:

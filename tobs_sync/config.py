@@ -118,6 +118,19 @@ archive_folder = "Telegram/_deleted"
 # applied, until you confirm them: tobs-sync deletions --vault V [--confirm CHAT_ID | --discard CHAT_ID]
 hold_above = 50
 
+[status]
+# A note in the vault listing the recent passes that brought or changed something, with their
+# counts, and every problem (errors, deferred or failed chats, conflicts, held deletions, skipped
+# messages). Rewritten only when its content changes; your text outside its %% tobs %% markers is
+# kept. "" = no status note.
+note = "Telegram/tobs-sync status.md"
+
+[metrics]
+# Serve Prometheus metrics (messages, notes, media bytes, flood waits, errors, pass durations,
+# queue depths) on http://127.0.0.1:PORT/metrics while a command or the agent runs; 0 = off.
+# Only this computer can connect (127.0.0.1).
+port = 0
+
 # Per-chat settings: each [[chat]] table selects chats (the selectors of telegram.chats) and sets
 # some of: every / cron (how often the agent runs a pass), since / backfill (how far back a
 # chat's first backfill reaches), comments (channel posts' comments). For each key the first
@@ -147,8 +160,10 @@ _DELETIONS_KEYS = frozenset({"policy", "archive_folder", "hold_above"})
 _SECTIONS: Mapping[str, frozenset[str]] = {
     "vault": _VAULT_KEYS, "telegram": _TELEGRAM_KEYS, "media": _MEDIA_KEYS, "templates": _TEMPLATES_KEYS,
     "sync": _SYNC_KEYS, "deletions": _DELETIONS_KEYS,
+    "status": frozenset({"note"}), "metrics": frozenset({"port"}),
 }
 DELETION_POLICIES = ("mark", "keep", "archive", "remove")
+DEFAULT_STATUS_NOTE = "Telegram/tobs-sync status.md"
 MEDIA_KINDS = ("photo", "video", "animation", "voice", "audio", "video_note", "sticker", "document")
 
 
@@ -241,6 +256,10 @@ class Settings:
     """The ``[[chat]]`` tables: per-chat values (see :mod:`tobs_sync.chat_rules`)."""
     sync: SyncSettings = field(default_factory=SyncSettings)
     deletions: DeletionSettings = field(default_factory=DeletionSettings)
+    status_note: str = DEFAULT_STATUS_NOTE
+    """``[status] note``: the vault path of the status note ("" = none)."""
+    metrics_port: int = 0
+    """``[metrics] port``: the Prometheus endpoint's port on 127.0.0.1 (0 = off)."""
 
     @property
     def state_dir(self) -> Path:
@@ -304,6 +323,7 @@ def settings_from_mapping(vault_root: Path, data: Mapping[str, Any]) -> Settings
         chat_rules=parse_chat_rules(data.get("chat", [])),
         sync=_sync_settings(data.get("sync", {})),
         deletions=_deletion_settings(data.get("deletions", {})),
+        **_status_and_metrics(data.get("status", {}), data.get("metrics", {})),
     )
     check_path_template("vault.note_path", settings.note_path, NOTE_PATH_FIELDS, required=frozenset({"id"}))
     check_path_template("vault.chat_note_path", settings.chat_note_path, CHAT_NOTE_PATH_FIELDS)
@@ -412,6 +432,18 @@ def _deletion_settings(table: Mapping[str, Any]) -> DeletionSettings:
     if "hold_above" in table:
         values["hold_above"] = _number("deletions", table, "hold_above", int, minimum=0)
     return DeletionSettings(**values)
+
+
+def _status_and_metrics(status: Mapping[str, Any], metrics: Mapping[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if "note" in status:
+        note = _typed("status", status, "note", str)
+        if note:
+            check_path_template("status.note", note, frozenset())
+        values["status_note"] = note
+    if "port" in metrics:
+        values["metrics_port"] = _number("metrics", metrics, "port", int, minimum=0, maximum=65535)
+    return values
 
 
 def _typed(section: str, table: Mapping[str, Any], key: str, kind: type) -> Any:

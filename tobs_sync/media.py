@@ -38,6 +38,7 @@ from tobs_sync.config import MediaSettings
 from tobs_sync.errors import FloodWait, MediaUnavailable, SourceError
 from tobs_sync.model import MediaRef, Message
 from tobs_sync.names import inert_text, sanitize_filename
+from tobs_sync.observe import NO_OBSERVER, SyncObserver
 from tobs_sync.processors.pool import ProcessorPool
 from tobs_sync.store import Store
 from tobs_sync.store_rows import MediaRows, MediaSlot
@@ -135,8 +136,12 @@ class _Download:
     starting again, so a throttled DC still makes progress. Any other failure removes the temp file.
     """
 
-    def __init__(self, vault: Vault, folder: str, media: MediaRef, fetch: Fetch) -> None:
+    def __init__(
+        self, vault: Vault, folder: str, media: MediaRef, fetch: Fetch,
+        observer: SyncObserver = NO_OBSERVER, chat_id: int = 0,
+    ) -> None:
         self._vault, self._folder, self._media, self._fetch = vault, folder, media, fetch
+        self._observer, self._chat_id = observer, chat_id
         self._digest = hashlib.sha256()
         self._offset = 0
         self._out: BinaryIO | None = None
@@ -150,8 +155,10 @@ class _Download:
                 self._digest.update(chunk)
                 self._out.write(chunk)
                 self._offset += len(chunk)
+                self._observer.media_bytes(self._chat_id, self._media.dc_id, len(chunk))
             temp = self._vault.finish_temp(self._out, self._temp)
-        except FloodWait:
+        except FloodWait as flood:
+            self._observer.flood_wait(self._media.dc_id, flood.seconds)
             raise  # keep what we have: the next run resumes at self._offset
         except BaseException:
             self.discard()
@@ -188,6 +195,8 @@ class MediaWriter:
         self._scheduler = scheduler or DcScheduler()
         self._processors = processors
         self.counts = MediaCounts()
+        self.observer: SyncObserver = NO_OBSERVER
+        """Told of media bytes, deduplicated files, flood waits and failed downloads; no-op by default."""
 
     @property
     def folder_rule(self) -> str:
@@ -223,12 +232,18 @@ class MediaWriter:
         jobs = []
         for key, items in pending.items():
             folder = attachment_folder(self._folder_rule, items[0].note_path)
-            download = downloads[key] = _Download(self._vault, folder, items[0].media, fetch)
+            download = downloads[key] = _Download(
+                self._vault, folder, items[0].media, fetch, self.observer, items[0].message.chat_id
+            )
             jobs.append(Job(key, items[0].media.dc_id, download.run, abandon=download.discard))
         try:
+            if jobs:
+                self.observer.queue_depth("downloads", len(jobs))
             outcomes = await self._scheduler.run_all(jobs)
             placed = self._place_all(pending, outcomes, chat_folder, batch)
         finally:
+            if jobs:
+                self.observer.queue_depth("downloads", 0)
             for download in downloads.values():
                 download.discard()
         await self._finish_processing(placed, batch)
@@ -326,6 +341,7 @@ class MediaWriter:
             if content_hash and path and self._exists(path):
                 batch.record_media(message.chat_id, message.id, slot, status=STORED, content_hash=content_hash)
                 self.counts.deduplicated += 1
+                self.observer.media_deduplicated()
                 return StoredMedia(media, path, STORED, content_hash=content_hash)
         return None
 
@@ -352,6 +368,7 @@ class MediaWriter:
         if isinstance(outcome, SourceError | TimeoutError | ConnectionError):
             reason = f"download failed, will retry: {outcome or type(outcome).__name__}"
             log.warning("media of message %s in chat %s: %s", message.id, message.chat_id, reason)
+            self.observer.error("media_download")
             return self._not_stored(message, slot, media, FAILED, reason, batch)
         if isinstance(outcome, BaseException):
             raise outcome  # the vault refused a write, or a bug: stop the run, nothing is recorded
@@ -359,6 +376,7 @@ class MediaWriter:
             raise AssertionError(f"no outcome for media of message {message.id}")  # pragma: no cover
         if not first:
             self.counts.deduplicated += 1
+            self.observer.media_deduplicated()
         batch.record_media(message.chat_id, message.id, slot, status=STORED,
                            content_hash=outcome.content_hash, file_key=media.file_key)
         return StoredMedia(media, outcome.path, STORED, content_hash=outcome.content_hash)
@@ -385,6 +403,7 @@ class MediaWriter:
         if existing and self._exists(existing):
             temp.unlink()
             self.counts.deduplicated += 1
+            self.observer.media_deduplicated()
             return existing, False
         if existing:
             target = existing  # indexed but deleted from the vault: it goes back where notes expect it

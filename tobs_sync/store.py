@@ -142,6 +142,10 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one read (for the ``store_*`` modules that keep their own tables)."""
+        return self._db.execute(sql, params).fetchall()
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One atomic unit of writes (nested calls join the outer transaction)."""

@@ -198,8 +198,41 @@ def _schema_deletions(db: sqlite3.Connection) -> None:
     )
 
 
+def _schema_passes(db: sqlite3.Connection) -> None:
+    """What each pass did (when, what started it, its counts and problems) and per chat within it
+    (new, edited, deleted, errors), and when the agent next runs each chat: ``status`` shows them."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE passes (
+            pass_id   INTEGER PRIMARY KEY,
+            trigger   TEXT NOT NULL,
+            started   REAL NOT NULL,
+            finished  REAL NOT NULL,
+            summary   TEXT NOT NULL
+        );
+        CREATE TABLE pass_chats (
+            pass_id   INTEGER NOT NULL REFERENCES passes (pass_id) ON DELETE CASCADE,
+            chat_id   INTEGER NOT NULL,
+            title     TEXT NOT NULL,
+            new       INTEGER NOT NULL,
+            edited    INTEGER NOT NULL,
+            deleted   INTEGER NOT NULL,
+            errors    TEXT NOT NULL,
+            PRIMARY KEY (chat_id, pass_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX pass_chats_by_pass ON pass_chats (pass_id);
+        CREATE TABLE next_runs (
+            chat_id   INTEGER PRIMARY KEY,
+            at        REAL NOT NULL
+        )
+        """,
+    )
+
+
 MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (
     _schema_v1, _schema_v2, _schema_v3, _schema_v4, _schema_v5, _schema_v6, _schema_v7, _schema_deletions,
+    _schema_passes,
 )
 """``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``."""
 

@@ -44,13 +44,14 @@ from tobs_sync.merge import generated_base
 from tobs_sync.model import Chat, Message
 from tobs_sync.names import NAME_MAX_BYTES, inert_text, path_key, sanitize_component
 from tobs_sync.note_lookups import NoteLookups
+from tobs_sync.observe import NO_OBSERVER, SyncObserver, expected_messages
 from tobs_sync.pipeline import Stage, read_ahead, run_lanes
 from tobs_sync.publish import Draft, Outcome, Published, Publisher
 from tobs_sync.render import CHAT_TEMPLATE, MESSAGE_TEMPLATE, Renderer, wikilink
 from tobs_sync.sources.base import ReportsSkips, Source
 from tobs_sync.store import Store
 from tobs_sync.store_deletions import chats_of_unnamed, stored_ids_between
-from tobs_sync.store_rows import CHAT_NOTE, ChatState, MediaRows, NoteRow
+from tobs_sync.store_rows import CHAT_NOTE, MESSAGE_NOTE, ChatState, MediaRows, NoteRow
 from tobs_sync.store_schema import NO_CURSOR
 from tobs_sync.vault import Vault, sha256_hex
 from tobs_sync.views import StoredMedia, chat_view, local_datetime, message_view, topic_path_value
@@ -63,6 +64,8 @@ BACKUP_FOLDER = "backups"
 RECENT_IN_CHAT_NOTE = 50
 RENDER_BATCH = 200
 """Notes published together by a re-render (one group commit each)."""
+_RENDERED_KINDS = (MESSAGE_NOTE, CHAT_NOTE)
+"""Notes a re-render renders from the store (others, like the status note, are written after passes)."""
 
 
 @dataclass(slots=True)
@@ -146,7 +149,10 @@ class Synchronizer:
     def __init__(
         self, settings: Settings, store: Store, vault: Vault, renderer: Renderer, media: MediaWriter,
         *, executor: Executor | None = None, clock: Callable[[], float] = time.time,
+        observer: SyncObserver = NO_OBSERVER,
     ) -> None:
+        self.observer = observer
+        """Told of each chat, batch and failure of a pass (progress, logs, metrics); no-op by default."""
         self.batches_ahead = settings.telegram.batches_ahead
         """Batches of a chat read while earlier ones are still being published."""
         self._settings = settings
@@ -167,6 +173,8 @@ class Synchronizer:
             write_chat_note=self._write_chat_note, clock=clock,
         )
         """Edits, deletions and reconciliation (:mod:`tobs_sync.changes`); its ``clock`` dates deletions."""
+        self._waiting = 0
+        """Batches read and waiting for the publishing stage (the ``publish`` queue's depth)."""
 
     # -- sync ------------------------------------------------------------------------------
 
@@ -190,12 +198,16 @@ class Synchronizer:
                 log.warning("%s", deferred)
                 report.deferred.append(str(deferred))
                 report.chat(chat).errors.append(str(deferred))
+                self.observer.error("deferred")
             except SourceError as error:
                 if isinstance(error, ExportFormatError):
                     raise
                 log.error("%s", error)
                 report.failed.append(str(error))
                 report.chat(chat).errors.append(str(error))
+                self.observer.error("failed")
+            counts = report.chat(chat)
+            self.observer.chat_finished(chat, counts.new, counts.errors)
 
         await run_lanes(source.chats(), run_chat, concurrency=concurrent_chats)
         return report
@@ -267,13 +279,22 @@ class Synchronizer:
             state = self._store.upsert_chat(chat, self._chat_folder)
             report.chats += 1
             report.chat(chat)
+            self.observer.chat_started(chat, expected_messages(source, chat, state.cursor))
             self._reserve_chat_note(state)
             await self.changes.resume(state, report)
             await self._retry_failed_media(source, state, report)
 
         async def publish(batch: Sequence[Message]) -> None:
-            async with stage:
-                await self._sync_batch(source, state, batch, report)
+            self._queue_for_publishing(+1)
+            waiting = True
+            try:
+                async with stage:
+                    waiting = self._queue_for_publishing(-1)
+                    await self._sync_batch(source, state, batch, report)
+            finally:
+                if waiting:  # cancelled before its turn came
+                    self._queue_for_publishing(-1)
+            self.observer.batch_published(chat, len(batch))
 
         await read_ahead(source.batches(chat, state.cursor), publish, ahead=self.batches_ahead)
         if state.cursor != NO_CURSOR and (read := self._store.chat_state(chat.id)) is not None:
@@ -282,6 +303,12 @@ class Synchronizer:
             if isinstance(source, ReportsSkips):
                 report.add_skipped(chat, self._store.record_skipped(chat.id, source.skipped_messages(chat)))
             self._write_chat_note(state, report)
+
+    def _queue_for_publishing(self, change: int) -> bool:
+        """One batch more (+1) or fewer (-1) waiting for the publishing stage; whether it is waiting."""
+        self._waiting += change
+        self.observer.queue_depth("publish", self._waiting)
+        return change > 0
 
     def _chat_folder(self, chat: Chat) -> str:
         """A new chat's folder name: its title, made inert and safe; with its id when the title is the
@@ -465,7 +492,8 @@ class Synchronizer:
         self._vault.forget_listings()  # a long-lived app: folders may have changed since the last pass
         report = SyncReport()
         states = {s.chat.id: s for s in self._store.chat_states()}
-        rows = list(self._store.notes()) if paths is None else [self._known_note(path) for path in paths]
+        rows = ([row for row in self._store.notes() if row.kind in _RENDERED_KINDS] if paths is None
+                else [self._known_note(path) for path in paths])
         changed: list[NoteRow] = []
         for start in range(0, len(rows), RENDER_BATCH):
             chunk = rows[start:start + RENDER_BATCH]
@@ -487,6 +515,8 @@ class Synchronizer:
         row = self._store.note_at(path)
         if row is None:
             raise VaultError(f"{path!r} is not a note tobs-sync wrote (give its path inside the vault)")
+        if row.kind not in _RENDERED_KINDS:
+            raise VaultError(f"{path!r} is not rendered from messages (tobs-sync rewrites it after each pass)")
         return row
 
     def _back_up(self, path: str) -> str | None:

@@ -115,6 +115,8 @@ class TelegramSource:
         self._batch_size = batch_size
         self._peers: dict[int, Any] = {}
         self._peer_cache = peers
+        self._newest: dict[int, int] = {}
+        """The newest message id of each chat in the dialog list (for progress estimates)."""
         self._topics = TopicTitles()
         self._requests = Requests(client, settings, retry_delay=retry_delay, sleep=sleep)
         self._takeout = Takeout(client, self._requests, enabled=settings.takeout)
@@ -173,6 +175,8 @@ class TelegramSource:
             self._peers[chat.id] = utils.get_input_peer(dialog.entity)
             self._remember_peer(chat, self._peers[chat.id])
             self._live.select(chat)
+            if dialog.message is not None:
+                self._newest[chat.id] = dialog.message.id
             yield chat
         for rule in self._settings.chats:
             named = isinstance(rule, str) and rule.startswith("@") and rule.casefold() not in usernames
@@ -182,6 +186,10 @@ class TelegramSource:
                     seen.add(chat.id)
                     self._live.select(chat)
                     yield chat
+
+    def newest_message_id(self, chat: Chat) -> int | None:
+        """The id of the chat's newest message when the dialog list was read (None: not listed)."""
+        return self._newest.get(chat.id)
 
     async def _dialogs(self) -> list[Any]:
         """Every dialog, page by page: each request has its own deadline, and a flood wait or a
