@@ -19,6 +19,7 @@ import yaml
 from vaultcheck import check_vault, vault_files
 
 from tobs_sync.app import App
+from tobs_sync.cli import collect_status
 from tobs_sync.merge import BEGIN_MARKER, END_MARKER
 from tobs_sync.model import Chat, ChatKind, Message
 from tobs_sync.sources.base import (
@@ -396,6 +397,8 @@ def test_mass_deletion_is_held_listed_and_applied_only_when_confirmed(vault: Pat
     with App.open(vault, read_only=True) as app:  # listed, from a read-only store (status)
         assert [(h.chat_id, h.title, h.count, h.message_ids) for h in held(app.store)] == [
             (NEWS.id, "News", 4, (1, 2, 3, 4))]
+        shown = {chat["id"]: chat["held_deletions"] for chat in collect_status(app)["chats"]}
+    assert shown == {NEWS.id: 4, FRIEND.id: 0}  # what `status` shows
     # while a chat has held deletions, even a small one more joins them
     report = run(vault, deleted(source, NEWS, 5), source)
     assert (report.chat(NEWS).held, report.chat(NEWS).deleted) == (1, 0)
