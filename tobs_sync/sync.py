@@ -30,10 +30,11 @@ import datetime as dt
 import logging
 import posixpath
 import string
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
+from tobs_sync.backfill import Backfill
 from tobs_sync.config import STATE_DIR, Settings
 from tobs_sync.errors import ChatDeferred, ExportFormatError, SourceError, VaultError
 from tobs_sync.media import MediaWriter
@@ -46,7 +47,9 @@ from tobs_sync.publish import Draft, Outcome, Published, Publisher
 from tobs_sync.render import CHAT_TEMPLATE, MESSAGE_TEMPLATE, Renderer, wikilink
 from tobs_sync.sources.base import ReportsSkips, Source
 from tobs_sync.store import Store
+from tobs_sync.store_history import ChatHistory, finish_widening, widened_to
 from tobs_sync.store_rows import CHAT_NOTE, ChatState, MediaRows, NoteRow
+from tobs_sync.store_schema import NO_CURSOR
 from tobs_sync.vault import Vault, sha256_hex
 from tobs_sync.views import StoredMedia, chat_view, local_datetime, message_view, topic_path_value
 
@@ -152,6 +155,8 @@ class Synchronizer:
         self._reserved_names = _reserved_folder_names(settings.templates, media.folder_rule)
         self._note_lookups = NoteLookups(store)
         """Notes of consecutive messages, a window per query: one query serves a whole batch."""
+        self.backfill = Backfill(settings, store)
+        """Where each chat's read starts (``since`` / ``backfill`` bounds) and what older history to fetch."""
 
     # -- sync ------------------------------------------------------------------------------
 
@@ -208,11 +213,32 @@ class Synchronizer:
             async with stage:
                 await self._sync_batch(source, state, batch, report)
 
-        await read_ahead(source.batches(chat, state.cursor), publish, ahead=self.batches_ahead)
+        after, widening = await self.backfill.plan(source, state)
+        if widening is not None:
+            await self._widen(source, state, widening, report, stage)
+        await read_ahead(source.batches(chat, after), publish, ahead=self.batches_ahead)
         async with stage:
             if isinstance(source, ReportsSkips):
                 report.add_skipped(chat, self._store.record_skipped(chat.id, source.skipped_messages(chat)))
             self._write_chat_note(state, report)
+
+    async def _widen(
+        self, source: Source, state: ChatState, widening: ChatHistory, report: SyncReport, stage: Stage
+    ) -> None:
+        """Fetch the older messages a widening of the chat's bounds reaches, once: from where the
+        widening got to, up to the chat's floor, each batch's notes durable before the widening's
+        cursor moves; then the floor moves down (:mod:`tobs_sync.backfill`)."""
+        chat = state.chat
+
+        async def publish(batch: Sequence[Message]) -> None:
+            async with stage:
+                await self._sync_batch(source, state, batch, report)
+                widened_to(self._store, chat.id, batch[-1].id)
+
+        after = NO_CURSOR if widening.widen_after is None else widening.widen_after
+        await read_ahead(_up_to(source.batches(chat, after), widening.floor), publish, ahead=self.batches_ahead)
+        async with stage:
+            finish_widening(self._store, chat.id)
 
     def _chat_folder(self, chat: Chat) -> str:
         """A new chat's folder name: its title, made inert and safe; with its id when the title is the
@@ -455,6 +481,20 @@ class Synchronizer:
         if bases is None or bases[0] is None or bases[0] != generated_base(data):
             return True
         return self._vault.file_stamp(row.path) != (row.size, row.mtime_ns)
+
+
+async def _up_to(batches: AsyncIterator[Sequence[Message]], last_id: int) -> AsyncIterator[Sequence[Message]]:
+    """The messages of ``batches`` with ids up to ``last_id``; reading stops at the first beyond it."""
+    try:
+        async for batch in batches:
+            kept = [m for m in batch if m.id <= last_id]
+            if kept:
+                yield kept
+            if len(kept) < len(batch):
+                return
+    finally:
+        if hasattr(batches, "aclose"):
+            await batches.aclose()
 
 
 def _draft(row: NoteRow, data: bytes) -> Draft:

@@ -61,6 +61,10 @@ source from one account):
 7. **Skips.** A source that can leave messages out (a Desktop export: repeated or out-of-order
    ids, ids at or below the cursor) is a :class:`ReportsSkips` and says which, after each read of a
    chat.
+8. **Bounded history.** A source that can start a chat's history at a date or at its last N
+   messages (Telegram, the in-memory source) is a :class:`BoundsHistory`: ``history_start`` gives
+   the ``after`` cursor for ``batches``. A Desktop export is not: its history is what the user chose
+   to export, read whole.
 
 Where the sources legitimately differ:
 
@@ -76,6 +80,7 @@ Where the sources legitimately differ:
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator, Iterable, Sequence
 from types import TracebackType
 from typing import NamedTuple, Protocol, Self, runtime_checkable
@@ -123,4 +128,15 @@ class ReportsSkips(Protocol):
         """What the last read of ``chat`` left out, once it has ended. Messages at or below the
         cursor come with :data:`tobs_sync.store.BELOW_CURSOR`: the store keeps only those it does
         not hold."""
+        ...
+
+
+@runtime_checkable
+class BoundsHistory(Protocol):
+    """A source that can tell where a chat's history starts under ``since`` / ``last N`` bounds."""
+
+    async def history_start(self, chat: Chat, *, since: dt.datetime | None, last: int | None) -> int:
+        """The ``after`` cursor from which ``batches(chat, after)`` yields the messages sent at or after
+        ``since`` that are also among the ``last`` newest (both bounds given: the later start wins);
+        :data:`tobs_sync.store_schema.NO_CURSOR` when the bounds reach the chat's first message."""
         ...

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import datetime as dt
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from typing import Any, Self
 from tobs_sync.errors import MediaUnavailable, SourceError
 from tobs_sync.model import Chat, MediaKind, MediaRef, Message
 from tobs_sync.sources.base import DEFAULT_BATCH_SIZE
+from tobs_sync.store_schema import NO_CURSOR
 
 LOCATOR_SCHEME = "memory"
 DEFAULT_CHUNK_SIZE = 64 * 1024
@@ -76,6 +78,8 @@ class MemorySource:
         self._open = False
         self.fetch_calls: Counter[str] = Counter()
         """Calls of :meth:`media_chunks` by locator, whatever their outcome."""
+        self.history_start_calls = 0
+        """Calls of :meth:`history_start` (a pass asks only when the bounds widened)."""
         for chat in chats:
             self.add_chat(chat)
 
@@ -181,6 +185,21 @@ class MemorySource:
                 return
             cursor = ids[-1]
             yield [history.messages[i] for i in ids]
+
+    async def history_start(self, chat: Chat, *, since: dt.datetime | None, last: int | None) -> int:
+        """The id just before the chat's ``last`` newest messages, or its newest message sent before
+        ``since``, whichever is later (:class:`~tobs_sync.sources.base.BoundsHistory`)."""
+        self._check_open()
+        history = self._history(chat.id)
+        self.history_start_calls += 1
+        start = NO_CURSOR
+        if last and len(history.ids) > last:
+            start = history.ids[-last - 1]
+        if since is not None:
+            before = [i for i in history.ids if history.messages[i].date < since.timestamp()]
+            if before:
+                start = max(start, before[-1])
+        return start
 
     async def media_chunks(self, media: MediaRef, offset: int = 0) -> AsyncIterator[bytes]:
         self._check_open()

@@ -53,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
@@ -73,6 +74,7 @@ from tobs_sync.sources.telegram_migrated import as_supergroup_message, old_group
 from tobs_sync.sources.telegram_requests import MAX_ATTEMPTS, Requests, describe, within
 from tobs_sync.sources.telegram_takeout import Takeout
 from tobs_sync.sources.telegram_topics import TopicTitles
+from tobs_sync.store_schema import NO_CURSOR
 
 log = logging.getLogger(__name__)
 
@@ -268,6 +270,30 @@ class TelegramSource:
             )
             if not [m for m in newer if m.id > cursor]:
                 return
+
+    async def history_start(self, chat: Chat, *, since: dt.datetime | None, last: int | None) -> int:
+        """Where a bounded first backfill of ``chat`` starts (:class:`~tobs_sync.sources.base.BoundsHistory`):
+        the message just before its ``last`` newest (``add_offset``, one request) and its newest message
+        sent before ``since`` (``offset_date``, one request); the later of the two. Limit: the history of
+        the basic group a supergroup was upgraded from is not counted; when the bounds reach past the
+        supergroup's first message, the old group's history is read whole."""
+        peer = await self._peer(chat.id)
+        start = NO_CURSOR
+        if last:
+            older = await self._requests.with_retries(
+                lambda: self._client.get_messages(peer, limit=1, add_offset=last),
+                f"finding the last {last} messages of {chat.title!r}", chat=chat,
+            )
+            if older:
+                start = max(start, older[0].id)
+        if since is not None:
+            older = await self._requests.with_retries(
+                lambda: self._client.get_messages(peer, limit=1, offset_date=since),
+                f"finding the messages of {chat.title!r} since {since:%Y-%m-%d %H:%M}", chat=chat,
+            )
+            if older:
+                start = max(start, older[0].id)
+        return start
 
     def _caller(self, chat: Chat) -> Callable[[Any, str], Awaitable[Any]]:
         """``call(request, what)``: one request for ``chat`` with deadlines, retries and flood waits."""
