@@ -172,6 +172,17 @@ class TelegramSource:
                     seen.add(chat.id)
                     yield chat
 
+    async def dialog_chats(self) -> list[tuple[Chat, int | None]]:
+        """Every chat of the dialog list, selected or not, with its newest message id (None: no message)."""
+        seen: set[int] = set()
+        found = []
+        for dialog in await self._dialogs():
+            chat = chat_from_entity(dialog.entity)
+            if chat.id not in seen:
+                seen.add(chat.id)
+                found.append((chat, getattr(getattr(dialog, "dialog", None), "top_message", None) or None))
+        return found
+
     async def _dialogs(self) -> list[Any]:
         """Every dialog, page by page: each request has its own deadline, and a flood wait or a
         timeout repeats only the page that failed (Telethon's iterator keeps its offsets when a
