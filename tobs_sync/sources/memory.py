@@ -32,7 +32,7 @@ from typing import Any, Self
 
 from tobs_sync.errors import MediaUnavailable, SourceError
 from tobs_sync.model import Chat, MediaKind, MediaRef, Message
-from tobs_sync.sources.base import DEFAULT_BATCH_SIZE
+from tobs_sync.sources.base import ALBUM_MAX, DEFAULT_BATCH_SIZE, start_before_album
 from tobs_sync.store_schema import NO_CURSOR
 
 LOCATOR_SCHEME = "memory"
@@ -194,7 +194,8 @@ class MemorySource:
         self.history_start_calls += 1
         start = NO_CURSOR
         if last and len(history.ids) > last:
-            start = history.ids[-last - 1]
+            newest_first = history.ids[-last::-1][:ALBUM_MAX + 1]
+            start = start_before_album([history.messages[i] for i in newest_first])
         if since is not None:
             before = [i for i in history.ids if history.messages[i].date < since.timestamp()]
             if before:

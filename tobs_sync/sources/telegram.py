@@ -66,7 +66,7 @@ from tobs_sync.chat_rules import chat_selected
 from tobs_sync.config import TelegramSettings
 from tobs_sync.errors import ChatDeferred, SourceError
 from tobs_sync.model import MIGRATED_ID_SHIFT, Chat, ChatKind, MediaRef, Message
-from tobs_sync.sources.base import DEFAULT_BATCH_SIZE
+from tobs_sync.sources.base import ALBUM_MAX, DEFAULT_BATCH_SIZE, start_before_album
 from tobs_sync.sources.telegram_convert import chat_from_entity, message_from_tl
 from tobs_sync.sources.telegram_downloads import Downloads
 from tobs_sync.sources.telegram_errors import FLOOD_ERRORS, TRANSIENT_ERRORS
@@ -284,19 +284,19 @@ class TelegramSource:
 
     async def history_start(self, chat: Chat, *, since: dt.datetime | None, last: int | None) -> int:
         """Where a bounded first backfill of ``chat`` starts (:class:`~tobs_sync.sources.base.BoundsHistory`):
-        the message just before its ``last`` newest (``add_offset``, one request) and its newest message
-        sent before ``since`` (``offset_date``, one request); the later of the two. Limit: the history of
-        the basic group a supergroup was upgraded from is not counted; when the bounds reach past the
-        supergroup's first message, the old group's history is read whole."""
+        just before its ``last`` newest messages (``add_offset``, one request; an album the count would
+        cut is taken whole) and at its newest message sent before ``since`` (``offset_date``, one
+        request); the later of the two. Limit: the history of the basic group a supergroup was upgraded
+        from is not counted; when the bounds reach past the supergroup's first message, the old group's
+        history is read whole."""
         peer = await self._peer(chat.id)
         start = NO_CURSOR
         if last:
-            older = await self._requests.with_retries(
-                lambda: self._client.get_messages(peer, limit=1, add_offset=last),
+            newest_first = await self._requests.with_retries(
+                lambda: self._client.get_messages(peer, limit=ALBUM_MAX + 1, add_offset=last - 1),
                 f"finding the last {last} messages of {chat.title!r}", chat=chat,
             )
-            if older:
-                start = max(start, older[0].id)
+            start = max(start, start_before_album(newest_first))
         if since is not None:
             older = await self._requests.with_retries(
                 lambda: self._client.get_messages(peer, limit=1, offset_date=since),
