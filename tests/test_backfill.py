@@ -22,7 +22,7 @@ import tobs_sync.sync
 from tobs_sync.app import App
 from tobs_sync.config import DEFAULT_CONFIG, load_settings, settings_from_mapping
 from tobs_sync.errors import ConfigError
-from tobs_sync.model import Chat, ChatKind, Message
+from tobs_sync.model import Chat, ChatKind, Message, Reply
 from tobs_sync.sources.memory import MemorySource
 from tobs_sync.store_history import chat_history
 from tobs_sync.store_schema import NO_CURSOR
@@ -142,6 +142,18 @@ def test_with_both_bounds_the_tighter_one_wins(vault: Path, bounds: str, first: 
     assert ids_of(vault, NEWS) == list(range(first, 31))
 
 
+def test_a_count_that_would_cut_an_album_takes_the_whole_album(vault: Path) -> None:
+    source = MemorySource([NEWS])
+    for message_id in range(1, 31):
+        album = 7 if 19 <= message_id <= 22 else None  # the last 10 would start inside it, at 21
+        source.add_message(Message(NEWS.id, message_id, START + message_id * 60, text=f"m {message_id}",
+                                   grouped_id=album))
+    configure(vault, "backfill = 10")
+    sync_pass(vault, source)
+    assert ids_of(vault, NEWS) == list(range(19, 31))
+    assert sorted(note_ids(vault)) == sorted({(NEWS.id, i) for i in range(19, 31)})
+
+
 def test_a_chat_table_bounds_its_chats_only(vault: Path) -> None:
     configure(vault, "backfill = 3", '[[chat]]\nselect = ["channels"]\nbackfill = 12\n')
     sync_pass(vault, account())
@@ -197,6 +209,29 @@ def test_widening_fetches_the_older_history_once_and_ends_as_an_unbounded_sync(v
     before = vault_files(vault)
     assert sync_pass(vault, source).messages == 0
     assert vault_files(vault) == before
+
+
+def test_widening_links_the_replies_to_the_messages_it_fetches(vault: Path, tmp_path: Path) -> None:
+    def replying_account() -> MemorySource:
+        source = account()
+        source.add_message(Message(NEWS.id, 31, START + 31 * HOURS_APART * 3600, text="as said", reply=Reply(3)))
+        return source
+
+    reference = tmp_path / "reference"
+    shutil.copytree(vault, reference)
+    configure(reference)
+    sync_pass(reference, replying_account())
+    configure(vault, "backfill = 5")
+    source = replying_account()
+    sync_pass(vault, source)
+    (reply_note,) = [p for p in vault.rglob("* 31.md")]
+    assert "[[" not in reply_note.read_text(encoding="utf-8").split("In reply to")[1].splitlines()[0]
+    configure(vault, "backfill = 30")  # messages 2 onwards: the replied-to message among them
+    sync_pass(vault, source)
+    assert "In reply to [[" in reply_note.read_text(encoding="utf-8")
+    configure(vault)
+    sync_pass(vault, source)
+    assert not (difference := vault_differences(vault, reference)), difference
 
 
 def test_narrowing_deletes_nothing_and_reads_nothing(vault: Path) -> None:

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from tobs_sync.records import decode_message
 from tobs_sync.store import Store
+
+_SCAN_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,3 +127,23 @@ def finish_widening(store: Store, chat_id: int) -> None:
             " WHERE chat_id=? AND widen_start IS NOT NULL",
             (chat_id,),
         )
+
+
+def replies_into(store: Store, chat_id: int, floor: int, start: int) -> list[int]:
+    """Ids of the chat's stored messages above ``floor`` that reply to a message of the same chat
+    with an id in ``(start, floor]`` (their notes link to it once it is fetched). Reads the messages
+    above the floor once, :data:`_SCAN_CHUNK` at a time."""
+    found: list[int] = []
+    last = floor
+    while True:
+        rows = store.query(
+            "SELECT message_id, record FROM messages WHERE chat_id=? AND message_id>? ORDER BY message_id LIMIT ?",
+            (chat_id, last, _SCAN_CHUNK),
+        )
+        if not rows:
+            return found
+        for message_id, record in rows:
+            reply = decode_message(record).reply
+            if reply is not None and reply.chat_id in (None, chat_id) and start < reply.message_id <= floor:
+                found.append(int(message_id))
+        last = rows[-1][0]

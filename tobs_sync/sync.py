@@ -47,7 +47,7 @@ from tobs_sync.publish import Draft, Outcome, Published, Publisher
 from tobs_sync.render import CHAT_TEMPLATE, MESSAGE_TEMPLATE, Renderer, wikilink
 from tobs_sync.sources.base import ReportsSkips, Source
 from tobs_sync.store import Store
-from tobs_sync.store_history import ChatHistory, finish_widening, widened_to
+from tobs_sync.store_history import ChatHistory, finish_widening, replies_into, widened_to
 from tobs_sync.store_rows import CHAT_NOTE, ChatState, MediaRows, NoteRow
 from tobs_sync.store_schema import NO_CURSOR
 from tobs_sync.vault import Vault, sha256_hex
@@ -238,6 +238,16 @@ class Synchronizer:
         after = NO_CURSOR if widening.widen_after is None else widening.widen_after
         await read_ahead(_up_to(source.batches(chat, after), widening.floor), publish, ahead=self.batches_ahead)
         async with stage:
+            # notes that reply to the messages just fetched link to them now; before the floor moves,
+            # so that a crash in between repeats this
+            start = NO_CURSOR if widening.widen_start is None else widening.widen_start
+            replying = {row.path for message_id in replies_into(self._store, chat.id, widening.floor, start)
+                        if (row := self._store.note_of_message(chat.id, message_id)) is not None}
+            if replying:
+                relinked = self.render_all(sorted(replying))
+                report.notes_written += relinked.notes_written
+                report.notes_unchanged += relinked.notes_unchanged
+                report.conflicts += relinked.conflicts
             finish_widening(self._store, chat.id)
 
     def _chat_folder(self, chat: Chat) -> str:
