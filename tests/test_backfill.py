@@ -15,11 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import SAMPLE_EXPORT
 from crashing import CrashingStore, CrashingVault, install
 from vaultcheck import note_ids, vault_differences, vault_files
 
 import tobs_sync.sync
-from tobs_sync.app import App
+from tobs_sync.app import App, import_export
 from tobs_sync.config import DEFAULT_CONFIG, load_settings, settings_from_mapping
 from tobs_sync.errors import ConfigError
 from tobs_sync.model import Chat, ChatKind, Message, Reply
@@ -339,3 +340,27 @@ def test_the_store_remembers_where_a_bounded_history_starts(vault: Path) -> None
     assert friend is not None and friend.floor == NO_CURSOR
     assert settings.telegram.backfill == 10
 
+
+
+def test_a_desktop_export_import_is_not_bounded(vault: Path, tmp_path: Path) -> None:
+    reference = tmp_path / "reference"
+    shutil.copytree(vault, reference)
+    asyncio.run(import_export(reference, SAMPLE_EXPORT))
+    configure(vault, 'backfill = 1\nsince = "2030-01-01"')
+    asyncio.run(import_export(vault, SAMPLE_EXPORT))
+    assert note_ids(vault) == note_ids(reference) and len(note_ids(vault)) > 2
+    with App.open(vault, read_only=True) as app:
+        assert {chat_history(app.store, s.chat.id) for s in app.store.chat_states()} == {None}
+
+
+def test_a_chat_read_before_bounds_existed_is_never_bounded_or_widened(vault: Path) -> None:
+    source = account()
+    sync_pass(vault, source)
+    with App.open(vault) as app, app.store.transaction() as db:
+        db.execute("DELETE FROM chat_history")  # as a vault synced by a version without bounds
+    configure(vault, "backfill = 5")
+    source.add_message(Message(NEWS.id, 31, START + 31 * HOURS_APART * 3600, text="fresh"))
+    assert sync_pass(vault, source).messages == 1
+    configure(vault)
+    assert sync_pass(vault, source).messages == 0
+    assert ids_of(vault, NEWS) == list(range(1, 32)) and source.history_start_calls == 0
