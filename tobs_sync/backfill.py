@@ -12,13 +12,17 @@ back (since earlier, backfill larger, or removed) is the source asked again, and
 is below the floor a **widening** is recorded: the older messages, from the new start up to the
 floor, are read once, in ascending order and published batch by batch like any other (notes
 durable before the widening's own cursor moves), and the floor moves down when they are all in.
-A crash repeats at most one batch of them, and no note is written twice. Narrowing the bounds
+A crash repeats at most one batch of them, and no note is written twice; a widening once begun is
+finished by the next passes even if the bounds are narrowed again meanwhile. Narrowing the bounds
 deletes nothing and reads nothing.
 
 Limits: a Desktop export import is never bounded (the user chose what to export): its chats are
 read whole, and a chat first read from an export, or synced before bounds existed, counts as read
-from its start. A span (``"30d"``) counts back from the time of the pass. A bound that falls
-inside an album cuts it: its older members, fetched by a widening, get a note of their own.
+from its start. A span (``"30d"``) counts back from the time of the pass. A count never cuts an
+album (the source moves the start below it); a date could, were an album's members sent in
+different seconds around it: its older members, fetched by a widening, would get a note of their
+own. Telegram's takeout session (``telegram.takeout``) serves only a backfill from a chat's first
+message, so a bounded first backfill reads history normally.
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ batch; repeating it writes identical bytes (skipped), and the intended hashes ma
 tobs-sync wrote just before the crash its own, never a "user edit". The media retry, the
 re-render and the chat's index note are published the same way.
 
+A chat's first read starts where its ``since`` / ``backfill`` bounds say, and a widening of them
+fetches the older messages first, batch by batch in the same way (:mod:`tobs_sync.backfill`).
+
 The user's edits of a note are kept: the publisher merges the new generated part into the note
 (properties the user added or changed, text outside the ``%% tobs %%`` markers stay); a note
 whose generated part the user edited is a conflict, recorded (``status`` lists it) and left alone
@@ -238,17 +241,20 @@ class Synchronizer:
         after = NO_CURSOR if widening.widen_after is None else widening.widen_after
         await read_ahead(_up_to(source.batches(chat, after), widening.floor), publish, ahead=self.batches_ahead)
         async with stage:
-            # notes that reply to the messages just fetched link to them now; before the floor moves,
-            # so that a crash in between repeats this
-            start = NO_CURSOR if widening.widen_start is None else widening.widen_start
-            replying = {row.path for message_id in replies_into(self._store, chat.id, widening.floor, start)
-                        if (row := self._store.note_of_message(chat.id, message_id)) is not None}
-            if replying:
-                relinked = self.render_all(sorted(replying))
-                report.notes_written += relinked.notes_written
-                report.notes_unchanged += relinked.notes_unchanged
-                report.conflicts += relinked.conflicts
+            self._relink_replies(chat, widening, report)  # before the floor moves: a crash repeats it
             finish_widening(self._store, chat.id)
+
+    def _relink_replies(self, chat: Chat, widening: ChatHistory, report: SyncReport) -> None:
+        """Re-render the notes above the floor that reply to messages a widening fetched (they link
+        to them now), writing only those whose bytes change."""
+        start = NO_CURSOR if widening.widen_start is None else widening.widen_start
+        replying = {row.path for message_id in replies_into(self._store, chat.id, widening.floor, start)
+                    if (row := self._store.note_of_message(chat.id, message_id)) is not None}
+        if replying:
+            relinked = self.render_all(sorted(replying))
+            report.notes_written += relinked.notes_written
+            report.notes_unchanged += relinked.notes_unchanged
+            report.conflicts += relinked.conflicts
 
     def _chat_folder(self, chat: Chat) -> str:
         """A new chat's folder name: its title, made inert and safe; with its id when the title is the
