@@ -5,7 +5,6 @@ and ``tobs-sync chats``, which lists the account's chats and what a sync does wi
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import io
 import json
@@ -40,7 +39,7 @@ def sync_pass(
     batch_size: int = 100,
 ) -> SyncReport:
     async def run() -> SyncReport:
-        settings = dataclasses.replace(load_settings(vault).telegram)
+        settings = load_settings(vault).telegram
         client = sim.client(raise_last_call_error=True, request_retries=1)
         with App.open(vault) as app:
             if now is not None:
