@@ -11,8 +11,9 @@ import asyncio
 import datetime as dt
 import shutil
 import tomllib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import SAMPLE_EXPORT
@@ -23,7 +24,8 @@ import tobs_sync.sync
 from tobs_sync.app import App, import_export
 from tobs_sync.config import DEFAULT_CONFIG, load_settings, settings_from_mapping
 from tobs_sync.errors import ConfigError
-from tobs_sync.model import Chat, ChatKind, Message, Reply
+from tobs_sync.model import Chat, ChatKind, MediaRef, Message, Reply
+from tobs_sync.sources.base import BoundsHistory
 from tobs_sync.sources.memory import MemorySource
 from tobs_sync.store_history import chat_history
 from tobs_sync.store_schema import NO_CURSOR
@@ -364,3 +366,48 @@ def test_a_chat_read_before_bounds_existed_is_never_bounded_or_widened(vault: Pa
     configure(vault)
     assert sync_pass(vault, source).messages == 0
     assert ids_of(vault, NEWS) == list(range(1, 32)) and source.history_start_calls == 0
+
+
+class Snapshot:
+    """A source that bounds nothing, as a Desktop export: the in-memory account without ``history_start``."""
+
+    name = "snapshot"
+
+    def __init__(self, account: MemorySource) -> None:
+        self._account = account
+
+    async def __aenter__(self) -> Snapshot:
+        await self._account.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._account.__aexit__(*exc)
+
+    def chats(self) -> AsyncIterator[Chat]:
+        return self._account.chats()
+
+    def batches(self, chat: Chat, after: int) -> AsyncIterator[Sequence[Message]]:
+        return self._account.batches(chat, after)
+
+    def media_chunks(self, media: MediaRef, offset: int = 0) -> AsyncIterator[bytes]:
+        return self._account.media_chunks(media, offset)
+
+
+def test_a_source_that_bounds_nothing_fills_in_below_a_bounded_chats_floor_and_leaves_the_floor(
+    vault: Path, tmp_path: Path
+) -> None:
+    reference = unbounded_reference(tmp_path, vault)
+    configure(vault, "backfill = 10")
+    source = account()
+    sync_pass(vault, source)
+    snapshot = Snapshot(source)
+    assert not isinstance(snapshot, BoundsHistory)
+    report = sync_pass(vault, snapshot)  # type: ignore[arg-type]
+    assert report.messages == 20 and ids_of(vault, NEWS) == list(range(1, 31))
+    assert not (difference := vault_differences(vault, reference)), difference
+    with App.open(vault, read_only=True) as app:
+        history = chat_history(app.store, NEWS.id)
+        assert history is not None and (history.floor, history.widen_start) == (20, None), "the floor stays"
+    before = vault_files(vault)
+    assert sync_pass(vault, snapshot).messages == 20, "read again, as an import is"  # type: ignore[arg-type]
+    assert vault_files(vault) == before, "and nothing written"

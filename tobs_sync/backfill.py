@@ -16,9 +16,12 @@ A crash repeats at most one batch of them, and no note is written twice; a widen
 finished by the next passes even if the bounds are narrowed again meanwhile. Narrowing the bounds
 deletes nothing and reads nothing.
 
-Limits: a Desktop export import is never bounded (the user chose what to export): its chats are
-read whole, and a chat first read from an export, or synced before bounds existed, counts as read
-from its start. A span (``"30d"``) counts back from the time of the pass. A count never cuts an
+A Desktop export import is never bounded (the user chose what to export): its chats are read
+whole, also below the floor of a chat whose first backfill was bounded (every import of it reads
+that part again; the floor stays, since an export may not reach a chat's first message), and a
+chat first read from an export, or synced before bounds existed, counts as read from its start.
+
+Limits: a span (``"30d"``) counts back from the time of the pass. A count never cuts an
 album (the source moves the start below it); a date could, were an album's members sent in
 different seconds around it: its older members, fetched by a widening, would get a note of their
 own. Telegram's takeout session (``telegram.takeout``) serves only a backfill from a chat's first
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from dataclasses import replace
 
 from tobs_sync.chat_rules import Since, setting_for
 from tobs_sync.config import Settings
@@ -74,10 +78,14 @@ class Backfill:
         """``(after, widening)``: where the forward read of the chat starts, and the widening to run
         first (None: nothing older to fetch). Asks ``source`` only for a chat's first backfill under
         bounds, and when the bounds became wider than those recorded."""
-        if not isinstance(source, BoundsHistory):
-            return state.cursor, None
         chat = state.chat
         history = chat_history(self._store, chat.id)
+        if not isinstance(source, BoundsHistory):
+            if history is not None and state.cursor > history.floor > NO_CURSOR:
+                # not bounded (an export): what it holds below the floor is read too, every time; the
+                # floor stays (the export may not reach the first message) and no widening is recorded
+                return state.cursor, replace(history, widen_start=None, widen_after=NO_CURSOR)
+            return state.cursor, None
         if history is None:
             if state.cursor != NO_CURSOR:
                 return state.cursor, None  # read before bounds existed, or from an export: from its start

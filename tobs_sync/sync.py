@@ -230,19 +230,23 @@ class Synchronizer:
     ) -> None:
         """Fetch the older messages a widening of the chat's bounds reaches, once: from where the
         widening got to, up to the chat's floor, each batch's notes durable before the widening's
-        cursor moves; then the floor moves down (:mod:`tobs_sync.backfill`)."""
+        cursor moves; then the floor moves down (:mod:`tobs_sync.backfill`). A widening the store
+        does not record (an export's history below the floor) moves neither."""
         chat = state.chat
+        recorded = widening.widen_start is not None
 
         async def publish(batch: Sequence[Message]) -> None:
             async with stage:
                 await self._sync_batch(source, state, batch, report)
-                widened_to(self._store, chat.id, batch[-1].id)
+                if recorded:
+                    widened_to(self._store, chat.id, batch[-1].id)
 
         after = NO_CURSOR if widening.widen_after is None else widening.widen_after
         await read_ahead(_up_to(source.batches(chat, after), widening.floor), publish, ahead=self.batches_ahead)
         async with stage:
             self._relink_replies(chat, widening, report)  # before the floor moves: a crash repeats it
-            finish_widening(self._store, chat.id)
+            if recorded:
+                finish_widening(self._store, chat.id)
 
     def _relink_replies(self, chat: Chat, widening: ChatHistory, report: SyncReport) -> None:
         """Re-render the notes above the floor that reply to messages a widening fetched (they link
