@@ -31,10 +31,11 @@ from tobs_sync.config import TelegramSettings
 from tobs_sync.errors import MediaUnavailable, SourceError
 from tobs_sync.model import CHANNEL_ID_OFFSET, Chat, ChatKind, MediaRef, Message, Reply, ServiceAction
 from tobs_sync.sim import SimulatedTelegram
-from tobs_sync.sources.base import Source
+from tobs_sync.sources.base import BoundsHistory, Source
 from tobs_sync.sources.memory import MemorySource
 from tobs_sync.sources.tdesktop import DesktopExport
 from tobs_sync.sources.telegram import TelegramSource
+from tobs_sync.store_schema import NO_CURSOR
 
 SPEC = "chats=2,messages=30,media=0.3,seed=1"
 BATCH_SIZE = 7
@@ -249,7 +250,7 @@ class Harness:
 
 class ExportHarness(Harness):
     name = "export"
-    lacks = frozenset({"grouped_id", "file_key"})
+    lacks = frozenset({"grouped_id", "file_key", "bounds"})
 
     def __init__(self, account: Account, folder: Path) -> None:
         super().__init__(account)
@@ -573,3 +574,45 @@ def test_a_message_sent_after_a_read_is_the_next_read_above_the_cursor(fresh_har
     second = read_session(harness, cursors)
     assert [[(m.id, m.text) for m in batch] for batch in second[chat_id]] == [[(new_id, "sent after the first read")]]
     assert all(batches == [] for other, batches in second.items() if other != chat_id)
+
+
+def last_n(full: list[Message], n: int) -> list[int]:
+    """The ids of the last ``n`` messages, extended back to the start of an album they would cut."""
+    first = max(len(full) - n, 0)
+    while 0 < first < len(full) and full[first].grouped_id and full[first - 1].grouped_id == full[first].grouped_id:
+        first -= 1
+    return [m.id for m in full[first:]]
+
+
+def test_a_bounded_history_starts_before_the_last_n_messages_or_at_a_time(harness: Harness) -> None:
+    """Rule 8: ``history_start`` gives the cursor above which a read yields the last N messages (an album
+    the count would cut taken whole), or those sent since a time; both: the later start. An export
+    bounds nothing (it is what the user chose to export)."""
+
+    async def run() -> list[tuple[str, int, list[int], list[int]]]:
+        checks = []
+        async with harness.source() as source:
+            if not isinstance(source, BoundsHistory):
+                return []
+            async for chat in source.chats():
+                full = flat([list(b) async for b in source.batches(chat, NO_CURSOR)])
+                ids = [m.id for m in full]
+                cutting = [len(full) - i for i in range(1, len(full))  # counts that start inside an album
+                           if full[i].grouped_id and full[i].grouped_id == full[i - 1].grouped_id]
+                for n in (1, 4, 9, len(full) - 1, len(full), len(full) + 5, *cutting):
+                    start = await source.history_start(chat, since=None, last=n)
+                    checks.append((f"last {n}", chat.id, [i for i in ids if i > start], last_n(full, n)))
+                for k in (0, 3, len(full) // 2, len(full) - 1):
+                    since = datetime.fromtimestamp(full[k].date, UTC)
+                    start = await source.history_start(chat, since=since, last=None)
+                    newer = [m.id for m in full if m.date >= full[k].date]
+                    checks.append((f"since {since}", chat.id, [i for i in ids if i > start], newer))
+                    both = await source.history_start(chat, since=since, last=3)
+                    tighter = min(newer, last_n(full, 3), key=len)
+                    checks.append((f"since {since}, last 3", chat.id, [i for i in ids if i > both], tighter))
+        return checks
+
+    checks = asyncio.run(run())
+    assert bool(checks) == ("bounds" not in harness.lacks)
+    for what, chat_id, got, expected in checks:
+        assert got == expected, (what, chat_id)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from telethon import TelegramClient
 
+from tobs_sync.chat_list import ChatListing, list_chats
 from tobs_sync.config import DEFAULT_CONFIG, Settings, load_settings
 from tobs_sync.errors import TobsError
 from tobs_sync.lock import VaultLock
@@ -44,7 +45,9 @@ from tobs_sync.sources.tdesktop import DesktopExport
 from tobs_sync.sources.telegram import TelegramSource
 from tobs_sync.status_note import StatusNote
 from tobs_sync.store import Store
+from tobs_sync.store_history import ChatHistory, chat_histories
 from tobs_sync.store_passes import PassLog
+from tobs_sync.store_rows import ChatState
 from tobs_sync.sync import Synchronizer, SyncReport
 from tobs_sync.vault import Vault
 from tobs_sync.workers import DcScheduler, GlobalPool
@@ -315,6 +318,36 @@ async def sync_telegram(
         finally:
             if simulated is not None:
                 await simulated.stop_live()
+
+
+async def account_chats(
+    vault_root: Path, *, simulate: str | None = None, repair_permissions: bool = False
+) -> list[ChatListing]:
+    """Every chat of the account (or of a simulated one) and what a sync would do with it.
+
+    Nothing in the vault is written: its store, if it has one, is opened read-only. A simulation
+    takes no lock; the real account's session is shared with ``sync`` (Telethon writes to it), so,
+    as ``sync`` does, the vault lock is held while the session is open.
+    """
+    settings = load_settings(vault_root)
+    states: dict[int, ChatState] = {}
+    histories: dict[int, ChatHistory] = {}
+    if settings.database_path.is_file():
+        with Store.open_read_only(settings.database_path) as store:
+            states = {state.chat.id: state for state in store.chat_states()}
+            histories = chat_histories(store)
+    if simulate is not None:
+        from tobs_sync.sim import SimulatedTelegram, parse_spec  # only demos, tests and benchmarks need it
+
+        client = SimulatedTelegram(parse_spec(simulate)).client(raise_last_call_error=True, request_retries=3)
+        async with TelegramSource(client, settings.telegram) as source:
+            dialogs = await source.dialog_chats()
+    else:
+        with VaultLock(settings.state_dir, "tobs-sync chats"):
+            client = open_client(settings, repair_permissions=repair_permissions)
+            async with TelegramSource(client, settings.telegram) as source:
+                dialogs = await source.dialog_chats()
+    return list_chats(settings, dialogs, states, histories)
 
 
 def open_client(settings: Settings, *, repair_permissions: bool = False) -> TelegramClient:

@@ -1,12 +1,14 @@
 """The ``tobs-sync`` command: thin commands over :mod:`tobs_sync.app`.
 
-Commands: ``init``, ``import``, ``sync``, ``login``, ``render``, ``status``, ``deletions``
+Commands: ``init``, ``import``, ``sync``, ``login``, ``render``, ``status``, ``chats``, ``deletions``
 (:mod:`tobs_sync.deletions_cli`). Errors a user can cause are printed as one line (``error: ...``)
 with exit status 1, never as a traceback; ``-v`` shows debug logs and ``--log-format json`` writes
 them as JSON lines (both before or after the command name). A pass shows bars per chat on a terminal
-and one line per chat elsewhere (:mod:`tobs_sync.progress`). Every command but ``status`` (and
-``deletions`` without a decision) writes and holds the vault lock while it runs: a second one on the
-same vault is refused with an error naming the first. ``status`` only reads and works while a writer runs.
+and one line per chat elsewhere (:mod:`tobs_sync.progress`). Every command but ``status``, ``chats``
+(and ``deletions`` without a decision) writes and holds the vault lock while it runs: a second one on
+the same vault is refused with an error naming the first. ``status`` only reads and works while a
+writer runs; ``chats`` only reads too, but holds the lock while the Telegram session (shared with
+``sync``) is open.
 Output goes through rich, which degrades to plain text when not on a terminal.
 Limits: ``sync`` runs one pass; the long-running agent is a separate command (to come).
 """
@@ -32,6 +34,7 @@ from rich.text import Text
 from tobs_sync import __version__
 from tobs_sync.app import (
     App,
+    account_chats,
     ensure_vault_folder,
     import_export,
     init_vault,
@@ -39,6 +42,7 @@ from tobs_sync.app import (
     require_state,
     sync_telegram,
 )
+from tobs_sync.chat_list import ChatListing, printable
 from tobs_sync.config import load_settings
 from tobs_sync.deletions_cli import run_deletions_command
 from tobs_sync.errors import TemplateError, TobsError, VaultError
@@ -92,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace the generated part of these notes even where it was edited "
              "(the file is first copied to .tobs/backups/)",
     )
+
+    chats = commands.add_parser("chats", help="list your chats: which a sync takes, and how far back")
+    chats.add_argument("--vault", type=Path, required=True)
+    chats.add_argument("--json", action="store_true", help="machine-readable output")
+    chats.add_argument("--simulate", metavar="SPEC", help="list a simulated account's chats (as sync --simulate)")
+    chats.add_argument("--repair-permissions", action="store_true")
 
     status = commands.add_parser("status", help="chats, cursors, media and conflicts of a vault")
     status.add_argument("--vault", type=Path, required=True)
@@ -185,6 +195,17 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                 report = app.synchronizer.render_all()
             _print_report(console, report, app.media.counts)
         return 0
+    if args.command == "chats":
+        if not args.vault.is_dir():
+            raise TobsError(f"{args.vault} is not a folder")
+        listing = asyncio.run(
+            account_chats(args.vault, simulate=args.simulate, repair_permissions=args.repair_permissions)
+        )
+        if args.json:
+            console.print_json(json.dumps({"chats": [row.as_json() for row in listing]}))
+        else:
+            _print_chats(console, listing)
+        return 0
     if args.command == "status":
         with App.open(args.vault, read_only=True) as app:
             status = collect_status(app)
@@ -219,6 +240,30 @@ def _vault_path(root: Path, given: str) -> str:
             if candidate.is_absolute():
                 raise VaultError(f"{given!r} is not inside the vault {str(root)!r}") from None
     return candidate.as_posix()
+
+
+def _print_chats(console: Console, listing: list[ChatListing]) -> None:
+    table = Table(title=Text("Telegram chats"))
+    for column in ("chat", "id", "kind", "username", "messages", "sync", "first backfill"):
+        table.add_column(column, justify="right" if column in ("id", "messages") else "left",
+                         no_wrap=column in ("id", "kind"))
+    for row in listing:
+        count = "-" if row.messages is None else f"{row.estimate} {row.messages:,}"
+        if row.selected:
+            chosen = f"yes ({row.selected_by})"
+            since = "whole history" if row.since is None else f"since {row.since}"
+            limit = "" if not row.backfill else f", last {row.backfill:,}"
+            state = "widening" if row.widening else "done" if row.backfilled else "not yet"
+            backfill = f"{since}{limit}: {state}"
+        else:
+            chosen = f"no (excluded by {row.excluded_by})" if row.excluded_by is not None else "no"
+            backfill = ""
+        table.add_row(Text(printable(row.title)), str(row.id), row.kind,
+                      Text("" if row.username is None else "@" + printable(row.username)), count, chosen, backfill)
+    console.print(table)
+    selected = sum(row.selected for row in listing)
+    console.print(f"{selected} of {len(listing)} chats selected (telegram.chats, telegram.exclude); a first backfill "
+                  "takes messages since telegram.since and at most the last telegram.backfill, the tighter of the two")
 
 
 def _print_report(console: Console, report: SyncReport, counts: MediaCounts) -> None:

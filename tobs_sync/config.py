@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tobs_sync.chat_rules import ChatRule, parse_chat_rules, parse_selectors
+from tobs_sync.chat_rules import ChatRule, Since, parse_backfill, parse_chat_rules, parse_selectors, parse_since
 from tobs_sync.errors import ConfigError
 
 STATE_DIR = ".tobs"
@@ -80,6 +80,13 @@ concurrent_chats = 4
 batches_ahead = 2
 # Threads for blocking work (writing and fsyncing notes).
 blocking_workers = 8
+# How far back a chat's first backfill reaches (per chat: since / backfill in [[chat]] tables).
+# since: a date ("2024-01-31") or a span ("30d", "2w", "1y"); "" = the whole history.
+# backfill: at most the last N messages; 0 = no limit. When both are set, the tighter one wins
+# (the later start). Widening either later fetches the older messages once; narrowing deletes
+# nothing. A Desktop export import is not bounded (you chose what to export).
+since = ""
+backfill = 0
 
 [media]
 # Media kinds to store; others are listed in the note as skipped.
@@ -150,7 +157,7 @@ _TELEGRAM_KEYS = frozenset(
     {
         "api_id", "api_hash", "session_dir", "chats", "exclude", "takeout", "flood_max_wait_s",
         "request_timeout_s", "stall_timeout_s", "download_workers_per_dc", "download_workers_total",
-        "concurrent_chats", "batches_ahead", "blocking_workers",
+        "concurrent_chats", "batches_ahead", "blocking_workers", "since", "backfill",
     }
 )
 _MEDIA_KEYS = frozenset({"kinds", "max_mb", "processors", "processor_workers"})
@@ -188,6 +195,10 @@ class TelegramSettings:
     """Batches of a chat read while earlier ones are still being published."""
     blocking_workers: int = 8
     """Threads of the one executor for blocking work (note writes and fsyncs)."""
+    since: Since | None = None
+    """How far back a chat's first backfill reaches by date (None: the whole history); ``[[chat]]`` may override."""
+    backfill: int = 0
+    """At most the last N messages in a chat's first backfill (0: no limit); ``[[chat]]`` may override."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,6 +362,10 @@ def _telegram_settings(table: Mapping[str, Any]) -> TelegramSettings:
     for key in ("chats", "exclude"):
         if key in table:
             values[key] = parse_selectors(f"telegram.{key}", table[key])
+    if "since" in table:
+        values["since"] = parse_since("telegram.since", table["since"])
+    if "backfill" in table:
+        values["backfill"] = parse_backfill("telegram.backfill", table["backfill"])
     for key in ("flood_max_wait_s", "request_timeout_s", "stall_timeout_s"):
         if key in table:
             values[key] = float(_number("telegram", table, key, (int, float), minimum=1))

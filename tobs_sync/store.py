@@ -143,7 +143,8 @@ class Store:
         self.close()
 
     def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        """The rows of one read (for the ``store_*`` modules that keep their own tables)."""
+        """The rows of one read (for the ``store_*`` modules that keep their own tables; writes go
+        through :meth:`transaction`)."""
         return self._db.execute(sql, params).fetchall()
 
     @contextmanager

@@ -230,9 +230,27 @@ def _schema_passes(db: sqlite3.Connection) -> None:
     )
 
 
+def _schema_chat_history(db: sqlite3.Connection) -> None:
+    """How far back each chat's history was fetched (its *floor*), the bounds that set it, and a
+    widening of those bounds in progress (where it started, how far it got)."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE chat_history (
+            chat_id        INTEGER PRIMARY KEY,
+            floor          INTEGER NOT NULL,
+            since_ts       INTEGER,
+            last_n         INTEGER NOT NULL DEFAULT 0,
+            widen_start    INTEGER,
+            widen_after    INTEGER
+        ) WITHOUT ROWID
+        """,
+    )
+
+
 MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (
     _schema_v1, _schema_v2, _schema_v3, _schema_v4, _schema_v5, _schema_v6, _schema_v7, _schema_deletions,
-    _schema_passes,
+    _schema_passes, _schema_chat_history,
 )
 """``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``."""
 

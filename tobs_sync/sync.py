@@ -16,6 +16,9 @@ batch; repeating it writes identical bytes (skipped), and the intended hashes ma
 tobs-sync wrote just before the crash its own, never a "user edit". The media retry, the
 re-render and the chat's index note are published the same way.
 
+A chat's first read starts where its ``since`` / ``backfill`` bounds say, and a widening of them
+fetches the older messages first, batch by batch in the same way (:mod:`tobs_sync.backfill`).
+
 The user's edits of a note are kept: the publisher merges the new generated part into the note
 (properties the user added or changed, text outside the ``%% tobs %%`` markers stay); a note
 whose generated part the user edited is a conflict, recorded (``status`` lists it) and left alone
@@ -32,10 +35,11 @@ import logging
 import posixpath
 import string
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
+from tobs_sync.backfill import Backfill
 from tobs_sync.changes import ChangeEngine, ChatLocks
 from tobs_sync.config import STATE_DIR, Settings
 from tobs_sync.errors import ChatDeferred, ExportFormatError, SourceError, VaultError
@@ -51,6 +55,7 @@ from tobs_sync.render import CHAT_TEMPLATE, MESSAGE_TEMPLATE, Renderer, wikilink
 from tobs_sync.sources.base import ReportsSkips, Source
 from tobs_sync.store import Store
 from tobs_sync.store_deletions import chats_of_unnamed, stored_ids_between
+from tobs_sync.store_history import ChatHistory, finish_widening, replies_into, widened_to
 from tobs_sync.store_rows import CHAT_NOTE, MESSAGE_NOTE, ChatState, MediaRows, NoteRow
 from tobs_sync.store_schema import NO_CURSOR
 from tobs_sync.vault import Vault, sha256_hex
@@ -175,6 +180,8 @@ class Synchronizer:
         """Edits, deletions and reconciliation (:mod:`tobs_sync.changes`); its ``clock`` dates deletions."""
         self._waiting = 0
         """Batches read and waiting for the publishing stage (the ``publish`` queue's depth)."""
+        self.backfill = Backfill(settings, store)
+        """Where each chat's read starts (``since`` / ``backfill`` bounds) and what older history to fetch."""
 
     # -- sync ------------------------------------------------------------------------------
 
@@ -296,7 +303,10 @@ class Synchronizer:
                     self._queue_for_publishing(-1)
             self.observer.batch_published(chat, len(batch))
 
-        await read_ahead(source.batches(chat, state.cursor), publish, ahead=self.batches_ahead)
+        after, widening = await self.backfill.plan(source, state)
+        if widening is not None:
+            await self._widen(source, state, widening, report, stage)
+        await read_ahead(source.batches(chat, after), publish, ahead=self.batches_ahead)
         if state.cursor != NO_CURSOR and (read := self._store.chat_state(chat.id)) is not None:
             await self.changes.reconcile(source, read, report, stage)
         async with stage:
@@ -309,6 +319,41 @@ class Synchronizer:
         self._waiting += change
         self.observer.queue_depth("publish", self._waiting)
         return change > 0
+
+    async def _widen(
+        self, source: Source, state: ChatState, widening: ChatHistory, report: SyncReport, stage: Stage
+    ) -> None:
+        """Fetch the older messages a widening of the chat's bounds reaches, once: from where the
+        widening got to, up to the chat's floor, each batch's notes durable before the widening's
+        cursor moves; then the floor moves down (:mod:`tobs_sync.backfill`). A widening the store
+        does not record (an export's history below the floor) moves neither."""
+        chat = state.chat
+        recorded = widening.widen_start is not None
+
+        async def publish(batch: Sequence[Message]) -> None:
+            async with stage:
+                await self._sync_batch(source, state, batch, report)
+                if recorded:
+                    widened_to(self._store, chat.id, batch[-1].id)
+
+        after = NO_CURSOR if widening.widen_after is None else widening.widen_after
+        await read_ahead(_up_to(source.batches(chat, after), widening.floor), publish, ahead=self.batches_ahead)
+        async with stage:
+            self._relink_replies(chat, widening, report)  # before the floor moves: a crash repeats it
+            if recorded:
+                finish_widening(self._store, chat.id)
+
+    def _relink_replies(self, chat: Chat, widening: ChatHistory, report: SyncReport) -> None:
+        """Re-render the notes above the floor that reply to messages a widening fetched (they link
+        to them now), writing only those whose bytes change."""
+        start = NO_CURSOR if widening.widen_start is None else widening.widen_start
+        replying = {row.path for message_id in replies_into(self._store, chat.id, widening.floor, start)
+                    if (row := self._store.note_of_message(chat.id, message_id)) is not None}
+        if replying:
+            relinked = self.render_all(sorted(replying))
+            report.notes_written += relinked.notes_written
+            report.notes_unchanged += relinked.notes_unchanged
+            report.conflicts += relinked.conflicts
 
     def _chat_folder(self, chat: Chat) -> str:
         """A new chat's folder name: its title, made inert and safe; with its id when the title is the
@@ -560,6 +605,20 @@ class Synchronizer:
         if bases is None or bases[0] is None or bases[0] != generated_base(data):
             return True
         return self._vault.file_stamp(row.path) != (row.size, row.mtime_ns)
+
+
+async def _up_to(batches: AsyncIterator[Sequence[Message]], last_id: int) -> AsyncIterator[Sequence[Message]]:
+    """The messages of ``batches`` with ids up to ``last_id``; reading stops at the first beyond it."""
+    try:
+        async for batch in batches:
+            kept = [m for m in batch if m.id <= last_id]
+            if kept:
+                yield kept
+            if len(kept) < len(batch):
+                return
+    finally:
+        if hasattr(batches, "aclose"):
+            await batches.aclose()
 
 
 def _draft(row: NoteRow, data: bytes) -> Draft:

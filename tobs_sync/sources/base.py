@@ -61,6 +61,10 @@ source from one account):
 7. **Skips.** A source that can leave messages out (a Desktop export: repeated or out-of-order
    ids, ids at or below the cursor) is a :class:`ReportsSkips` and says which, after each read of a
    chat.
+8. **Bounded history.** A source that can start a chat's history at a date or at its last N
+   messages (Telegram, the in-memory source) is a :class:`BoundsHistory`: ``history_start`` gives
+   the ``after`` cursor for ``batches``. A Desktop export is not: its history is what the user chose
+   to export, read whole.
 
 Where the sources legitimately differ:
 
@@ -84,15 +88,20 @@ a Desktop export is neither (it is a snapshot).
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import NamedTuple, Protocol, Self, runtime_checkable
+from typing import Any, NamedTuple, Protocol, Self, runtime_checkable
 
 from tobs_sync.model import Chat, MediaRef, Message
+from tobs_sync.store_schema import NO_CURSOR
 
 DEFAULT_BATCH_SIZE = 100
+ALBUM_MAX = 10
+"""The most messages one album holds (Telegram's limit)."""
 
 
 @runtime_checkable
@@ -184,3 +193,26 @@ class RecentWindow(Protocol):
         """The chat's newest messages: at most ``count``, none dated before ``since``, ascending ids,
         converted exactly as ``batches`` converts them (so equal messages compare equal)."""
         ...
+
+
+@runtime_checkable
+class BoundsHistory(Protocol):
+    """A source that can tell where a chat's history starts under ``since`` / ``last N`` bounds."""
+
+    async def history_start(self, chat: Chat, *, since: dt.datetime | None, last: int | None) -> int:
+        """The ``after`` cursor from which ``batches(chat, after)`` yields the messages sent at or after
+        ``since`` that are also among the ``last`` newest (both bounds given: the later start wins),
+        an album the count would cut taken whole; :data:`tobs_sync.store_schema.NO_CURSOR` when the
+        bounds reach the chat's first message."""
+        ...
+
+
+def start_before_album(newest_first: Sequence[Any]) -> int:
+    """The ``after`` cursor for "the first message of ``newest_first`` and everything newer":
+    ``newest_first`` is that message then up to :data:`ALBUM_MAX` older ones (anything with ``id``
+    and ``grouped_id``). The start moves below an album the first message belongs to, so that the
+    album is never cut; :data:`~tobs_sync.store_schema.NO_CURSOR` when the history starts first."""
+    for newer, older in itertools.pairwise(newest_first):
+        if not (older.grouped_id and older.grouped_id == newer.grouped_id):
+            return int(older.id)
+    return NO_CURSOR

@@ -39,7 +39,8 @@ from typing import Any, Self
 
 from tobs_sync.errors import MediaUnavailable, SourceError
 from tobs_sync.model import Chat, MediaKind, MediaRef, Message
-from tobs_sync.sources.base import DEFAULT_BATCH_SIZE, LiveChange
+from tobs_sync.sources.base import ALBUM_MAX, DEFAULT_BATCH_SIZE, LiveChange, start_before_album
+from tobs_sync.store_schema import NO_CURSOR
 
 LOCATOR_SCHEME = "memory"
 DEFAULT_CHUNK_SIZE = 64 * 1024
@@ -88,6 +89,8 @@ class MemorySource:
         """Calls of :meth:`recent_messages`."""
         self._live: asyncio.Queue[LiveChange | None] | None = None
         self._pending_live: list[LiveChange] = []
+        self.history_start_calls = 0
+        """Calls of :meth:`history_start` (a pass asks only when the bounds widened)."""
         for chat in chats:
             self.add_chat(chat)
 
@@ -240,6 +243,22 @@ class MemorySource:
         newest = history.ids[-count:] if count > 0 else []
         floor = None if since is None else since.timestamp()
         return [history.messages[i] for i in newest if floor is None or history.messages[i].date >= floor]
+
+    async def history_start(self, chat: Chat, *, since: dt.datetime | None, last: int | None) -> int:
+        """The id just before the chat's ``last`` newest messages, or its newest message sent before
+        ``since``, whichever is later (:class:`~tobs_sync.sources.base.BoundsHistory`)."""
+        self._check_open()
+        history = self._history(chat.id)
+        self.history_start_calls += 1
+        start = NO_CURSOR
+        if last and len(history.ids) > last:
+            newest_first = history.ids[-last::-1][:ALBUM_MAX + 1]
+            start = start_before_album([history.messages[i] for i in newest_first])
+        if since is not None:
+            before = [i for i in history.ids if history.messages[i].date < since.timestamp()]
+            if before:
+                start = max(start, before[-1])
+        return start
 
     async def media_chunks(self, media: MediaRef, offset: int = 0) -> AsyncIterator[bytes]:
         self._check_open()

@@ -57,6 +57,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
@@ -70,7 +71,7 @@ from tobs_sync.chat_rules import chat_selected
 from tobs_sync.config import TelegramSettings
 from tobs_sync.errors import ChatDeferred, SourceError
 from tobs_sync.model import MIGRATED_ID_SHIFT, Chat, ChatKind, MediaRef, Message
-from tobs_sync.sources.base import DEFAULT_BATCH_SIZE, LiveChange
+from tobs_sync.sources.base import ALBUM_MAX, DEFAULT_BATCH_SIZE, LiveChange, start_before_album
 from tobs_sync.sources.telegram_convert import chat_from_entity, message_from_tl
 from tobs_sync.sources.telegram_downloads import Downloads
 from tobs_sync.sources.telegram_errors import FLOOD_ERRORS, TRANSIENT_ERRORS
@@ -79,6 +80,7 @@ from tobs_sync.sources.telegram_migrated import as_supergroup_message, old_group
 from tobs_sync.sources.telegram_requests import MAX_ATTEMPTS, Requests, describe, within
 from tobs_sync.sources.telegram_takeout import Takeout
 from tobs_sync.sources.telegram_topics import TopicTitles
+from tobs_sync.store_schema import NO_CURSOR
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +193,17 @@ class TelegramSource:
         """The id of the chat's newest message when the dialog list was read (None: not listed)."""
         return self._newest.get(chat.id)
 
+    async def dialog_chats(self) -> list[tuple[Chat, int | None]]:
+        """Every chat of the dialog list, selected or not, with its newest message id (None: no message)."""
+        seen: set[int] = set()
+        found = []
+        for dialog in await self._dialogs():
+            chat = chat_from_entity(dialog.entity)
+            if chat.id not in seen:
+                seen.add(chat.id)
+                found.append((chat, getattr(getattr(dialog, "dialog", None), "top_message", None) or None))
+        return found
+
     async def _dialogs(self) -> list[Any]:
         """Every dialog, page by page: each request has its own deadline, and a flood wait or a
         timeout repeats only the page that failed (Telethon's iterator keeps its offsets when a
@@ -289,6 +302,30 @@ class TelegramSource:
             )
             if not [m for m in newer if m.id > cursor]:
                 return
+
+    async def history_start(self, chat: Chat, *, since: dt.datetime | None, last: int | None) -> int:
+        """Where a bounded first backfill of ``chat`` starts (:class:`~tobs_sync.sources.base.BoundsHistory`):
+        just before its ``last`` newest messages (``add_offset``, one request; an album the count would
+        cut is taken whole) and at its newest message sent before ``since`` (``offset_date``, one
+        request); the later of the two. Limit: the history of the basic group a supergroup was upgraded
+        from is not counted; when the bounds reach past the supergroup's first message, the old group's
+        history is read whole."""
+        peer = await self._peer(chat.id)
+        start = NO_CURSOR
+        if last:
+            newest_first = await self._requests.with_retries(
+                lambda: self._client.get_messages(peer, limit=ALBUM_MAX + 1, add_offset=last - 1),
+                f"finding the last {last} messages of {chat.title!r}", chat=chat,
+            )
+            start = max(start, start_before_album(newest_first))
+        if since is not None:
+            older = await self._requests.with_retries(
+                lambda: self._client.get_messages(peer, limit=1, offset_date=since),
+                f"finding the messages of {chat.title!r} since {since:%Y-%m-%d %H:%M}", chat=chat,
+            )
+            if older:
+                start = max(start, older[0].id)
+        return start
 
     def _caller(self, chat: Chat) -> Callable[[Any, str], Awaitable[Any]]:
         """``call(request, what)``: one request for ``chat`` with deadlines, retries and flood waits."""
