@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tobs_sync.chat_rules import ChatRule, parse_chat_rules, parse_selectors
+from tobs_sync.chat_rules import ChatRule, parse_chat_rules, parse_duration, parse_selectors
 from tobs_sync.errors import ConfigError
 
 STATE_DIR = ".tobs"
@@ -100,6 +100,12 @@ max_render_ms = 1000
 # or list the template makes on the way.
 max_output_chars = 1000000
 
+[agent]
+# How often the agent (tobs-sync run) runs a pass over the chats no [[chat]] table schedules:
+# seconds, minutes, hours or days ("90s", "15m", "1h30m", "2d"). New messages of a connected
+# account arrive as they are sent; this pass also catches what live updates cannot bring.
+every = "30m"
+
 # Per-chat settings: each [[chat]] table selects chats (the selectors of telegram.chats) and sets
 # some of: every / cron (how often the agent runs a pass), since / backfill (how far back a
 # chat's first backfill reaches), comments (channel posts' comments). For each key the first
@@ -124,8 +130,10 @@ _TELEGRAM_KEYS = frozenset(
 )
 _MEDIA_KEYS = frozenset({"kinds", "max_mb", "processors", "processor_workers"})
 _TEMPLATES_KEYS = frozenset({"max_render_ms", "max_output_chars"})
+_AGENT_KEYS = frozenset({"every"})
 _SECTIONS: Mapping[str, frozenset[str]] = {
-    "vault": _VAULT_KEYS, "telegram": _TELEGRAM_KEYS, "media": _MEDIA_KEYS, "templates": _TEMPLATES_KEYS
+    "vault": _VAULT_KEYS, "telegram": _TELEGRAM_KEYS, "media": _MEDIA_KEYS, "templates": _TEMPLATES_KEYS,
+    "agent": _AGENT_KEYS,
 }
 MEDIA_KINDS = ("photo", "video", "animation", "voice", "audio", "video_note", "sticker", "document")
 
@@ -182,6 +190,14 @@ class TemplateLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentSettings:
+    """The long-running agent (``[agent]``)."""
+
+    every_s: float = 1800.0
+    """Seconds between the passes over chats that no ``[[chat]]`` table schedules."""
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Validated settings of one vault."""
 
@@ -197,6 +213,7 @@ class Settings:
     template_limits: TemplateLimits = field(default_factory=TemplateLimits)
     chat_rules: tuple[ChatRule, ...] = ()
     """The ``[[chat]]`` tables: per-chat values (see :mod:`tobs_sync.chat_rules`)."""
+    agent: AgentSettings = field(default_factory=AgentSettings)
 
     @property
     def state_dir(self) -> Path:
@@ -258,6 +275,7 @@ def settings_from_mapping(vault_root: Path, data: Mapping[str, Any]) -> Settings
         media=_media_settings(data.get("media", {})),
         template_limits=_template_limits(data.get("templates", {})),
         chat_rules=parse_chat_rules(data.get("chat", [])),
+        agent=_agent_settings(data.get("agent", {})),
     )
     check_path_template("vault.note_path", settings.note_path, NOTE_PATH_FIELDS, required=frozenset({"id"}))
     check_path_template("vault.chat_note_path", settings.chat_note_path, CHAT_NOTE_PATH_FIELDS)
@@ -293,6 +311,12 @@ def _telegram_settings(table: Mapping[str, Any]) -> TelegramSettings:
         if key in table:
             values[key] = _number("telegram", table, key, int, minimum=1, maximum=64)
     return dataclasses.replace(defaults, **values)
+
+
+def _agent_settings(table: Mapping[str, Any]) -> AgentSettings:
+    if "every" in table:
+        return AgentSettings(every_s=parse_duration("agent.every", table["every"]))
+    return AgentSettings()
 
 
 def _media_settings(table: Mapping[str, Any]) -> MediaSettings:

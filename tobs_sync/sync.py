@@ -30,7 +30,7 @@ import datetime as dt
 import logging
 import posixpath
 import string
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -155,8 +155,10 @@ class Synchronizer:
 
     # -- sync ------------------------------------------------------------------------------
 
-    async def sync(self, source: Source, *, concurrent_chats: int = 1) -> SyncReport:
-        """Bring every chat of ``source`` up to date in the vault.
+    async def sync(
+        self, source: Source, *, concurrent_chats: int = 1, only: Callable[[Chat], bool] | None = None
+    ) -> SyncReport:
+        """Bring every chat of ``source`` (or those ``only`` accepts) up to date in the vault.
 
         Up to ``concurrent_chats`` chats are read at once (1 for a source that streams one file);
         see :meth:`sync_chat` for what overlaps within a chat. A chat that fails (deferred, no
@@ -182,8 +184,13 @@ class Synchronizer:
                 report.failed.append(str(error))
                 report.chat(chat).errors.append(str(error))
 
-        await run_lanes(source.chats(), run_chat, concurrency=concurrent_chats)
+        chats = source.chats() if only is None else _accepted(source.chats(), only)
+        await run_lanes(chats, run_chat, concurrency=concurrent_chats)
         return report
+
+    def use_renderer(self, renderer: Renderer) -> None:
+        """Render with ``renderer`` from now on (the agent swaps in templates it has checked)."""
+        self._renderer = renderer
 
     async def sync_chat(
         self, source: Source, chat: Chat, report: SyncReport, publishing: Stage | None = None
@@ -455,6 +462,12 @@ class Synchronizer:
         if bases is None or bases[0] is None or bases[0] != generated_base(data):
             return True
         return self._vault.file_stamp(row.path) != (row.size, row.mtime_ns)
+
+
+async def _accepted(chats: AsyncIterator[Chat], only: Callable[[Chat], bool]) -> AsyncIterator[Chat]:
+    async for chat in chats:
+        if only(chat):
+            yield chat
 
 
 def _draft(row: NoteRow, data: bytes) -> Draft:
