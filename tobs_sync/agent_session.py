@@ -93,7 +93,7 @@ class AgentSession:
         self.app.renderer = renderer = checked_renderer(self.app, self.app.settings)
         self.app.synchronizer.use_renderer(renderer)
         loop = asyncio.get_running_loop()
-        debouncer = Debouncer(loop, self._changed, **({"quiet_s": self._quiet_s} if self._quiet_s else {}))
+        debouncer = Debouncer(loop, self.file_changed, **({"quiet_s": self._quiet_s} if self._quiet_s else {}))
         watcher = None
         if self._watch:
             settings = self.app.settings
@@ -216,7 +216,7 @@ class AgentSession:
 
     # -- watched files ----------------------------------------------------------------------
 
-    def _changed(self, kind: Kind) -> None:
+    def file_changed(self, kind: Kind) -> None:
         self.spawn(self._reload_templates() if kind == "templates" else self._reload_config())
 
     async def _reload_templates(self) -> None:
