@@ -43,5 +43,5 @@ async def consume_live_changes(session: AgentSession, quiet_s: float = ARRIVAL_Q
             session.spawn(session.exclusive("live edit", synchronizer.apply_edits(source, [change.message])))
         elif isinstance(change, MessagesDeleted):
             session.spawn(session.exclusive(
-                "live deletion", synchronizer.apply_deletions(change.chat_id, change.message_ids)
+                "live deletion", synchronizer.apply_deletions(change.chat_id, change.message_ids, up_to=change.up_to)
             ))

@@ -100,6 +100,24 @@ max_render_ms = 1000
 # or list the template makes on the way.
 max_output_chars = 1000000
 
+[sync]
+# Reconciliation: each pass re-reads a chat's newest messages (at most recent_messages, none
+# older than recent_days) and compares them with what it stored, so edits and deletions Telegram
+# did not report (while tobs-sync was stopped or disconnected) still reach the notes.
+# recent_messages = 0 turns it off; recent_days = 0 drops the age limit.
+recent_messages = 100
+recent_days = 7
+
+[deletions]
+# What a message deleted in Telegram does to its note: "mark" (a `deleted` property and a line
+# in the note), "keep" (recorded only, the note unchanged), "archive" (marked and moved into
+# archive_folder), "remove" (the note deleted; a note you edited is marked instead).
+policy = "mark"
+archive_folder = "Telegram/_deleted"
+# More deletions than this in one chat at once (a cleared chat, a wiped account) are held, not
+# applied, until you confirm them: tobs-sync deletions --vault V [--confirm CHAT_ID | --discard CHAT_ID]
+hold_above = 50
+
 [agent]
 # How often the agent (tobs-sync run) runs a pass over the chats no [[chat]] table schedules:
 # seconds, minutes, hours or days ("90s", "15m", "1h30m", "2d"). New messages of a connected
@@ -130,11 +148,14 @@ _TELEGRAM_KEYS = frozenset(
 )
 _MEDIA_KEYS = frozenset({"kinds", "max_mb", "processors", "processor_workers"})
 _TEMPLATES_KEYS = frozenset({"max_render_ms", "max_output_chars"})
+_SYNC_KEYS = frozenset({"recent_messages", "recent_days"})
+_DELETIONS_KEYS = frozenset({"policy", "archive_folder", "hold_above"})
 _AGENT_KEYS = frozenset({"every"})
 _SECTIONS: Mapping[str, frozenset[str]] = {
     "vault": _VAULT_KEYS, "telegram": _TELEGRAM_KEYS, "media": _MEDIA_KEYS, "templates": _TEMPLATES_KEYS,
-    "agent": _AGENT_KEYS,
+    "sync": _SYNC_KEYS, "deletions": _DELETIONS_KEYS, "agent": _AGENT_KEYS,
 }
+DELETION_POLICIES = ("mark", "keep", "archive", "remove")
 MEDIA_KINDS = ("photo", "video", "animation", "voice", "audio", "video_note", "sticker", "document")
 
 
@@ -190,6 +211,26 @@ class TemplateLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class SyncSettings:
+    """``[sync]``: the recent window each pass re-reads (reconciliation)."""
+
+    recent_messages: int = 100
+    """At most this many of a chat's newest messages; 0 = no reconciliation."""
+    recent_days: float = 7
+    """None older than this many days; 0 = no age limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeletionSettings:
+    """``[deletions]``: what a message deleted in Telegram does to its note."""
+
+    policy: str = "mark"
+    archive_folder: str = "Telegram/_deleted"
+    hold_above: int = 50
+    """More deletions than this in one chat at once are held until confirmed."""
+
+
+@dataclass(frozen=True, slots=True)
 class AgentSettings:
     """The long-running agent (``[agent]``)."""
 
@@ -213,6 +254,8 @@ class Settings:
     template_limits: TemplateLimits = field(default_factory=TemplateLimits)
     chat_rules: tuple[ChatRule, ...] = ()
     """The ``[[chat]]`` tables: per-chat values (see :mod:`tobs_sync.chat_rules`)."""
+    sync: SyncSettings = field(default_factory=SyncSettings)
+    deletions: DeletionSettings = field(default_factory=DeletionSettings)
     agent: AgentSettings = field(default_factory=AgentSettings)
 
     @property
@@ -275,6 +318,8 @@ def settings_from_mapping(vault_root: Path, data: Mapping[str, Any]) -> Settings
         media=_media_settings(data.get("media", {})),
         template_limits=_template_limits(data.get("templates", {})),
         chat_rules=parse_chat_rules(data.get("chat", [])),
+        sync=_sync_settings(data.get("sync", {})),
+        deletions=_deletion_settings(data.get("deletions", {})),
         agent=_agent_settings(data.get("agent", {})),
     )
     check_path_template("vault.note_path", settings.note_path, NOTE_PATH_FIELDS, required=frozenset({"id"}))
@@ -360,6 +405,36 @@ def _template_limits(table: Mapping[str, Any]) -> TemplateLimits:
             "templates", table, "max_output_chars", int, minimum=1000, maximum=100_000_000
         )
     return TemplateLimits(**values)
+
+
+def _sync_settings(table: Mapping[str, Any]) -> SyncSettings:
+    values: dict[str, Any] = {}
+    if "recent_messages" in table:
+        values["recent_messages"] = _number("sync", table, "recent_messages", int, minimum=0, maximum=10_000)
+    if "recent_days" in table:
+        values["recent_days"] = float(_number("sync", table, "recent_days", (int, float), minimum=0, maximum=3650))
+    return SyncSettings(**values)
+
+
+def _deletion_settings(table: Mapping[str, Any]) -> DeletionSettings:
+    values: dict[str, Any] = {}
+    if "policy" in table:
+        policy = _typed("deletions", table, "policy", str)
+        if policy not in DELETION_POLICIES:
+            raise ConfigError(f"deletions.policy: must be one of {', '.join(DELETION_POLICIES)}, not {policy!r}"
+                              f"{_suggest(policy, DELETION_POLICIES)}")
+        values["policy"] = policy
+    if "archive_folder" in table:
+        folder = _typed("deletions", table, "archive_folder", str)
+        if not folder.strip("/"):
+            raise ConfigError("deletions.archive_folder: must name a folder inside the vault, like 'Telegram/_deleted'")
+        check_vault_folder("deletions.archive_folder", folder)
+        if folder.split("/")[0] == STATE_DIR:
+            raise ConfigError(f"deletions.archive_folder: {folder!r} is inside tobs-sync's own {STATE_DIR} folder")
+        values["archive_folder"] = folder.strip("/")
+    if "hold_above" in table:
+        values["hold_above"] = _number("deletions", table, "hold_above", int, minimum=0)
+    return DeletionSettings(**values)
 
 
 def _typed(section: str, table: Mapping[str, Any], key: str, kind: type) -> Any:

@@ -128,6 +128,11 @@ class Store:
                 MIGRATIONS[target](self._db)
                 self._db.execute(f"PRAGMA user_version={target + 1}")
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The connection, for the queries of ``store_*`` feature modules (writes inside :meth:`transaction`)."""
+        return self._db
+
     def close(self) -> None:
         self._db.close()
 

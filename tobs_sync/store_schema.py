@@ -169,8 +169,37 @@ def _schema_v7(db: sqlite3.Connection) -> None:
     )
 
 
+def _schema_deletions(db: sqlite3.Connection) -> None:
+    """Messages deleted in Telegram and what became of them (held, pending, applied, discarded);
+    notes whose re-render is owed (a live edit or a deletion mark, recorded before the render); and
+    notes about to be moved to the archive or removed (recorded before the file is touched)."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE deletions (
+            chat_id     INTEGER NOT NULL,
+            message_id  INTEGER NOT NULL,
+            state       TEXT NOT NULL,
+            action      TEXT NOT NULL,
+            found_at    INTEGER NOT NULL,
+            PRIMARY KEY (chat_id, message_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX deletions_by_state ON deletions (state, chat_id);
+        CREATE TABLE stale_notes (
+            path     TEXT PRIMARY KEY,
+            chat_id  INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE note_moves (
+            path     TEXT PRIMARY KEY,
+            chat_id  INTEGER NOT NULL,
+            target   TEXT
+        ) WITHOUT ROWID
+        """,
+    )
+
+
 MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (
-    _schema_v1, _schema_v2, _schema_v3, _schema_v4, _schema_v5, _schema_v6, _schema_v7,
+    _schema_v1, _schema_v2, _schema_v3, _schema_v4, _schema_v5, _schema_v6, _schema_v7, _schema_deletions,
 )
 """``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``."""
 

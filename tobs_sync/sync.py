@@ -26,14 +26,17 @@ first written; later changes of the path template or of a chat's title apply to 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import posixpath
 import string
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
+from tobs_sync.changes import ChangeEngine, ChatLocks
 from tobs_sync.config import STATE_DIR, Settings
 from tobs_sync.errors import ChatDeferred, ExportFormatError, SourceError, VaultError
 from tobs_sync.media import MediaWriter
@@ -46,7 +49,10 @@ from tobs_sync.publish import Draft, Outcome, Published, Publisher
 from tobs_sync.render import CHAT_TEMPLATE, MESSAGE_TEMPLATE, Renderer, wikilink
 from tobs_sync.sources.base import ReportsSkips, Source
 from tobs_sync.store import Store
+from tobs_sync.store_deletions import chats_of_unnamed, stored_ids_between
+from tobs_sync.store_deletions import shown as shown_deletions
 from tobs_sync.store_rows import CHAT_NOTE, ChatState, MediaRows, NoteRow
+from tobs_sync.store_schema import NO_CURSOR
 from tobs_sync.vault import Vault, sha256_hex
 from tobs_sync.views import StoredMedia, chat_view, local_datetime, message_view, topic_path_value
 
@@ -70,7 +76,11 @@ class ChatCounts:
     edited: int = 0
     """Messages whose stored text changed (a live edit, or found by re-reading recent messages)."""
     deleted: int = 0
-    """Messages found deleted in Telegram."""
+    """Messages found deleted in Telegram (and handled by ``deletions.policy``)."""
+    held: int = 0
+    """Deletions held by the mass-deletion guard until the user confirms them."""
+    reconciled: int = 0
+    """Recent messages read again to find edits and deletions Telegram did not report (the cost)."""
     errors: list[str] = field(default_factory=list)
     """Why the chat was deferred or failed, or what else went wrong in it."""
 
@@ -136,7 +146,7 @@ class Synchronizer:
 
     def __init__(
         self, settings: Settings, store: Store, vault: Vault, renderer: Renderer, media: MediaWriter,
-        *, executor: Executor | None = None,
+        *, executor: Executor | None = None, clock: Callable[[], float] = time.time,
     ) -> None:
         self.batches_ahead = settings.telegram.batches_ahead
         """Batches of a chat read while earlier ones are still being published."""
@@ -152,6 +162,12 @@ class Synchronizer:
         self._reserved_names = _reserved_folder_names(settings.templates, media.folder_rule)
         self._note_lookups = NoteLookups(store)
         """Notes of consecutive messages, a window per query: one query serves a whole batch."""
+        self._locks = ChatLocks()
+        self.changes = ChangeEngine(
+            settings, store, vault, media, self._publisher, render=self._rerender_one,
+            write_chat_note=self._write_chat_note, clock=clock,
+        )
+        """Edits, deletions and reconciliation (:mod:`tobs_sync.changes`); its ``clock`` dates deletions."""
 
     # -- sync ------------------------------------------------------------------------------
 
@@ -168,7 +184,7 @@ class Synchronizer:
         self._renderer.check()
         self._vault.forget_listings()  # files may have appeared since the last pass
         report = SyncReport()
-        publishing = Stage()
+        publishing = self._locks.stage()
 
         async def run_chat(chat: Chat) -> None:
             try:
@@ -192,7 +208,57 @@ class Synchronizer:
         """Render with ``renderer`` from now on (the agent swaps in templates it has checked)."""
         self._renderer = renderer
 
+    def chat_lock(self, chat_id: int) -> asyncio.Lock:
+        """Held by :meth:`sync_chat`, :meth:`apply_edits` and :meth:`apply_deletions`: a pass and live
+        changes never interleave within a chat."""
+        return self._locks.lock(chat_id)
+
+    async def apply_edits(self, source: Source, messages: Sequence[Message]) -> SyncReport:
+        """Apply edited messages (live edits): see :meth:`tobs_sync.changes.ChangeEngine.edit`."""
+        report = SyncReport()
+        for chat_id in dict.fromkeys(m.chat_id for m in messages):
+            async with self.chat_lock(chat_id), self._locks.stage():
+                if (state := self._store.chat_state(chat_id)) is not None:
+                    await self.changes.edit(source.media_chunks, state, [m for m in messages if m.chat_id == chat_id],
+                                            report)
+        return report
+
+    async def apply_deletions(
+        self, chat_id: int | None, message_ids: Sequence[int], *, up_to: int | None = None
+    ) -> SyncReport:
+        """Apply deleted messages (live deletions; ``chat_id`` None: private chats and basic groups,
+        mapped through the store; ``up_to``: every message of the chat up to that id, a cleared
+        channel), by policy and behind the guard: see :meth:`tobs_sync.changes.ChangeEngine.delete`."""
+        report = SyncReport()
+        if chat_id is None:
+            by_chat = chats_of_unnamed(self._store, message_ids)
+        else:
+            ids = list(message_ids)
+            if up_to is not None:
+                ids += stored_ids_between(self._store, chat_id, 1, up_to)
+            by_chat = {chat_id: ids}
+        for chat, ids in by_chat.items():
+            async with self.chat_lock(chat), self._locks.stage():
+                if (state := self._store.chat_state(chat)) is not None:
+                    await self.changes.delete(state, ids, report)
+        return report
+
+    async def confirm_deletions(self, chat_id: int) -> SyncReport:
+        """Apply the deletions the guard held in a chat."""
+        report = SyncReport()
+        async with self.chat_lock(chat_id), self._locks.stage():
+            if (state := self._store.chat_state(chat_id)) is not None:
+                await self.changes.confirm(state, report)
+        return report
+
     async def sync_chat(
+        self, source: Source, chat: Chat, report: SyncReport, publishing: Stage | None = None
+    ) -> None:
+        """:meth:`read_chat` holding the chat's lock."""
+        async with self.chat_lock(chat.id):
+            await self.read_chat(source, chat, report, publishing)
+
+    async def read_chat(
         self, source: Source, chat: Chat, report: SyncReport, publishing: Stage | None = None
     ) -> None:
         """One chat: its batches are read ahead (up to :attr:`batches_ahead` waiting) while earlier
@@ -201,14 +267,16 @@ class Synchronizer:
         Publishing a batch (its notes grouped, its media fetched, rendered, written and committed
         with the cursor) needs the batches before it committed: an album straddling two batches
         continues the note of the one before. Batches already read when reading fails are still
-        published before the failure is raised.
+        published before the failure is raised. Then, unless this was the chat's first read, its
+        recent window is read again (reconciliation, :meth:`tobs_sync.changes.ChangeEngine.reconcile`).
         """
-        stage = publishing or Stage()
+        stage = publishing or self._locks.stage()
         async with stage:
             state = self._store.upsert_chat(chat, self._chat_folder)
             report.chats += 1
             report.chat(chat)
             self._reserve_chat_note(state)
+            await self.changes.resume(state, report)
             await self._retry_failed_media(source, state, report)
 
         async def publish(batch: Sequence[Message]) -> None:
@@ -216,6 +284,8 @@ class Synchronizer:
                 await self._sync_batch(source, state, batch, report)
 
         await read_ahead(source.batches(chat, state.cursor), publish, ahead=self.batches_ahead)
+        if state.cursor != NO_CURSOR and (read := self._store.chat_state(chat.id)) is not None:
+            await self.changes.reconcile(source, read, report, stage)
         async with stage:
             if isinstance(source, ReportsSkips):
                 report.add_skipped(chat, self._store.record_skipped(chat.id, source.skipped_messages(chat)))
@@ -356,8 +426,11 @@ class Synchronizer:
             reply_path = assigned.get(first.reply.message_id)
             if reply_path is None and (row := self._store.note_of_message(state.chat.id, first.reply.message_id)):
                 reply_path = row.path
+        # a note written before may show deleted messages (a new one never does: spares the query)
+        deleted = shown_deletions(self._store, state.chat.id, [m.id for m in note.messages]) if note.previous else None
         context = {
-            "message": message_view(note.messages, stored, tz=self._tz, reply_path=reply_path, note_path=note.path),
+            "message": message_view(note.messages, stored, tz=self._tz, reply_path=reply_path, note_path=note.path,
+                                    deleted=deleted),
             "chat": chat_view(state.chat, self._chat_note_path(state)),
         }
         ids = [m.id for m in note.messages]
@@ -452,6 +525,9 @@ class Synchronizer:
         fetched = media or {}
         stored = {m.id: fetched[m.id] if m.id in fetched else self._media.stored_media(m) for m in messages}
         return self._render_message_note(state, note, stored, {})
+
+    def _rerender_one(self, row: NoteRow, state: ChatState, media: dict[int, list[StoredMedia]] | None) -> bytes:
+        return self._rerender(row, {state.chat.id: state}, media)
 
     def _needs_write(self, row: NoteRow, data: bytes, bases: tuple[bytes | None, bytes | None] | None) -> bool:
         if row.conflict_hash is not None or row.intended_hash is not None:

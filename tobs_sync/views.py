@@ -113,9 +113,15 @@ def message_view(
     tz: dt.tzinfo,
     reply_path: str | None,
     note_path: str,
+    deleted: Mapping[int, int] | None = None,
 ) -> dict[str, Any]:
-    """The ``message`` variable of the message template; ``messages`` is one note's worth (an album)."""
+    """The ``message`` variable of the message template; ``messages`` is one note's worth (an album).
+
+    ``deleted``: when tobs-sync found messages of the note deleted in Telegram, by id (UTC epoch s);
+    ``message.deleted`` is the latest such time once every message of the note is deleted, and
+    ``message.deleted_ids`` lists the deleted ones (an album may lose some members only)."""
     first = messages[0]
+    gone = {m.id: deleted[m.id] for m in messages if deleted and m.id in deleted}
     bodies = [render_text(m.text, m.entities) for m in messages if m.text]
     edited = [m.edited for m in messages if m.edited]
     text = "\n\n".join(m.text for m in messages if m.text)
@@ -127,6 +133,8 @@ def message_view(
         "kind": inert_text(str(first.kind)),
         "date": local_datetime(first.date, tz),
         "edited": local_datetime(max(edited), tz) if edited else None,
+        "deleted": local_datetime(max(gone.values()), tz) if gone and len(gone) == len(messages) else None,
+        "deleted_ids": sorted(gone),
         "text": inert_text(text),
         "body": inert_markdown("\n\n".join(bodies)),
         "sender": _inert(first.sender_name),

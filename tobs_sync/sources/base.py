@@ -72,11 +72,21 @@ Where the sources legitimately differ:
   and later edits are not seen by a read that is past them. Message ids of private chats and basic
   groups come from one account-wide counter, so those chats' ids have gaps.
 * The **in-memory** source fails only as staged by its test, and holds its files in memory.
+
+Live sources. A source that can follow a session as it happens is a :class:`LiveSource`: its
+``live_changes()`` yields :data:`LiveChange` values (new messages in a chat, an edited message, deleted
+messages) until the session ends. They are hints of what changed, not a complete record: an update
+can be lost (Telegram drops edits and deletions that arrive inside a difference), so a
+:class:`RecentWindow` source also lets the engine re-read a chat's newest messages and compare
+them with what it stored (reconciliation). The Telethon source and the in-memory source are both;
+a Desktop export is neither (it is a snapshot).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 from typing import NamedTuple, Protocol, Self, runtime_checkable
 
@@ -123,4 +133,54 @@ class ReportsSkips(Protocol):
         """What the last read of ``chat`` left out, once it has ended. Messages at or below the
         cursor come with :data:`tobs_sync.store.BELOW_CURSOR`: the store keeps only those it does
         not hold."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesArrived:
+    """New messages in a chat: a hint; the chat's incremental pass reads them."""
+
+    chat_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEdited:
+    """A message changed: converted as ``batches`` would give it (latest text, ``edited`` set)."""
+
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesDeleted:
+    """Messages deleted in Telegram.
+
+    ``chat_id`` is None for private chats and basic groups: Telegram does not say which chat, and
+    their ids are account-wide, so the engine maps them to chats through what it stored. ``up_to``
+    (a cleared channel history) also deletes every message of the chat with an id up to it.
+    """
+
+    chat_id: int | None
+    message_ids: tuple[int, ...]
+    up_to: int | None = None
+
+
+LiveChange = MessagesArrived | MessageEdited | MessagesDeleted
+
+
+@runtime_checkable
+class LiveSource(Protocol):
+    """A source that reports changes as they happen, while its session lasts."""
+
+    def live_changes(self) -> AsyncIterator[LiveChange]:
+        """Changes in the selected chats, in the order received, until the session ends."""
+        ...
+
+
+@runtime_checkable
+class RecentWindow(Protocol):
+    """A source that can re-read a chat's newest messages (for reconciliation)."""
+
+    async def recent_messages(self, chat: Chat, *, count: int, since: datetime | None) -> Sequence[Message]:
+        """The chat's newest messages: at most ``count``, none dated before ``since``, ascending ids,
+        converted exactly as ``batches`` converts them (so equal messages compare equal)."""
         ...

@@ -13,6 +13,12 @@ what a test needs to stage passes:
   :meth:`MemorySource.make_unavailable` makes it :class:`~tobs_sync.errors.MediaUnavailable` for good.
 * :meth:`MemorySource.fail_history` makes the next read of a chat's history raise a given error
   (a :class:`~tobs_sync.errors.ChatDeferred`, say); ``fetch_calls`` counts the fetches of each file.
+* Live changes: :meth:`MemorySource.change_message` replaces a message (new reactions, say, with no
+  edit time), :meth:`MemorySource.delete_messages` removes messages from a history, and
+  :meth:`MemorySource.push` hands a :data:`~tobs_sync.sources.base.LiveChange` to whoever iterates
+  :meth:`MemorySource.live_changes` (nothing is pushed by itself: a test decides what Telegram
+  reports and what it leaves for reconciliation to find). :meth:`MemorySource.recent_messages`
+  re-reads a chat's newest messages; ``recent_reads`` counts those reads.
 
 Limits: everything lives in memory, file bytes included, so it suits small accounts. Message ids must
 increase within a chat, as Telegram's do. Files have no data centre unless a ``dc_id`` is given,
@@ -21,8 +27,10 @@ and there are no flood waits.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import dataclasses
+import datetime as dt
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
@@ -31,7 +39,7 @@ from typing import Any, Self
 
 from tobs_sync.errors import MediaUnavailable, SourceError
 from tobs_sync.model import Chat, MediaKind, MediaRef, Message
-from tobs_sync.sources.base import DEFAULT_BATCH_SIZE
+from tobs_sync.sources.base import DEFAULT_BATCH_SIZE, LiveChange
 
 LOCATOR_SCHEME = "memory"
 DEFAULT_CHUNK_SIZE = 64 * 1024
@@ -76,6 +84,10 @@ class MemorySource:
         self._open = False
         self.fetch_calls: Counter[str] = Counter()
         """Calls of :meth:`media_chunks` by locator, whatever their outcome."""
+        self.recent_reads = 0
+        """Calls of :meth:`recent_messages`."""
+        self._live: asyncio.Queue[LiveChange | None] | None = None
+        self._pending_live: list[LiveChange] = []
         for chat in chats:
             self.add_chat(chat)
 
@@ -121,6 +133,28 @@ class MemorySource:
         history.messages[message_id] = message
         return message
 
+    def change_message(self, message: Message) -> Message:
+        """Replace the stored message with the same chat and id by ``message`` (any field may differ)."""
+        history = self._history(message.chat_id)
+        if message.id not in history.messages:
+            raise KeyError(f"{self.name}: chat {message.chat_id} has no message {message.id}")
+        history.messages[message.id] = message
+        return message
+
+    def delete_messages(self, chat_id: int, message_ids: Iterable[int]) -> list[int]:
+        """Remove messages from a chat's history; the ids that were there."""
+        history = self._history(chat_id)
+        gone = [i for i in message_ids if history.messages.pop(i, None) is not None]
+        history.ids = [i for i in history.ids if i in history.messages]
+        return gone
+
+    def push(self, change: LiveChange) -> None:
+        """Report ``change`` to :meth:`live_changes` (kept until a session reads it)."""
+        if self._live is not None:
+            self._live.put_nowait(change)
+        else:
+            self._pending_live.append(change)
+
     def messages(self, chat_id: int) -> list[Message]:
         """The chat's history, ascending (for assertions)."""
         history = self._history(chat_id)
@@ -155,12 +189,19 @@ class MemorySource:
 
     async def __aenter__(self) -> Self:
         self._open = True
+        self._live = asyncio.Queue()
+        for change in self._pending_live:
+            self._live.put_nowait(change)
+        self._pending_live = []
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._open = False
+        if self._live is not None:
+            self._live.put_nowait(None)  # ends a running live_changes()
+            self._live = None
 
     async def chats(self) -> AsyncIterator[Chat]:
         self._check_open()
@@ -181,6 +222,24 @@ class MemorySource:
                 return
             cursor = ids[-1]
             yield [history.messages[i] for i in ids]
+
+    async def live_changes(self) -> AsyncIterator[LiveChange]:
+        """What :meth:`push` reported, in order, until the session ends."""
+        self._check_open()
+        queue = self._live
+        if queue is None:  # pragma: no cover - set while open
+            return
+        while (change := await queue.get()) is not None:
+            yield change
+
+    async def recent_messages(self, chat: Chat, *, count: int, since: dt.datetime | None) -> Sequence[Message]:
+        """The newest ``count`` messages of ``chat`` dated ``since`` or later, ascending."""
+        self._check_open()
+        self.recent_reads += 1
+        history = self._history(chat.id)
+        newest = history.ids[-count:] if count > 0 else []
+        floor = None if since is None else since.timestamp()
+        return [history.messages[i] for i in newest if floor is None or history.messages[i].date >= floor]
 
     async def media_chunks(self, media: MediaRef, offset: int = 0) -> AsyncIterator[bytes]:
         self._check_open()

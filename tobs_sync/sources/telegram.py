@@ -43,7 +43,11 @@ What it guarantees:
   in (:func:`~tobs_sync.sources.telegram_login.log_in`) are :class:`SourceError` naming the step,
   never a traceback; a start that fails disconnects the client.
 
-Limits: live updates are not handled here yet; chats are listed from the dialogs once per pass.
+* Live changes (:meth:`TelegramSource.live_changes`): new, edited and deleted messages of the chats
+  listed in the session, from Telethon's update loop (:mod:`~tobs_sync.sources.telegram_live`);
+  :meth:`TelegramSource.recent_messages` re-reads a chat's newest messages for reconciliation.
+
+Limits: chats are listed from the dialogs once per pass.
 The client must be created with ``raise_last_call_error=True`` (otherwise Telethon turns a
 request's last error into a bare ``ValueError``); :func:`tobs_sync.app.open_client` does so.
 """
@@ -55,6 +59,7 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -65,10 +70,11 @@ from tobs_sync.chat_rules import chat_selected
 from tobs_sync.config import TelegramSettings
 from tobs_sync.errors import ChatDeferred, SourceError
 from tobs_sync.model import MIGRATED_ID_SHIFT, Chat, ChatKind, MediaRef, Message
-from tobs_sync.sources.base import DEFAULT_BATCH_SIZE
+from tobs_sync.sources.base import DEFAULT_BATCH_SIZE, LiveChange
 from tobs_sync.sources.telegram_convert import chat_from_entity, message_from_tl
 from tobs_sync.sources.telegram_downloads import Downloads
 from tobs_sync.sources.telegram_errors import FLOOD_ERRORS, TRANSIENT_ERRORS
+from tobs_sync.sources.telegram_live import LiveUpdates, recent_window
 from tobs_sync.sources.telegram_migrated import as_supergroup_message, old_group
 from tobs_sync.sources.telegram_requests import MAX_ATTEMPTS, Requests, describe, within
 from tobs_sync.sources.telegram_takeout import Takeout
@@ -114,6 +120,7 @@ class TelegramSource:
         self._takeout = Takeout(client, self._requests, enabled=settings.takeout)
         self._downloads = Downloads(client, settings, self._requests, input_peer=self._peer,
                                     per_dc_floods=per_dc_download_floods)
+        self._live = LiveUpdates(client, self._converted)
 
     async def __aenter__(self) -> Self:
         try:
@@ -123,7 +130,9 @@ class TelegramSource:
             if not await self._requests.deadline(self._client.is_user_authorized(), "checking the login"):
                 raise SourceError("not logged in to Telegram; run 'tobs-sync login --vault VAULT' first")
             await self._takeout.end_stale()
+            self._live.start()
         except BaseException:
+            self._live.stop()
             # ``async with`` skips __aexit__ when __aenter__ fails: close here, or Telethon's update
             # loop would keep running after the error.
             with contextlib.suppress(Exception):
@@ -134,6 +143,7 @@ class TelegramSource:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self._live.stop()
         await self._takeout.finish(exc_type, exc, tb)
         await self._client.disconnect()
 
@@ -148,6 +158,7 @@ class TelegramSource:
             for rule in include:
                 chat = await self._named_chat(rule)
                 if chat is not None and chat_selected(chat, [rule], self._settings.exclude):
+                    self._live.select(chat)
                     yield chat
             return
         seen: set[int] = set()
@@ -161,6 +172,7 @@ class TelegramSource:
                 usernames.add(f"@{chat.username.casefold()}")
             self._peers[chat.id] = utils.get_input_peer(dialog.entity)
             self._remember_peer(chat, self._peers[chat.id])
+            self._live.select(chat)
             yield chat
         for rule in self._settings.chats:
             named = isinstance(rule, str) and rule.startswith("@") and rule.casefold() not in usernames
@@ -168,6 +180,7 @@ class TelegramSource:
                 chat = await self._named_chat(rule)
                 if chat is not None and chat.id not in seen and chat_selected(chat, [rule], self._settings.exclude):
                     seen.add(chat.id)
+                    self._live.select(chat)
                     yield chat
 
     async def _dialogs(self) -> list[Any]:
@@ -334,6 +347,34 @@ class TelegramSource:
     async def _peer(self, chat_id: int) -> Any:
         """The input peer of a chat listed or resolved in this pass, else resolved now."""
         return self._peers.get(chat_id) or await self._input_peer(chat_id)
+
+    # -- live changes and recent messages ---------------------------------------------------
+
+    def live_changes(self) -> AsyncIterator[LiveChange]:
+        """New, edited and deleted messages of the chats listed in this session, until it ends."""
+        return self._live.changes()
+
+    async def recent_messages(self, chat: Chat, *, count: int, since: datetime | None) -> Sequence[Message]:
+        """The chat's newest messages (at most ``count``, none before ``since``), ascending, converted
+        as :meth:`batches` converts them."""
+        peer = await self._peer(chat.id)
+        found = await recent_window(
+            self._client, peer, chat, count=count, since=since,
+            call=lambda request, what: self._requests.with_retries(request, what, chat=chat),
+        )
+        return await self._converted(chat, found)
+
+    async def _converted(self, chat: Chat, tl_messages: list[Any]) -> list[Message]:
+        """TL messages of ``chat`` as a history read gives them (files remembered, topic titles set)."""
+        messages = []
+        for tl_message in tl_messages:
+            self._downloads.remember(chat.id, tl_message)
+            message = message_from_tl(tl_message, chat.id, forum=chat.forum)
+            if message is not None:
+                messages.append(message)
+        if not messages:
+            return []
+        return await self._topics.titled(chat, await self._peer(chat.id), messages, self._caller(chat))
 
     # -- media ------------------------------------------------------------------------------
 
