@@ -70,7 +70,8 @@ class Schedule:
         """The trigger, first firing after ``now`` (the start-up pass has just run)."""
         if self.cron is not None:
             return CronTrigger.from_crontab(self.cron, timezone=now.tzinfo)
-        assert self.every_s is not None
+        if self.every_s is None:
+            raise ValueError(f"schedule {self.key}: neither every nor cron")
         return IntervalTrigger(seconds=self.every_s, start_date=now + dt.timedelta(seconds=self.every_s),
                                timezone=now.tzinfo)
 

@@ -46,9 +46,11 @@ PassHook = Callable[[str, SyncReport], None]
 
 
 def log_pass(what: str, report: SyncReport) -> None:
-    """The default record of a pass: one line."""
-    log.info("%s: %d chats, %d new messages, %d notes written, %d unchanged%s", what, report.chats,
-             report.messages, report.notes_written, report.notes_unchanged,
+    """The default record of a piece of work: one line."""
+    counts = report.per_chat.values()
+    new, edited, deleted = (sum(getattr(c, name) for c in counts) for name in ("new", "edited", "deleted"))
+    log.info("%s: %d new, %d edited, %d deleted in %d chat(s); notes: %d written, %d unchanged%s", what, new, edited,
+             deleted, len(report.per_chat), report.notes_written, report.notes_unchanged,
              f", {len(report.conflicts)} conflicts" if report.conflicts else "")
 
 
@@ -104,6 +106,7 @@ class AgentSession:
         try:
             self.spawn(self._start())
             self._live = loop.create_task(self._consume_live())
+            self._live.add_done_callback(_log_failure)
             ended = loop.create_task(self._ended.wait())
             await asyncio.wait([stopper, ended], return_when=asyncio.FIRST_COMPLETED)
             ended.cancel()
@@ -119,7 +122,7 @@ class AgentSession:
             await self._end_tasks(cancel=stop.is_set() or self.new_settings is None)
         return self.new_settings if not stop.is_set() else None
 
-    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
         """Run ``work`` as a task of this session (ended with it)."""
         if not self._accepting:
             work.close()
@@ -130,8 +133,7 @@ class AgentSession:
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and (error := task.exception()) is not None:
-            log.error("agent: %s", error, exc_info=error)
+        _log_failure(task)
 
     async def _end_tasks(self, *, cancel: bool) -> None:
         """Stop: cancel everything (a pass under way is abandoned). Reload: let the work under way end
@@ -148,10 +150,12 @@ class AgentSession:
     # -- work -------------------------------------------------------------------------------
 
     async def _start(self) -> None:
-        await self.run_pass(None, "catch-up")
-        if self._accepting:
-            self.scheduler.start(plan_schedules(self.app.settings))
-            self._save_next_runs()
+        try:
+            await self.run_pass(None, "catch-up")
+        finally:  # a catch-up that failed is retried by the schedules
+            if self._accepting:
+                self.scheduler.start(plan_schedules(self.app.settings))
+                self._save_next_runs()
 
     async def _scheduled_pass(self, key: str) -> None:
         """A job of the scheduler (which runs it as its own task: the session tracks it to end it)."""
@@ -247,3 +251,9 @@ class AgentSession:
         self.new_settings = settings
         self._accepting = False
         self._ended.set()
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    """A task of the session ended with an unexpected error: logged with its traceback (the agent goes on)."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("agent: %s", error, exc_info=error)
