@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tobs_sync.cli import main
+from tobs_sync.lock import VaultLock
 
 
 def printed(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
@@ -53,3 +54,13 @@ def test_service_needs_a_known_kind(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["service", "cron", "--vault", "."])
     assert "invalid choice: 'cron'" in capsys.readouterr().err
+
+
+def test_run_is_refused_while_another_command_writes_to_the_vault(
+    vault: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with VaultLock(vault / ".tobs", "tobs-sync sync"):
+        assert main(["run", "--vault", str(vault), "--simulate", "chats=1,messages=1"]) == 1
+    error = capsys.readouterr().err
+    assert "is in use by tobs-sync sync (pid" in error
+    assert not (vault / "Telegram").exists()

@@ -27,12 +27,14 @@ from watchdog.events import (
     FileOpenedEvent,
 )
 
-from tobs_sync.agent import Agent
+from tobs_sync.agent import AGENT_COMMAND, Agent
 from tobs_sync.agent_schedule import read_next_runs
 from tobs_sync.agent_watch import Debouncer, Kind, Watcher, _Handler, config_event, template_event
 from tobs_sync.app import init_vault
 from tobs_sync.config import load_settings
+from tobs_sync.lock import VaultLock
 from tobs_sync.model import Message
+from tobs_sync.sync import SyncReport
 
 TEMPLATES = "Telegram/_templates"
 
@@ -203,3 +205,37 @@ def test_the_watcher_reports_a_saved_template_and_a_saved_config(tmp_path: Path)
     finally:
         watcher.stop()
     assert set(got) == {"templates", "config"}
+
+
+def test_a_running_agent_rerenders_after_a_template_save_seen_by_its_own_watcher(initialised: Path) -> None:
+    """The whole path on a real event loop: watchdog's thread, the debouncer, the session. The wait is
+    bounded by the event (the re-render), not by a clock."""
+    vault = initialised
+    template = vault / TEMPLATES / "chat.md"
+    source = memory_source([NEWS])
+    done: list[str] = []
+
+    async def scenario() -> None:
+        caught_up, rerendered = asyncio.Event(), asyncio.Event()
+
+        def on_pass(what: str, report: SyncReport) -> None:
+            done.append(what)
+            (rerendered if what == "templates" else caught_up).set()
+
+        with VaultLock(load_settings(vault).state_dir, AGENT_COMMAND) as lock:
+            agent = Agent(vault, lock, lambda app: source, on_pass=on_pass, quiet_s=0.05)
+            running = asyncio.get_running_loop().create_task(agent.run())
+            try:
+                async with asyncio.timeout(30):  # a safety net; each wait returns as soon as its event comes
+                    await caught_up.wait()
+                    save(template, template.read_text(encoding="utf-8") + "\nWatched.\n")
+                    await rerendered.wait()
+            finally:
+                agent.stop()
+                await running
+
+    asyncio.run(scenario())
+    assert done == ["catch-up", "templates"]
+    chat_note = next(p for p in (vault / "Telegram").rglob("*.md") if "_templates" not in p.parts
+                     and "tg_message_id" not in p.read_text(encoding="utf-8"))
+    assert "Watched." in chat_note.read_text(encoding="utf-8")
