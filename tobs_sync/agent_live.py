@@ -10,7 +10,8 @@ Edits and deletions queue for the session's one work lock in the order they arri
 never interleave with a pass or with each other. A source that cannot report live changes (a
 Desktop export) leaves the agent on its schedules alone.
 Limits: changes made while the source was disconnected are not reported here; the scheduled
-passes find them (reconciliation).
+passes find them (reconciliation). If the stream itself fails, the error is logged and the session
+goes on with its schedules alone until the next start or config change.
 """
 
 from __future__ import annotations

@@ -28,8 +28,6 @@ from rich.table import Table
 from rich.text import Text
 
 from tobs_sync import __version__
-from tobs_sync.agent import run_agent
-from tobs_sync.agent_service import service_text
 from tobs_sync.app import (
     App,
     ensure_vault_folder,
@@ -167,6 +165,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             _print_report(console, report, app.media.counts)
         return 0
     if args.command == "run":
+        from tobs_sync.agent import run_agent  # APScheduler and watchdog: only the agent needs them
+
         ensure_vault_folder(args.vault)
         if not args.verbose:
             logging.getLogger("tobs_sync").setLevel(logging.INFO)
@@ -174,6 +174,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         console.print("agent stopped; the next start resumes where it left off")
         return 0
     if args.command == "service":
+        from tobs_sync.agent_service import service_text
+
         console.print(service_text(args.kind, args.vault), end="")
         return 0
     if args.command == "status":
