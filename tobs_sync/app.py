@@ -130,15 +130,17 @@ class App:
         command: str = "tobs-sync",
         lock: VaultLock | None = None,
         read_only: bool = False,
+        settings: Settings | None = None,
     ) -> App:
         """Everything for one vault, holding its lock until :meth:`close`.
 
         ``command`` names this process in the error a second writer gets. ``lock``: a lock the caller
         already holds (it stays the caller's to release). ``read_only``: no lock, no clean-up, the
         store opened read-only, nothing created; the vault must have state already.
-        ``scheduler`` replaces the configured download scheduler (benchmarks).
+        ``scheduler`` replaces the configured download scheduler (benchmarks). ``settings``: already
+        loaded (the agent keeps the ones in force when a changed config cannot be applied).
         """
-        settings = load_settings(vault_root)
+        settings = settings or load_settings(vault_root)
         vault = Vault(settings.vault_root)
         if read_only:
             require_state(settings)

@@ -1,16 +1,17 @@
 """The ``tobs-sync`` command: thin commands over :mod:`tobs_sync.app`.
 
-Commands: ``init``, ``import``, ``sync``, ``login``, ``render``, ``status``, ``chats``, ``deletions``
-(:mod:`tobs_sync.deletions_cli`). Errors a user can cause are printed as one line (``error: ...``)
-with exit status 1, never as a traceback; ``-v`` shows debug logs and ``--log-format json`` writes
-them as JSON lines (both before or after the command name). A pass shows bars per chat on a terminal
-and one line per chat elsewhere (:mod:`tobs_sync.progress`). Every command but ``status``, ``chats``
-(and ``deletions`` without a decision) writes and holds the vault lock while it runs: a second one on
-the same vault is refused with an error naming the first. ``status`` only reads and works while a
-writer runs; ``chats`` only reads too, but holds the lock while the Telegram session (shared with
-``sync``) is open.
+Commands: ``init``, ``import``, ``sync``, ``login``, ``render``, ``run`` (the agent), ``service``,
+``status``, ``chats``, ``deletions`` (:mod:`tobs_sync.deletions_cli`). Errors a user can cause are
+printed as one line (``error: ...``) with exit status 1, never as a traceback; ``-v`` shows debug logs
+and ``--log-format json`` writes them as JSON lines (both before or after the command name). A pass
+shows bars per chat on a terminal and one line per chat elsewhere (:mod:`tobs_sync.progress`). Every
+command but ``status``, ``chats`` (and ``deletions`` without a decision) writes and holds the vault
+lock while it runs: a second one on the same vault is refused with an error naming the first.
+``status`` only reads and works while a writer runs; ``chats`` only reads too, but holds the lock
+while the Telegram session (shared with ``sync``) is open.
 Output goes through rich, which degrades to plain text when not on a terminal.
-Limits: ``sync`` runs one pass; the long-running agent is a separate command (to come).
+``sync`` runs one pass; ``run`` is the long-running agent (:mod:`tobs_sync.agent`), ``service`` prints a
+user-service definition for it.
 """
 
 from __future__ import annotations
@@ -102,6 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
     chats.add_argument("--json", action="store_true", help="machine-readable output")
     chats.add_argument("--simulate", metavar="SPEC", help="list a simulated account's chats (as sync --simulate)")
     chats.add_argument("--repair-permissions", action="store_true")
+
+    run = commands.add_parser("run", help="keep the vault in sync until stopped: schedules, live updates, "
+                                          "template and config changes (Ctrl+C stops it cleanly)")
+    run.add_argument("--vault", type=Path, required=True, help="the Obsidian vault folder (created if missing)")
+    run.add_argument("--simulate", metavar="SPEC",
+                     help="run on a simulated Telegram (keys as for sync); live_every_s=N makes it change every "
+                          "N seconds")
+    run.add_argument("--repair-permissions", action="store_true",
+                     help="make a session folder/file that others can read private again (with a warning)")
+
+    service = commands.add_parser("service", help="print a user-service definition that runs 'tobs-sync run'")
+    service.add_argument("kind", choices=("systemd", "launchd"), help="systemd user unit or launchd agent")
+    service.add_argument("--vault", type=Path, required=True)
 
     status = commands.add_parser("status", help="chats, cursors, media and conflicts of a vault")
     status.add_argument("--vault", type=Path, required=True)
@@ -205,6 +219,20 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             console.print_json(json.dumps({"chats": [row.as_json() for row in listing]}))
         else:
             _print_chats(console, listing)
+        return 0
+    if args.command == "run":
+        from tobs_sync.agent import run_agent  # APScheduler and watchdog: only the agent needs them
+
+        ensure_vault_folder(args.vault)
+        if not args.verbose:
+            logging.getLogger("tobs_sync").setLevel(logging.INFO)
+        asyncio.run(run_agent(args.vault, simulate=args.simulate, repair_permissions=args.repair_permissions))
+        console.print("agent stopped; the next start resumes where it left off")
+        return 0
+    if args.command == "service":
+        from tobs_sync.agent_service import service_text
+
+        console.print(service_text(args.kind, args.vault), end="")
         return 0
     if args.command == "status":
         with App.open(args.vault, read_only=True) as app:

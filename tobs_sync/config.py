@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tobs_sync.chat_rules import ChatRule, Since, parse_backfill, parse_chat_rules, parse_selectors, parse_since
+from tobs_sync.chat_rules import (
+    ChatRule,
+    Since,
+    parse_backfill,
+    parse_chat_rules,
+    parse_duration,
+    parse_selectors,
+    parse_since,
+)
 from tobs_sync.errors import ConfigError
 
 STATE_DIR = ".tobs"
@@ -138,6 +146,12 @@ note = "Telegram/tobs-sync status.md"
 # Only this computer can connect (127.0.0.1).
 port = 0
 
+[agent]
+# How often the agent (tobs-sync run) runs a pass over the chats no [[chat]] table schedules:
+# seconds, minutes, hours or days ("90s", "15m", "1h30m", "2d"). New messages of a connected
+# account arrive as they are sent; this pass also catches what live updates cannot bring.
+every = "30m"
+
 # Per-chat settings: each [[chat]] table selects chats (the selectors of telegram.chats) and sets
 # some of: every / cron (how often the agent runs a pass), since / backfill (how far back a
 # chat's first backfill reaches), comments (channel posts' comments). For each key the first
@@ -164,9 +178,10 @@ _MEDIA_KEYS = frozenset({"kinds", "max_mb", "processors", "processor_workers"})
 _TEMPLATES_KEYS = frozenset({"max_render_ms", "max_output_chars"})
 _SYNC_KEYS = frozenset({"recent_messages", "recent_days"})
 _DELETIONS_KEYS = frozenset({"policy", "archive_folder", "hold_above"})
+_AGENT_KEYS = frozenset({"every"})
 _SECTIONS: Mapping[str, frozenset[str]] = {
     "vault": _VAULT_KEYS, "telegram": _TELEGRAM_KEYS, "media": _MEDIA_KEYS, "templates": _TEMPLATES_KEYS,
-    "sync": _SYNC_KEYS, "deletions": _DELETIONS_KEYS,
+    "sync": _SYNC_KEYS, "deletions": _DELETIONS_KEYS, "agent": _AGENT_KEYS,
     "status": frozenset({"note"}), "metrics": frozenset({"port"}),
 }
 DELETION_POLICIES = ("mark", "keep", "archive", "remove")
@@ -250,6 +265,14 @@ class DeletionSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentSettings:
+    """The long-running agent (``[agent]``)."""
+
+    every_s: float = 1800.0
+    """Seconds between the passes over chats that no ``[[chat]]`` table schedules."""
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Validated settings of one vault."""
 
@@ -271,6 +294,7 @@ class Settings:
     """``[status] note``: the vault path of the status note ("" = none)."""
     metrics_port: int = 0
     """``[metrics] port``: the Prometheus endpoint's port on 127.0.0.1 (0 = off)."""
+    agent: AgentSettings = field(default_factory=AgentSettings)
 
     @property
     def state_dir(self) -> Path:
@@ -335,6 +359,7 @@ def settings_from_mapping(vault_root: Path, data: Mapping[str, Any]) -> Settings
         sync=_sync_settings(data.get("sync", {})),
         deletions=_deletion_settings(data.get("deletions", {})),
         **_status_and_metrics(data.get("status", {}), data.get("metrics", {})),
+        agent=_agent_settings(data.get("agent", {})),
     )
     check_path_template("vault.note_path", settings.note_path, NOTE_PATH_FIELDS, required=frozenset({"id"}))
     check_path_template("vault.chat_note_path", settings.chat_note_path, CHAT_NOTE_PATH_FIELDS)
@@ -374,6 +399,12 @@ def _telegram_settings(table: Mapping[str, Any]) -> TelegramSettings:
         if key in table:
             values[key] = _number("telegram", table, key, int, minimum=1, maximum=64)
     return dataclasses.replace(defaults, **values)
+
+
+def _agent_settings(table: Mapping[str, Any]) -> AgentSettings:
+    if "every" in table:
+        return AgentSettings(every_s=parse_duration("agent.every", table["every"]))
+    return AgentSettings()
 
 
 def _media_settings(table: Mapping[str, Any]) -> MediaSettings:

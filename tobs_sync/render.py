@@ -113,7 +113,8 @@ class Renderer:
     """Compiles and renders the note templates of one vault, one render at a time.
 
     ``clock`` (seconds, monotonic) times each render against ``limits.max_render_ms``; tests
-    pass a fake one.
+    pass a fake one. ``auto_reload=False`` keeps each template as first compiled, whatever is saved
+    later (the agent checks a changed template before it swaps in a new renderer).
     """
 
     def __init__(
@@ -123,6 +124,7 @@ class Renderer:
         *,
         limits: TemplateLimits | None = None,
         clock: Clock = time.monotonic,
+        auto_reload: bool = True,
     ) -> None:
         loaders: list[jinja2.BaseLoader] = []
         if override_dir is not None:
@@ -137,7 +139,7 @@ class Renderer:
             keep_trailing_newline=True,
             trim_blocks=True,
             lstrip_blocks=True,
-            auto_reload=True,
+            auto_reload=auto_reload,
         )
         self._env.install_filters({
             "md": lambda value: md(str(value)),

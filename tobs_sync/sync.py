@@ -185,8 +185,10 @@ class Synchronizer:
 
     # -- sync ------------------------------------------------------------------------------
 
-    async def sync(self, source: Source, *, concurrent_chats: int = 1) -> SyncReport:
-        """Bring every chat of ``source`` up to date in the vault.
+    async def sync(
+        self, source: Source, *, concurrent_chats: int = 1, only: Callable[[Chat], bool] | None = None
+    ) -> SyncReport:
+        """Bring every chat of ``source`` (or those ``only`` accepts) up to date in the vault.
 
         Up to ``concurrent_chats`` chats are read at once (1 for a source that streams one file);
         see :meth:`sync_chat` for what overlaps within a chat. A chat that fails (deferred, no
@@ -216,8 +218,13 @@ class Synchronizer:
             counts = report.chat(chat)
             self.observer.chat_finished(chat, counts.new, counts.errors)
 
-        await run_lanes(source.chats(), run_chat, concurrency=concurrent_chats)
+        chats = source.chats() if only is None else _accepted(source.chats(), only)
+        await run_lanes(chats, run_chat, concurrency=concurrent_chats)
         return report
+
+    def use_renderer(self, renderer: Renderer) -> None:
+        """Render with ``renderer`` from now on (the agent swaps in templates it has checked)."""
+        self._renderer = renderer
 
     def chat_lock(self, chat_id: int) -> asyncio.Lock:
         """Held by :meth:`sync_chat`, :meth:`apply_edits` and :meth:`apply_deletions`: a pass and live
@@ -619,6 +626,12 @@ async def _up_to(batches: AsyncIterator[Sequence[Message]], last_id: int) -> Asy
     finally:
         if hasattr(batches, "aclose"):
             await batches.aclose()
+
+
+async def _accepted(chats: AsyncIterator[Chat], only: Callable[[Chat], bool]) -> AsyncIterator[Chat]:
+    async for chat in chats:
+        if only(chat):
+            yield chat
 
 
 def _draft(row: NoteRow, data: bytes) -> Draft:
