@@ -151,6 +151,11 @@ class Store:
             raise
         self._commit()
 
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one read-only query (for the ``store_<feature>`` modules; writes go through
+        :meth:`transaction`)."""
+        return self._db.execute(sql, params).fetchall()
+
     def _commit(self) -> None:
         """End the current transaction (a seam: tests record or interrupt commits here)."""
         self._db.execute("COMMIT")

@@ -34,6 +34,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
+from tobs_sync.comments import CommentSync
 from tobs_sync.config import STATE_DIR, Settings
 from tobs_sync.errors import ChatDeferred, ExportFormatError, SourceError, VaultError
 from tobs_sync.media import MediaWriter
@@ -46,6 +47,7 @@ from tobs_sync.publish import Draft, Outcome, Published, Publisher
 from tobs_sync.render import CHAT_TEMPLATE, MESSAGE_TEMPLATE, Renderer, wikilink
 from tobs_sync.sources.base import ReportsSkips, Source
 from tobs_sync.store import Store
+from tobs_sync.store_comments import COMMENT_NOTE
 from tobs_sync.store_rows import CHAT_NOTE, ChatState, MediaRows, NoteRow
 from tobs_sync.vault import Vault, sha256_hex
 from tobs_sync.views import StoredMedia, chat_view, local_datetime, message_view, topic_path_value
@@ -152,6 +154,9 @@ class Synchronizer:
         self._reserved_names = _reserved_folder_names(settings.templates, media.folder_rule)
         self._note_lookups = NoteLookups(store)
         """Notes of consecutive messages, a window per query: one query serves a whole batch."""
+        self.comments = CommentSync(settings, store, vault, renderer, self._publisher,
+                                    rerender_note=lambda row, state: self._rerender(row, {state.chat.id: state}))
+        """Channel comments, read after a chat's batches for opted-in channels."""
 
     # -- sync ------------------------------------------------------------------------------
 
@@ -204,11 +209,16 @@ class Synchronizer:
             self._reserve_chat_note(state)
             await self._retry_failed_media(source, state, report)
 
+        posts: dict[int, int] = {}  # channel posts with comments: id -> newest comment id
+
         async def publish(batch: Sequence[Message]) -> None:
             async with stage:
                 await self._sync_batch(source, state, batch, report)
+            posts.update((m.id, m.comments_max_id) for m in batch if m.comments_max_id)
 
         await read_ahead(source.batches(chat, state.cursor), publish, ahead=self.batches_ahead)
+        if (comment_source := self.comments.source_for(chat, source)) is not None:
+            await self.comments.sync_chat(comment_source, state, posts, report.chat(chat).errors, report, stage)
         async with stage:
             if isinstance(source, ReportsSkips):
                 report.add_skipped(chat, self._store.record_skipped(chat.id, source.skipped_messages(chat)))
@@ -350,7 +360,8 @@ class Synchronizer:
             if reply_path is None and (row := self._store.note_of_message(state.chat.id, first.reply.message_id)):
                 reply_path = row.path
         context = {
-            "message": message_view(note.messages, stored, tz=self._tz, reply_path=reply_path, note_path=note.path),
+            "message": message_view(note.messages, stored, tz=self._tz, reply_path=reply_path, note_path=note.path,
+                                    comments=self.comments.post_comments(state.chat.id, first)),
             "chat": chat_view(state.chat, self._chat_note_path(state)),
         }
         ids = [m.id for m in note.messages]
@@ -437,6 +448,8 @@ class Synchronizer:
         self, row: NoteRow, states: dict[int, ChatState], media: dict[int, list[StoredMedia]] | None = None
     ) -> bytes:
         """A stored note rendered again from the store (``media``: slots fetched just now, not yet committed)."""
+        if row.kind == COMMENT_NOTE:
+            return self.comments.rerender(row)
         state = states[row.chat_id]
         if row.kind == CHAT_NOTE:
             return self._render_chat_note(state, row.path)

@@ -1,0 +1,262 @@
+"""Channel comments end to end: the Telethon source over the simulated Telegram, whose broadcast channel
+has a discussion group (spec ``comments``), into the vault through the real sync path."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import shutil
+from pathlib import Path
+from typing import Any
+
+import frontmatter
+from crashing import CrashingVault, install
+from test_hostile import hostile, hostile_block, scan_note, shown
+from vaultcheck import check_vault, note_ids, vault_differences
+
+from tobs_sync.app import App
+from tobs_sync.config import load_settings
+from tobs_sync.sim import SimulatedTelegram, parse_spec
+from tobs_sync.sources.telegram import TelegramSource
+from tobs_sync.store_comments import comment_cursors
+from tobs_sync.sync import SyncReport
+
+SPEC = "chats=1,messages=30,media=0,comments=4,seed=3"
+OPT_IN = '\n[[chat]]\nselect = ["channels"]\ncomments = true\n'
+
+
+def configure(vault: Path, extra: str = OPT_IN) -> None:
+    config = vault / ".tobs" / "config.toml"
+    config.write_text(config.read_text(encoding="utf-8") + extra, encoding="utf-8")
+
+
+def sync_pass(vault: Path, sim: SimulatedTelegram, *, crash_after_renames: int | None = None,
+              recent_posts: int | None = None) -> SyncReport:
+    """One pass of the real sync path over ``sim``; ``crash_after_renames``: die (``SystemExit``) before
+    the rename after that many."""
+
+    async def run() -> SyncReport:
+        settings = load_settings(vault).telegram
+        client = sim.client(raise_last_call_error=True, request_retries=1)
+        with App.open(vault) as app:
+            if crash_after_renames is not None:
+                install(app, CrashingVault(vault, crash_after_renames))
+                app.synchronizer.comments._vault = app.synchronizer._vault
+                app.synchronizer.comments._publisher = app.synchronizer._publisher
+            if recent_posts is not None:
+                app.synchronizer.comments.recent_posts = recent_posts
+            async with TelegramSource(client, settings, retry_delay=0.01, peers=app.store) as source:
+                return await app.sync_source(source)
+
+    return asyncio.run(run())
+
+
+def notes(vault: Path) -> dict[tuple[int, int], tuple[Path, dict[str, Any], str]]:
+    """Every message and comment note by ``(tg_chat_id, tg_message_id)``: path, properties, body."""
+    found = {}
+    for path in vault.rglob("*.md"):
+        if ".tobs" in path.parts:
+            continue
+        post = frontmatter.load(path)
+        if "tg_message_id" in post.metadata:
+            found[(post.metadata["tg_chat_id"], post.metadata["tg_message_id"])] = (path, post.metadata, post.content)
+        else:
+            assert "tg_chat_id" in post.metadata, path
+    return found
+
+
+def link_target(vault: Path, link: str) -> Path:
+    return vault / (link.removeprefix("[[").split("|")[0].removesuffix("]]") + ".md")
+
+
+def expected_comments(sim: SimulatedTelegram, channel: int) -> dict[int, list[int]]:
+    return {
+        post.id: [c.id for c in sim.comments(channel, post.id)]
+        for post in sim.messages(channel) if sim.comments(channel, post.id)
+    }
+
+
+def test_comments_reach_notes_linked_with_their_posts_on_the_first_sync_of_an_opted_in_channel(vault: Path) -> None:
+    configure(vault)
+    sim = SimulatedTelegram(parse_spec(SPEC))
+    channel = sim.chat_ids[0]
+    group = sim.discussion_group(channel)
+    assert group is not None
+    threads = expected_comments(sim, channel)
+    assert sum(map(len, threads.values())) >= 20 and len(threads) >= 10
+
+    report = sync_pass(vault, sim)
+
+    assert report.failed == [] and report.per_chat[channel].errors == []
+    found = notes(vault)
+    comment_notes = {key: value for key, value in found.items() if key[0] == group}
+    assert {mid for _, mid in comment_notes} == {cid for ids in threads.values() for cid in ids}
+    assert max(note_ids(vault).values()) == 1
+    for post_id, comment_ids in threads.items():
+        post_path, post_meta, post_body = found[(channel, post_id)]
+        assert post_meta["comments"] == len(comment_ids)
+        for comment_id in comment_ids:
+            path, meta, body = comment_notes[(group, comment_id)]
+            assert path.parent.name == "Comments" and path.parent.parent == post_path.parent
+            assert link_target(vault, meta["post"]) == post_path
+            assert meta["chat"].startswith("[[") and "Comment on [[" in body
+            assert path.stem in post_body, "the post's note links each of its comments"
+        tl_comment = sim.comments(channel, post_id)[0]
+        assert tl_comment.message.split()[0] in comment_notes[(group, comment_ids[0])][2]
+    assert any("sender" in meta for _, meta, _ in comment_notes.values()), "senders are named"
+    by_id = {c.id: c for post_id in threads for c in sim.comments(channel, post_id)}
+    answering = [comment for comment in by_id.values() if comment.reply_to.reply_to_top_id]
+    assert answering, "the account has comments answering comments"
+    for comment in answering:
+        meta = comment_notes[(group, comment.id)][1]
+        assert link_target(vault, meta["reply_to"]) == comment_notes[(group, comment.reply_to.reply_to_msg_id)][0]
+    answering_post = next(c for c in by_id.values() if not c.reply_to.reply_to_top_id)
+    assert "reply_to" not in comment_notes[(group, answering_post.id)][1], "the post link says it, not a reply"
+    assert check_vault(vault).broken == []
+    with App.open(vault) as app:
+        assert comment_cursors(app.store, channel, threads) == {p: ids[-1] for p, ids in threads.items()}
+
+
+def test_comments_are_not_read_for_a_channel_that_did_not_opt_in(vault: Path) -> None:
+    sim = SimulatedTelegram(parse_spec(SPEC))
+    report = sync_pass(vault, sim)
+    channel = sim.chat_ids[0]
+    assert report.messages == len(sim.messages(channel))
+    assert sim.stats.count("GetReplies") == 0
+    assert {chat for chat, _ in notes(vault)} == {channel}
+    assert not list(vault.rglob("Comments"))
+
+
+def test_new_comments_on_a_later_pass_are_read_only_for_the_posts_that_have_them(vault: Path) -> None:
+    configure(vault)
+    sim = SimulatedTelegram(parse_spec(SPEC))
+    channel = sim.chat_ids[0]
+    group = sim.discussion_group(channel)
+    sync_pass(vault, sim)
+    first = sim.stats.count("GetReplies")
+    assert first == len(expected_comments(sim, channel)), "one request per post with comments"
+
+    sync_pass(vault, sim)  # nothing new: no post is asked about
+    assert sim.stats.count("GetReplies") == first
+
+    posts = [m.id for m in sim.messages(channel) if getattr(m, "replies", None)]
+    quiet, busy = posts[-3], posts[-8]
+    added = [sim.add_comment(channel, busy, "first new"), sim.add_comment(channel, quiet, "second new"),
+             sim.add_comment(channel, busy, "third new")]
+    report = sync_pass(vault, sim)
+
+    assert sim.stats.count("GetReplies") == first + 2
+    found = notes(vault)
+    for comment in added:
+        assert comment.message in found[(group, comment.id)][2]
+    assert found[(channel, busy)][1]["comments"] == len(sim.comments(channel, busy))
+    assert max(note_ids(vault).values()) == 1
+    assert report.per_chat[channel].errors == []
+
+
+def test_a_post_outside_the_recent_window_is_asked_about_only_when_the_window_reaches_it(vault: Path) -> None:
+    configure(vault)
+    sim = SimulatedTelegram(parse_spec(SPEC))
+    channel = sim.chat_ids[0]
+    group = sim.discussion_group(channel)
+    sync_pass(vault, sim)
+    before = sim.stats.count("GetReplies")
+    old_post = next(m.id for m in sim.messages(channel) if getattr(m, "replies", None))
+    comment = sim.add_comment(channel, old_post, "late comment")
+
+    sync_pass(vault, sim, recent_posts=5)
+    assert sim.stats.count("GetReplies") == before
+    assert (group, comment.id) not in notes(vault)
+
+    sync_pass(vault, sim, recent_posts=len(sim.messages(channel)))
+    assert sim.stats.count("GetReplies") == before + 1
+    assert (group, comment.id) in notes(vault)
+
+
+def test_a_crash_between_comment_notes_and_the_comment_cursor_repeats_harmlessly(vault: Path, tmp_path: Path) -> None:
+    sim_spec = parse_spec(SPEC)
+    sync_pass(vault, SimulatedTelegram(sim_spec))  # the posts first, without comments
+    configure(vault)
+    reference = tmp_path / "reference"
+    shutil.copytree(vault, reference)
+    every_post = 1000  # the posts were read before the opt-in: every post is asked about through the window
+    sync_pass(reference, SimulatedTelegram(sim_spec), recent_posts=every_post)
+
+    sim = SimulatedTelegram(sim_spec)
+    channel = sim.chat_ids[0]
+    threads = expected_comments(sim, channel)
+    first_post = min(threads)
+    try:  # the first post's comment notes are renamed into place; the crash hits its post note's rename
+        sync_pass(vault, sim, crash_after_renames=len(threads[first_post]), recent_posts=every_post)
+    except SystemExit:
+        pass
+    else:
+        raise AssertionError("the pass did not crash")
+    group = sim.discussion_group(channel)
+    assert {(group, cid) for cid in threads[first_post]} <= set(notes(vault))
+    with App.open(vault) as app:
+        assert comment_cursors(app.store, channel, threads) == {}, "the cursor did not move"
+
+    sync_pass(vault, sim, recent_posts=every_post)
+    assert vault_differences(vault, reference) == ""
+    assert max(note_ids(vault).values()) == 1
+
+
+def test_hostile_comment_text_stays_inert_in_the_vault(vault: Path) -> None:
+    configure(vault)
+    sim = SimulatedTelegram(parse_spec(SPEC))
+    channel = sim.chat_ids[0]
+    group = sim.discussion_group(channel)
+    post = [m.id for m in sim.messages(channel) if getattr(m, "replies", None)][-1]
+    added = [sim.add_comment(channel, post, hostile_block("Comment")), sim.add_comment(channel, post, hostile("Short"))]
+    report = sync_pass(vault, sim)
+    assert report.per_chat[channel].errors == []
+    paths = [notes(vault)[(group, comment.id)][0] for comment in added]
+    assert [scan_note(path, vault) for path in paths] == [[], []]
+    assert "Comment &lt;\\%\\* app.vault" in shown(paths[0].read_text(encoding="utf-8"))
+    for path in paths:  # rendered again from the store alone
+        path.unlink()
+    with App.open(vault) as app:
+        again = app.synchronizer.render_all()
+    assert again.notes_written == 2 and again.conflicts == []
+    assert [scan_note(path, vault) for path in paths] == [[], []]
+
+
+def test_a_post_whose_comments_cannot_be_read_is_reported_and_the_pass_goes_on(vault: Path) -> None:
+    configure(vault)
+    sim = SimulatedTelegram(parse_spec(SPEC))
+    channel = sim.chat_ids[0]
+    group = sim.discussion_group(channel)
+    threads = expected_comments(sim, channel)
+    refused = min(threads)
+    sim.faults.rpc_error("GetReplies", 400, "MSG_ID_INVALID")
+
+    report = sync_pass(vault, sim)
+
+    errors = report.per_chat[channel].errors
+    assert len(errors) == 1 and f"post {refused}" in errors[0] and "MSG_ID_INVALID" in errors[0]
+    found = notes(vault)
+    assert {(group, cid) for post, ids in threads.items() if post != refused for cid in ids} <= set(found)
+    assert not {(group, cid) for cid in threads[refused]} & set(found)
+    assert {mid for chat, mid in found if chat == channel} == {m.id for m in sim.messages(channel)}
+
+    report = sync_pass(vault, sim)  # the refused post is asked again, and now answers
+    assert report.per_chat[channel].errors == []
+    assert {(group, cid) for cid in threads[refused]} <= set(notes(vault))
+
+
+def test_a_private_discussion_group_fails_each_post_but_not_the_pass(vault: Path) -> None:
+    configure(vault)
+    sim = SimulatedTelegram(parse_spec(dataclasses.replace(parse_spec(SPEC), chats=2).to_text()))
+    channel = next(c for c in sim.chat_ids if sim.kind(c) == "channel")
+    group = sim.discussion_group(channel)
+    assert group is not None
+    sim.faults.private_channel(group)
+
+    report = sync_pass(vault, sim)
+
+    errors = report.per_chat[channel].errors
+    assert len(errors) == len(expected_comments(sim, channel))
+    assert all("CHANNEL_PRIVATE" in error for error in errors)
+    assert report.failed == [] and report.chats == 2
+    assert {chat for chat, _ in notes(vault)} == set(sim.chat_ids)
