@@ -5,19 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import shutil
 from pathlib import Path
 from typing import Any
 
 import frontmatter
 from crashing import CrashingVault, install
+from telethon.tl import types
 from test_hostile import hostile, hostile_block, scan_note, shown
 from vaultcheck import check_vault, note_ids, vault_differences
 
 from tobs_sync.app import App
 from tobs_sync.config import load_settings
+from tobs_sync.records import decode_message, encode_message
 from tobs_sync.sim import SimulatedTelegram, parse_spec
 from tobs_sync.sources.telegram import TelegramSource
+from tobs_sync.sources.telegram_comments import PAGE_SIZE
+from tobs_sync.sources.telegram_convert import message_from_tl
 from tobs_sync.store_comments import comment_cursors
 from tobs_sync.sync import SyncReport
 
@@ -154,6 +159,24 @@ def test_new_comments_on_a_later_pass_are_read_only_for_the_posts_that_have_them
     assert report.per_chat[channel].errors == []
 
 
+def test_a_thread_longer_than_a_page_is_read_page_by_page(vault: Path) -> None:
+    configure(vault)
+    sim = SimulatedTelegram(parse_spec(SPEC))
+    channel = sim.chat_ids[0]
+    group = sim.discussion_group(channel)
+    sync_pass(vault, sim)
+    before = sim.stats.count("GetReplies")
+    post = [m.id for m in sim.messages(channel) if getattr(m, "replies", None)][-1]
+    added = [sim.add_comment(channel, post, f"comment number {n}") for n in range(PAGE_SIZE + 30)]
+
+    sync_pass(vault, sim)
+
+    assert sim.stats.count("GetReplies") == before + 2
+    found = notes(vault)
+    assert all((group, comment.id) in found for comment in added)
+    assert found[(channel, post)][1]["comments"] == len(sim.comments(channel, post))
+
+
 def test_a_post_outside_the_recent_window_is_asked_about_only_when_the_window_reaches_it(vault: Path) -> None:
     configure(vault)
     sim = SimulatedTelegram(parse_spec(SPEC))
@@ -260,3 +283,21 @@ def test_a_private_discussion_group_fails_each_post_but_not_the_pass(vault: Path
     assert all("CHANNEL_PRIVATE" in error for error in errors)
     assert report.failed == [] and report.chats == 2
     assert {chat for chat, _ in notes(vault)} == set(sim.chat_ids)
+
+
+def test_a_channel_post_carries_its_comments_thread_and_a_groups_reply_count_does_not() -> None:
+    date = datetime.datetime(2024, 5, 1, tzinfo=datetime.UTC)
+    post = types.Message(id=7, peer_id=types.PeerChannel(100), date=date, message="post", post=True,
+                         replies=types.MessageReplies(replies=3, replies_pts=9, comments=True, channel_id=200,
+                                                      max_id=41))
+    converted = message_from_tl(post, -1000000000100)
+    assert converted is not None
+    assert (converted.comments_count, converted.comments_max_id, converted.comments_chat_id) == (3, 41, -1000000000200)
+    assert decode_message(encode_message(converted)) == converted
+    quiet = types.Message(id=8, peer_id=types.PeerChannel(100), date=date, message="post", post=True,
+                          replies=types.MessageReplies(replies=0, replies_pts=9, comments=True, channel_id=200))
+    assert message_from_tl(quiet, -1000000000100).comments_max_id is None  # type: ignore[union-attr]
+    in_group = types.Message(id=9, peer_id=types.PeerChannel(300), date=date, message="thread",
+                             replies=types.MessageReplies(replies=2, replies_pts=9, max_id=12))
+    threaded = message_from_tl(in_group, -1000000000300)
+    assert threaded is not None and threaded.comments_chat_id is None and threaded.comments_max_id is None
