@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import frontmatter
+import pytest
 from crashing import CrashingVault, install
 from telethon.tl import types
 from test_hostile import hostile, hostile_block, scan_note, shown
@@ -18,6 +19,7 @@ from vaultcheck import check_vault, note_ids, vault_differences
 
 from tobs_sync.app import App
 from tobs_sync.config import load_settings
+from tobs_sync.errors import ConfigError
 from tobs_sync.records import decode_message, encode_message
 from tobs_sync.sim import SimulatedTelegram, parse_spec
 from tobs_sync.sources.telegram import TelegramSource
@@ -178,7 +180,7 @@ def test_a_thread_longer_than_a_page_is_read_page_by_page(vault: Path) -> None:
 
 
 def test_a_post_outside_the_recent_window_is_asked_about_only_when_the_window_reaches_it(vault: Path) -> None:
-    configure(vault)
+    configure(vault, OPT_IN + "\n[telegram]\ncomments_recent_posts = 5\n")
     sim = SimulatedTelegram(parse_spec(SPEC))
     channel = sim.chat_ids[0]
     group = sim.discussion_group(channel)
@@ -187,13 +189,21 @@ def test_a_post_outside_the_recent_window_is_asked_about_only_when_the_window_re
     old_post = next(m.id for m in sim.messages(channel) if getattr(m, "replies", None))
     comment = sim.add_comment(channel, old_post, "late comment")
 
-    sync_pass(vault, sim, recent_posts=5)
+    sync_pass(vault, sim)
     assert sim.stats.count("GetReplies") == before
     assert (group, comment.id) not in notes(vault)
 
-    sync_pass(vault, sim, recent_posts=len(sim.messages(channel)))
+    config = vault / ".tobs" / "config.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace("= 5", "= 1000"), encoding="utf-8")
+    sync_pass(vault, sim)
     assert sim.stats.count("GetReplies") == before + 1
     assert (group, comment.id) in notes(vault)
+
+
+def test_comments_recent_posts_must_be_a_count_in_range(vault: Path) -> None:
+    configure(vault, "\n[telegram]\ncomments_recent_posts = -1\n")
+    with pytest.raises(ConfigError, match=r"telegram\.comments_recent_posts: must be at least 0"):
+        load_settings(vault)
 
 
 def test_a_crash_between_comment_notes_and_the_comment_cursor_repeats_harmlessly(vault: Path, tmp_path: Path) -> None:

@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument(
         "--simulate", metavar="SPEC",
         help='use a simulated Telegram instead of your account, e.g. "chats=4,messages=5000,media=0.2,latency_ms=100,'
-        'seed=1" (keys: chats, messages, media, latency_ms, seed, dcs, live_every_s, bandwidth_kbps, home_dc, rate)',
+        'seed=1" (keys: chats, messages, media, latency_ms, seed, dcs, live_every_s, bandwidth_kbps, home_dc, rate, '
+        'comments)',
     )
     sync.add_argument("--repair-permissions", action="store_true",
                       help="make a session folder/file that others can read private again (with a warning)")

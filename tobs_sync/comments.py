@@ -4,7 +4,7 @@ Opt-in per chat (``comments = true`` in a ``[[chat]]`` table) and only for chann
 source that can read comments (:class:`ReadsComments`: the Telethon source). After a chat's
 batches, :meth:`CommentSync.sync_chat` learns each post's newest comment id
 (``Message.comments_max_id``) from this pass's batches and from the channel's newest
-:attr:`CommentSync.recent_posts` posts read again (one request), records it, and asks for comments
+``telegram.comments_recent_posts`` posts read again (one request), records it, and asks for comments
 (``messages.getReplies`` with ``min_id`` = the post's comment cursor) only for the posts whose newest
 comment id is above their cursor, this pass's or a refused one's from an earlier pass. A pass with no
 new comments makes one request per opted-in channel.
@@ -61,8 +61,6 @@ log = logging.getLogger(__name__)
 
 COMMENTS_FOLDER = "Comments"
 """The folder, beside a post's note, that holds the notes of its comments."""
-RECENT_POSTS = 20
-"""A channel's newest posts read again on every pass for comments they gained since they were read."""
 LINKED_COMMENTS = 1000
 """The most comments a post's note links (the newest); the count covers them all."""
 NOT_DOWNLOADED = "the files of comments are not downloaded"
@@ -100,7 +98,7 @@ class CommentSync:
         *,
         rerender_note: Callable[[NoteRow, ChatState], bytes],
     ) -> None:
-        self.recent_posts = RECENT_POSTS
+        self.recent_posts = settings.telegram.comments_recent_posts
         """Newest posts of a channel read again each pass for new comments (0: only this pass's posts)."""
         self._settings = settings
         self._store = store

@@ -80,6 +80,9 @@ concurrent_chats = 4
 batches_ahead = 2
 # Threads for blocking work (writing and fsyncing notes).
 blocking_workers = 8
+# Channels whose comments are synced ([[chat]] comments = true): how many of their newest posts
+# are read again on every pass to find comments added since (0 = only posts new in the pass).
+comments_recent_posts = 20
 
 [media]
 # Media kinds to store; others are listed in the note as skipped.
@@ -119,7 +122,7 @@ _TELEGRAM_KEYS = frozenset(
     {
         "api_id", "api_hash", "session_dir", "chats", "exclude", "takeout", "flood_max_wait_s",
         "request_timeout_s", "stall_timeout_s", "download_workers_per_dc", "download_workers_total",
-        "concurrent_chats", "batches_ahead", "blocking_workers",
+        "concurrent_chats", "batches_ahead", "blocking_workers", "comments_recent_posts",
     }
 )
 _MEDIA_KEYS = frozenset({"kinds", "max_mb", "processors", "processor_workers"})
@@ -151,6 +154,8 @@ class TelegramSettings:
     """Batches of a chat read while earlier ones are still being published."""
     blocking_workers: int = 8
     """Threads of the one executor for blocking work (note writes and fsyncs)."""
+    comments_recent_posts: int = 20
+    """Newest posts of a channel whose comments are synced, read again each pass for new comments."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +297,9 @@ def _telegram_settings(table: Mapping[str, Any]) -> TelegramSettings:
                 "blocking_workers"):
         if key in table:
             values[key] = _number("telegram", table, key, int, minimum=1, maximum=64)
+    if "comments_recent_posts" in table:
+        values["comments_recent_posts"] = _number("telegram", table, "comments_recent_posts", int, minimum=0,
+                                                  maximum=1000)
     return dataclasses.replace(defaults, **values)
 
 

@@ -14,7 +14,9 @@ atomically with one fsync per file and per folder, then commits the notes' rows,
 and the chat's cursor in one transaction. A crash at any point repeats at most the unfinished
 batch; repeating it writes identical bytes (skipped), and the intended hashes make a note
 tobs-sync wrote just before the crash its own, never a "user edit". The media retry, the
-re-render and the chat's index note are published the same way.
+re-render and the chat's index note are published the same way. After an opted-in channel's
+batches, its posts' comments are read and published by :class:`~tobs_sync.comments.CommentSync`
+(each post's comment cursor, not the chat's, moves after their notes).
 
 The user's edits of a note are kept: the publisher merges the new generated part into the note
 (properties the user added or changed, text outside the ``%% tobs %%`` markers stay); a note

@@ -17,7 +17,9 @@ deletions), one account-wide counter shared by private chats, basic groups and S
 2024-01-01T00:00Z and increase within every chat. Live changes (:meth:`Account.add_message`, ...) use a
 simulated clock that continues after the generated history, so they are deterministic too.
 
-Media objects and their files come from :mod:`tobs_sync.sim.media`.
+Media objects and their files come from :mod:`tobs_sync.sim.media`; with ``comments`` in the spec,
+broadcast channels get discussion groups and their posts comments (:mod:`tobs_sync.sim.discussion`),
+generated after the chats' own history, which they leave as it is (but for the posts' ``replies``).
 
 Limits: no reactions, polls, stickers, web pages or secret chats; a chat's title never changes even when
 a service message says it was edited (it is "renamed" to its own title), nor does a topic's; topics are
