@@ -28,7 +28,7 @@ from tobs_sync.sources.telegram_convert import message_from_tl
 from tobs_sync.store_comments import comment_cursors
 from tobs_sync.sync import SyncReport
 
-SPEC = "chats=1,messages=30,media=0,comments=4,seed=3"
+SPEC = "chats=1,messages=16,media=0,comments=4,seed=3"
 OPT_IN = '\n[[chat]]\nselect = ["channels"]\ncomments = true\n'
 
 
@@ -90,7 +90,7 @@ def test_comments_reach_notes_linked_with_their_posts_on_the_first_sync_of_an_op
     group = sim.discussion_group(channel)
     assert group is not None
     threads = expected_comments(sim, channel)
-    assert sum(map(len, threads.values())) >= 20 and len(threads) >= 10
+    assert sum(map(len, threads.values())) >= 10 and len(threads) >= 5
 
     report = sync_pass(vault, sim)
 
@@ -206,7 +206,12 @@ def test_comments_recent_posts_must_be_a_count_in_range(vault: Path) -> None:
         load_settings(vault)
 
 
-def test_a_crash_between_comment_notes_and_the_comment_cursor_repeats_harmlessly(vault: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("renames_past_the_notes", [None, 0, 1])
+def test_a_crash_between_comment_notes_and_the_comment_cursor_repeats_harmlessly(
+    vault: Path, tmp_path: Path, renames_past_the_notes: int | None
+) -> None:
+    """The crash comes before the rename of the first post's first comment note (``None``), of its post
+    note (0: its comment notes are in place), or of the next post's first comment note (1)."""
     sim_spec = parse_spec(SPEC)
     sync_pass(vault, SimulatedTelegram(sim_spec))  # the posts first, without comments
     configure(vault)
@@ -217,22 +222,31 @@ def test_a_crash_between_comment_notes_and_the_comment_cursor_repeats_harmlessly
 
     sim = SimulatedTelegram(sim_spec)
     channel = sim.chat_ids[0]
+    group = sim.discussion_group(channel)
     threads = expected_comments(sim, channel)
     first_post = min(threads)
-    try:  # the first post's comment notes are renamed into place; the crash hits its post note's rename
-        sync_pass(vault, sim, crash_after_renames=len(threads[first_post]), recent_posts=every_post)
+    renames = 0 if renames_past_the_notes is None else len(threads[first_post]) + renames_past_the_notes
+    try:
+        sync_pass(vault, sim, crash_after_renames=renames, recent_posts=every_post)
     except SystemExit:
         pass
     else:
         raise AssertionError("the pass did not crash")
-    group = sim.discussion_group(channel)
-    assert {(group, cid) for cid in threads[first_post]} <= set(notes(vault))
+    written = {(group, cid) for cid in threads[first_post]} & set(notes(vault))
     with App.open(vault) as app:
-        assert comment_cursors(app.store, channel, threads) == {}, "the cursor did not move"
+        cursors = comment_cursors(app.store, channel, threads)
+    if renames_past_the_notes is None:
+        assert not written and cursors == {}
+    elif renames_past_the_notes == 0:
+        assert len(written) == len(threads[first_post]) and cursors == {}, "notes in place, cursor not moved"
+    else:
+        assert cursors == {first_post: threads[first_post][-1]}
 
     sync_pass(vault, sim, recent_posts=every_post)
     assert vault_differences(vault, reference) == ""
     assert max(note_ids(vault).values()) == 1
+    # the crashed pass asked about the posts it reached; the next one only about those left undone
+    assert sim.stats.count("GetReplies") == len(threads) + 1
 
 
 def test_hostile_comment_text_stays_inert_in_the_vault(vault: Path) -> None:
@@ -268,6 +282,7 @@ def test_a_post_whose_comments_cannot_be_read_is_reported_and_the_pass_goes_on(v
 
     errors = report.per_chat[channel].errors
     assert len(errors) == 1 and f"post {refused}" in errors[0] and "MSG_ID_INVALID" in errors[0]
+    assert report.deferred == [f"chat {sim.title(channel)!r}: comments of 1 post; {errors[0]}"]
     found = notes(vault)
     assert {(group, cid) for post, ids in threads.items() if post != refused for cid in ids} <= set(found)
     assert not {(group, cid) for cid in threads[refused]} & set(found)
@@ -278,7 +293,7 @@ def test_a_post_whose_comments_cannot_be_read_is_reported_and_the_pass_goes_on(v
     assert {(group, cid) for cid in threads[refused]} <= set(notes(vault))
 
 
-def test_a_private_discussion_group_fails_each_post_but_not_the_pass(vault: Path) -> None:
+def test_a_private_discussion_group_leaves_the_channels_comments_for_the_next_pass(vault: Path) -> None:
     configure(vault)
     sim = SimulatedTelegram(parse_spec(dataclasses.replace(parse_spec(SPEC), chats=2).to_text()))
     channel = next(c for c in sim.chat_ids if sim.kind(c) == "channel")
@@ -289,10 +304,17 @@ def test_a_private_discussion_group_fails_each_post_but_not_the_pass(vault: Path
     report = sync_pass(vault, sim)
 
     errors = report.per_chat[channel].errors
-    assert len(errors) == len(expected_comments(sim, channel))
-    assert all("CHANNEL_PRIVATE" in error for error in errors)
+    assert len(errors) == 1 and "CHANNEL_PRIVATE" in errors[0]
+    assert sim.stats.count("GetReplies") == 1, "the other posts are not asked about in vain"
+    posts = len(expected_comments(sim, channel))
+    assert report.deferred == [f"chat {sim.title(channel)!r}: comments of {posts} posts; {errors[0]}"]
     assert report.failed == [] and report.chats == 2
     assert {chat for chat, _ in notes(vault)} == set(sim.chat_ids)
+
+    sim.faults.restore_channel(group)
+    report = sync_pass(vault, sim)
+    assert report.deferred == [] and report.per_chat[channel].errors == []
+    assert {chat for chat, _ in notes(vault)} == {*sim.chat_ids, group}
 
 
 def test_a_channel_post_carries_its_comments_thread_and_a_groups_reply_count_does_not() -> None:

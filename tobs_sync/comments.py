@@ -16,9 +16,10 @@ is the messages' own: for each batch of a post's comments, (1) the comments are 
 (:mod:`tobs_sync.store_comments`), (2) their notes are published (intended hashes, atomic writes,
 rows committed), (3) the post's note is published again with the new links, and only then (4) the
 post's comment cursor moves. A crash anywhere repeats at most that batch, which writes identical
-bytes. A post whose comments cannot be read (``MSG_ID_INVALID``, a private discussion group) is
-reported in the chat's errors and the pass goes on; a long flood wait leaves the channel's other
-posts for the next pass.
+bytes. A post whose comments cannot be read (``MSG_ID_INVALID``) is reported in the chat's errors
+and the pass goes on; a private discussion group or a long flood wait leaves the channel's remaining
+posts for the next pass. The pass's ``deferred`` list gets one line per channel saying how many
+posts' comments wait for the next pass (they stay due: their newest comment id is recorded).
 
 Limits: the files of comments are not downloaded (listed as not stored); a comment edited or
 deleted after its note was written is not noticed (its id is below the cursor); comments of posts
@@ -82,6 +83,8 @@ class ReadsComments(Protocol):
 class Reporter(Protocol):
     """Where the engine reports (the pass's :class:`~tobs_sync.sync.SyncReport`)."""
 
+    deferred: list[str]
+
     def count(self, published: Published) -> None: ...
 
 
@@ -142,14 +145,20 @@ class CommentSync:
             note_newest_comments(self._store, chat.id, newest)
             due = due_posts(self._store, chat.id)
         read = 0
-        for post_id, cursor, top in due:
+        failed: list[str] = []
+        for number, (post_id, cursor, top) in enumerate(due):
             try:
                 read += await self._sync_post(source, state, post_id, cursor, top, report, stage)
             except ChatDeferred as deferred:
-                _record(errors, f"{deferred} (comments of the channel's other posts: next pass)")
+                failed += [str(deferred)] + [""] * (len(due) - number - 1)  # the rest is not asked about
+                _record(errors, str(deferred))
                 break
             except SourceError as error:
+                failed.append(str(error))
                 _record(errors, str(error))
+        if failed:
+            posts = "1 post" if len(failed) == 1 else f"{len(failed)} posts"
+            report.deferred.append(f"chat {chat.title!r}: comments of {posts}; {failed[0]}")
         return read
 
     async def _sync_post(

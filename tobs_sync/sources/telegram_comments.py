@@ -12,9 +12,10 @@ passes have grown comments since).
 
 Every request goes through :class:`~tobs_sync.sources.telegram_requests.Requests` (deadline,
 retries, flood waits: a wait longer than ``telegram.flood_max_wait_s`` raises
-:class:`~tobs_sync.errors.ChatDeferred`); Telegram's refusals (``MSG_ID_INVALID`` for a post
-without a thread, ``CHANNEL_PRIVATE`` for a discussion group the account cannot read) are
-:class:`~tobs_sync.errors.SourceError` naming the post. Limits: a page shorter than
+:class:`~tobs_sync.errors.ChatDeferred`); Telegram's refusals are errors naming the post:
+``MSG_ID_INVALID`` (a post without a thread) a :class:`~tobs_sync.errors.SourceError` for that post,
+``CHANNEL_PRIVATE`` (a discussion group the account cannot read) a
+:class:`~tobs_sync.errors.ChatDeferred`, since no other post's comments can be read either. Limits: a page shorter than
 :data:`PAGE_SIZE` ends the read (a thread that returns short pages is finished on the next pass,
 since the post's newest comment id is still above the cursor); the files of comments are not
 downloaded.
@@ -85,6 +86,8 @@ class TelegramComments:
             if isinstance(error, ChatDeferred) or not isinstance(cause, errors.RPCError):
                 raise
             meaning = next((text for kind, text in REFUSALS if isinstance(cause, kind)), describe(cause))
+            if isinstance(cause, errors.ChannelPrivateError):  # no other post's comments can be read either
+                raise ChatDeferred(f"{what}: Telegram refused it ({meaning})") from cause
             raise SourceError(f"{what}: Telegram refused it ({meaning})") from cause
 
     async def recent_posts(self, chat: Chat, last: int) -> list[Message]:
