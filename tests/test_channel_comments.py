@@ -18,6 +18,7 @@ from test_hostile import hostile, hostile_block, scan_note, shown
 from vaultcheck import check_vault, note_ids, vault_differences
 
 from tobs_sync.app import App
+from tobs_sync.comments import GROUP_COMMIT
 from tobs_sync.config import load_settings
 from tobs_sync.errors import ConfigError
 from tobs_sync.records import decode_message, encode_message
@@ -25,6 +26,7 @@ from tobs_sync.sim import SimulatedTelegram, parse_spec
 from tobs_sync.sources.telegram import TelegramSource
 from tobs_sync.sources.telegram_comments import PAGE_SIZE
 from tobs_sync.sources.telegram_convert import message_from_tl
+from tobs_sync.store import Store
 from tobs_sync.store_comments import comment_cursors
 from tobs_sync.sync import SyncReport
 
@@ -37,18 +39,34 @@ def configure(vault: Path, extra: str = OPT_IN) -> None:
     config.write_text(config.read_text(encoding="utf-8") + extra, encoding="utf-8")
 
 
+class CrashAtCommentCursors(Store):
+    """Shares ``store``'s database; dies (``SystemExit``) instead of committing a transaction that moves
+    a post's comment cursor (the transaction is left open, and is rolled back when the database closes)."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store._db, store.path)
+
+    def _commit(self) -> None:
+        if self.query("SELECT 1 FROM comment_cursors WHERE max_id > 0 LIMIT 1"):
+            raise SystemExit("simulated crash")
+        super()._commit()
+
+
 def sync_pass(vault: Path, sim: SimulatedTelegram, *, crash_after_renames: int | None = None,
-              recent_posts: int | None = None) -> SyncReport:
+              crash_at_cursors: bool = False, recent_posts: int | None = None) -> SyncReport:
     """One pass of the real sync path over ``sim``; ``crash_after_renames``: die (``SystemExit``) before
-    the rename after that many."""
+    the rename after that many; ``crash_at_cursors``: die instead of moving comment cursors."""
 
     async def run() -> SyncReport:
         settings = load_settings(vault).telegram
         client = sim.client(raise_last_call_error=True, request_retries=1)
         with App.open(vault) as app:
-            if crash_after_renames is not None:
-                install(app, CrashingVault(vault, crash_after_renames))
+            if crash_after_renames is not None or crash_at_cursors:
+                renames = crash_after_renames if crash_after_renames is not None else 10**9
+                install(app, CrashingVault(vault, renames),
+                        CrashAtCommentCursors(app.store) if crash_at_cursors else None)
                 app.synchronizer.comments._vault = app.synchronizer._vault
+                app.synchronizer.comments._store = app.synchronizer._store
                 app.synchronizer.comments._publisher = app.synchronizer._publisher
             if recent_posts is not None:
                 app.synchronizer.comments.recent_posts = recent_posts
@@ -206,12 +224,12 @@ def test_comments_recent_posts_must_be_a_count_in_range(vault: Path) -> None:
         load_settings(vault)
 
 
-@pytest.mark.parametrize("renames_past_the_notes", [None, 0, 1])
+@pytest.mark.parametrize("crash", ["before the comment notes", "before the post notes", "at the cursors"])
 def test_a_crash_between_comment_notes_and_the_comment_cursor_repeats_harmlessly(
-    vault: Path, tmp_path: Path, renames_past_the_notes: int | None
+    vault: Path, tmp_path: Path, crash: str
 ) -> None:
-    """The crash comes before the rename of the first post's first comment note (``None``), of its post
-    note (0: its comment notes are in place), or of the next post's first comment note (1)."""
+    """The crash comes before the rename of the first comment note, of the first post note (the comment
+    notes are in place), or at the commit of the cursors (the posts' notes are in place too)."""
     sim_spec = parse_spec(SPEC)
     sync_pass(vault, SimulatedTelegram(sim_spec))  # the posts first, without comments
     configure(vault)
@@ -224,29 +242,27 @@ def test_a_crash_between_comment_notes_and_the_comment_cursor_repeats_harmlessly
     channel = sim.chat_ids[0]
     group = sim.discussion_group(channel)
     threads = expected_comments(sim, channel)
-    first_post = min(threads)
-    renames = 0 if renames_past_the_notes is None else len(threads[first_post]) + renames_past_the_notes
+    comments = sum(map(len, threads.values()))
+    assert comments < GROUP_COMMIT, "one group commit holds them all"
+    renames = {"before the comment notes": 0, "before the post notes": comments}.get(crash)
     try:
-        sync_pass(vault, sim, crash_after_renames=renames, recent_posts=every_post)
+        sync_pass(vault, sim, crash_after_renames=renames, crash_at_cursors=renames is None, recent_posts=every_post)
     except SystemExit:
         pass
     else:
         raise AssertionError("the pass did not crash")
-    written = {(group, cid) for cid in threads[first_post]} & set(notes(vault))
+    written = {key for key in notes(vault) if key[0] == group}
     with App.open(vault) as app:
         cursors = comment_cursors(app.store, channel, threads)
-    if renames_past_the_notes is None:
-        assert not written and cursors == {}
-    elif renames_past_the_notes == 0:
-        assert len(written) == len(threads[first_post]) and cursors == {}, "notes in place, cursor not moved"
-    else:
-        assert cursors == {first_post: threads[first_post][-1]}
+    assert cursors == {}, "the cursors did not move"
+    assert len(written) == (0 if crash == "before the comment notes" else comments)
+    post_notes = [notes(vault)[(channel, post)][1] for post in threads]
+    assert all("comments" in meta for meta in post_notes) == (crash == "at the cursors")
 
     sync_pass(vault, sim, recent_posts=every_post)
     assert vault_differences(vault, reference) == ""
     assert max(note_ids(vault).values()) == 1
-    # the crashed pass asked about the posts it reached; the next one only about those left undone
-    assert sim.stats.count("GetReplies") == len(threads) + 1
+    assert sim.stats.count("GetReplies") == 2 * len(threads), "each post asked once per pass"
 
 
 def test_hostile_comment_text_stays_inert_in_the_vault(vault: Path) -> None:

@@ -12,13 +12,14 @@ new comments makes one request per opted-in channel.
 Each comment becomes a note (``Comments/<post id>-<comment id>.md`` beside the post's note),
 rendered with the message template: ``message.post`` links the post, replies between comments link
 each other. The post's note lists its comments (``message.comments``: count and links). Durability
-is the messages' own: for each batch of a post's comments, (1) the comments are cached
-(:mod:`tobs_sync.store_comments`), (2) their notes are published (intended hashes, atomic writes,
-rows committed), (3) the post's note is published again with the new links, and only then (4) the
-post's comment cursor moves. A crash anywhere repeats at most that batch, which writes identical
-bytes. A post whose comments cannot be read (``MSG_ID_INVALID``) is reported in the chat's errors
-and the pass goes on; a private discussion group or a long flood wait leaves the channel's remaining
-posts for the next pass. The pass's ``deferred`` list gets one line per channel saying how many
+is the messages' own, for up to :data:`GROUP_COMMIT` comments of one or more posts at a time:
+(1) the comments are cached (:mod:`tobs_sync.store_comments`), (2) their notes are published
+(intended hashes, atomic writes, rows committed: one group commit), (3) their posts' notes are
+published again with the new links, and only then (4) the posts' comment cursors move, in one
+transaction. A crash anywhere repeats at most that group, which writes identical bytes. A post
+whose comments cannot be read (``MSG_ID_INVALID``) is reported in the chat's errors and the pass
+goes on; a private discussion group or a long flood wait leaves the channel's remaining posts for
+the next pass. The pass's ``deferred`` list gets one line per channel saying how many
 posts' comments wait for the next pass (they stay due: their newest comment id is recorded).
 
 Limits: the files of comments are not downloaded (listed as not stored); a comment edited or
@@ -33,6 +34,7 @@ import datetime as dt
 import logging
 import posixpath
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from tobs_sync.chat_rules import setting_for
@@ -62,6 +64,9 @@ log = logging.getLogger(__name__)
 
 COMMENTS_FOLDER = "Comments"
 """The folder, beside a post's note, that holds the notes of its comments."""
+GROUP_COMMIT = 200
+"""Comments (of one or several posts) published together: one group commit for their notes, one for
+their posts' notes, one transaction for the posts' cursors."""
 LINKED_COMMENTS = 1000
 """The most comments a post's note links (the newest); the count covers them all."""
 NOT_DOWNLOADED = "the files of comments are not downloaded"
@@ -86,6 +91,34 @@ class Reporter(Protocol):
     deferred: list[str]
 
     def count(self, published: Published) -> None: ...
+
+
+@dataclass(slots=True)
+class _Pending:
+    """Comments read but not yet published, by post, and where each post's cursor goes once they are."""
+
+    comments: dict[int, list[Message]] = field(default_factory=dict)
+    posts: dict[int, NoteRow] = field(default_factory=dict)
+    cursors: dict[int, int] = field(default_factory=dict)
+    paths: set[str] = field(default_factory=set)
+    """Paths given to new comment notes of this pass (not yet in the store until they are published)."""
+    size: int = 0
+    read: int = 0
+
+    def add(self, post_row: NoteRow, post_id: int, batch: Sequence[Message]) -> None:
+        self.comments.setdefault(post_id, []).extend(batch)
+        self.posts[post_id] = post_row
+        self.cursors[post_id] = max(self.cursors.get(post_id, 0), batch[-1].id)
+        self.size += len(batch)
+        self.read += len(batch)
+
+    def clear(self) -> None:
+        """Forget what was published (the new notes' paths are in the store now)."""
+        self.comments.clear()
+        self.posts.clear()
+        self.cursors.clear()
+        self.paths.clear()
+        self.size = 0
 
 
 class CommentSync:
@@ -144,11 +177,11 @@ class CommentSync:
         async with stage:
             note_newest_comments(self._store, chat.id, newest)
             due = due_posts(self._store, chat.id)
-        read = 0
+        pending = _Pending()
         failed: list[str] = []
         for number, (post_id, cursor, top) in enumerate(due):
             try:
-                read += await self._sync_post(source, state, post_id, cursor, top, report, stage)
+                await self._read_post(source, state, post_id, cursor, top, pending, report, stage)
             except ChatDeferred as deferred:
                 failed += [str(deferred)] + [""] * (len(due) - number - 1)  # the rest is not asked about
                 _record(errors, str(deferred))
@@ -156,58 +189,75 @@ class CommentSync:
             except SourceError as error:
                 failed.append(str(error))
                 _record(errors, str(error))
+        async with stage:
+            self._flush(state, pending, report)
         if failed:
             posts = "1 post" if len(failed) == 1 else f"{len(failed)} posts"
             report.deferred.append(f"chat {chat.title!r}: comments of {posts}; {failed[0]}")
-        return read
+        return pending.read
 
-    async def _sync_post(
+    async def _read_post(
         self, source: ReadsComments, state: ChatState, post_id: int, after: int, newest: int,
-        report: Reporter, stage: Stage,
-    ) -> int:
+        pending: _Pending, report: Reporter, stage: Stage,
+    ) -> None:
+        """Read one post's comments above ``after`` into ``pending``, publishing whenever it holds
+        :data:`GROUP_COMMIT` comments."""
         chat = state.chat
-        read = 0
         async with stage:
             post_row = self._store.note_of_message(chat.id, post_id)
         if post_row is None:
             log.info("chat %r: post %d has no note; its comments are not read", chat.title, post_id)
-            return 0
+            return
         async for batch in source.comments(chat, post_id, after):
-            async with stage:
-                self._publish(state, post_id, post_row, batch, report)
+            pending.add(post_row, post_id, batch)
             after = max(after, batch[-1].id)
-            read += len(batch)
+            if pending.size >= GROUP_COMMIT:
+                async with stage:
+                    self._flush(state, pending, report)
         if newest > after:  # the newest comments are gone (deleted): nothing more to ask for
-            async with stage:
-                move_comment_cursor(self._store, chat.id, post_id, newest)
-        return read
+            pending.cursors[post_id] = max(pending.cursors.get(post_id, 0), newest)
 
-    def _publish(
-        self, state: ChatState, post_id: int, post_row: NoteRow, batch: Sequence[Message], report: Reporter
-    ) -> None:
-        """One batch of a post's comments: cached, notes published, post note published, then the cursor."""
+    def _flush(self, state: ChatState, pending: _Pending, report: Reporter) -> None:
+        """Publish the comments read so far: (1) cached, (2) their notes published, (3) their posts'
+        notes published again, (4) the posts' comment cursors moved, in one transaction."""
+        if not pending.cursors:
+            return
         chat_id = state.chat.id
-        put_comments(self._store, chat_id, post_id, batch)
-        rows = {comment.id: self._store.note_of_message(comment.chat_id, comment.id) for comment in batch}
-        assigned: dict[int, str] = {}
-        for comment in batch:
-            row = rows[comment.id]
-            assigned[comment.id] = row.path if row is not None else self._new_path(
-                post_row.path, post_id, comment, set(assigned.values())
-            )
-        drafts = [
-            Draft(assigned[c.id], self._render_comment(state, post_id, c, assigned[c.id], assigned), c.chat_id,
-                  (c.id,), kind=COMMENT_NOTE, previous=rows[c.id])
-            for c in batch
-        ]
-        report.count(self._publisher.publish(drafts))
-        post_row = self._store.note_of_message(chat_id, post_id) or post_row
-        post = Draft(post_row.path, self._rerender_note(post_row, state), chat_id, post_row.message_ids,
-                     kind=post_row.kind, previous=post_row)
-        report.count(self._publisher.publish([post]))
-        move_comment_cursor(self._store, chat_id, post_id, batch[-1].id)
+        with self._store.transaction():
+            for post_id, comments in pending.comments.items():
+                put_comments(self._store, chat_id, post_id, comments)
+        drafts = []
+        for post_id, comments in pending.comments.items():
+            post_path = pending.posts[post_id].path
+            rows = {c.id: self._store.note_of_message(c.chat_id, c.id) for c in comments}
+            assigned: dict[int, str] = {}
+            for comment in comments:
+                row = rows[comment.id]
+                assigned[comment.id] = row.path if row is not None else self._new_path(
+                    post_path, post_id, comment, pending.paths
+                )
+                pending.paths.add(assigned[comment.id])
+            drafts += [
+                Draft(assigned[c.id], self._render_comment(state, post_id, c, assigned[c.id], assigned), c.chat_id,
+                      (c.id,), kind=COMMENT_NOTE, previous=rows[c.id])
+                for c in comments
+            ]
+        if drafts:
+            report.count(self._publisher.publish(drafts))
+        post_drafts = []
+        for post_id in pending.comments:
+            row = self._store.note_of_message(chat_id, post_id) or pending.posts[post_id]
+            post_drafts.append(Draft(row.path, self._rerender_note(row, state), chat_id, row.message_ids,
+                                     kind=row.kind, previous=row))
+        if post_drafts:
+            report.count(self._publisher.publish(post_drafts))
+        with self._store.transaction():
+            for post_id, max_id in pending.cursors.items():
+                move_comment_cursor(self._store, chat_id, post_id, max_id)
+        pending.clear()
 
     def _new_path(self, post_path: str, post_id: int, comment: Message, planned: set[str]) -> str:
+        """A free path in the ``Comments`` folder beside the post's note (``planned``: taken by this pass)."""
         folder = posixpath.join(posixpath.dirname(post_path), COMMENTS_FOLDER)
         wanted = f"{folder}/{sanitize_component(f'{post_id}-{comment.id}')}.md"
         return self._vault.unique_path(wanted, lambda p: p in planned or self._store.path_taken(p))
