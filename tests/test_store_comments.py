@@ -1,0 +1,48 @@
+"""The comment cache and the per-post comment cursors in the state database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tobs_sync.model import Message
+from tobs_sync.store import Store
+from tobs_sync.store_comments import (
+    comment_cursors,
+    comments_of_post,
+    due_posts,
+    move_comment_cursor,
+    note_newest_comments,
+    put_comments,
+    stored_comment,
+)
+
+CHANNEL, GROUP = -1001, -1002
+
+
+def comment(comment_id: int, text: str = "hi") -> Message:
+    return Message(GROUP, comment_id, 1_700_000_000 + comment_id, text=text)
+
+
+def test_a_post_stays_due_until_its_cursor_reaches_the_newest_comment_telegram_reported(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "state.db") as store:
+        note_newest_comments(store, CHANNEL, {10: 5, 11: 7})
+        assert due_posts(store, CHANNEL) == [(10, 0, 5), (11, 0, 7)]
+        assert comment_cursors(store, CHANNEL, [10, 11]) == {}
+        note_newest_comments(store, CHANNEL, {10: 3})  # an older report never lowers it
+        move_comment_cursor(store, CHANNEL, 10, 5)
+        move_comment_cursor(store, CHANNEL, 11, 6)
+        move_comment_cursor(store, CHANNEL, 11, 2)  # never backwards
+        assert due_posts(store, CHANNEL) == [(11, 6, 7)]
+        assert comment_cursors(store, CHANNEL, [10, 11, 12]) == {10: 5, 11: 6}
+        assert due_posts(store, -1003) == []
+
+
+def test_comments_are_cached_by_group_and_id_and_a_comment_read_again_replaces_its_copy(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "state.db") as store:
+        put_comments(store, CHANNEL, 10, [comment(2), comment(1)])
+        put_comments(store, CHANNEL, 11, [comment(3)])
+        put_comments(store, CHANNEL, 10, [comment(2, "edited")])
+        assert [(c.id, c.text) for c in comments_of_post(store, CHANNEL, 10)] == [(1, "hi"), (2, "edited")]
+        found = stored_comment(store, GROUP, 3)
+        assert found is not None and (found.chat_id, found.post_id, found.message) == (CHANNEL, 11, comment(3))
+        assert stored_comment(store, GROUP, 4) is None
