@@ -7,14 +7,16 @@ from pathlib import Path
 from tobs_sync.model import Message
 from tobs_sync.store import Store
 from tobs_sync.store_comments import (
+    COMMENT_NOTE,
     comment_cursors,
-    comments_of_post,
+    comment_notes,
     due_posts,
     move_comment_cursor,
     note_newest_comments,
     put_comments,
     stored_comment,
 )
+from tobs_sync.store_rows import NoteRow
 
 CHANNEL, GROUP = -1001, -1002
 
@@ -37,12 +39,14 @@ def test_a_post_stays_due_until_its_cursor_reaches_the_newest_comment_telegram_r
         assert due_posts(store, -1003) == []
 
 
-def test_comments_are_cached_by_group_and_id_and_a_comment_read_again_replaces_its_copy(tmp_path: Path) -> None:
+def test_comments_are_cached_by_group_and_id_and_a_post_lists_the_newest_that_have_notes(tmp_path: Path) -> None:
     with Store.open(tmp_path / "state.db") as store:
-        put_comments(store, CHANNEL, 10, [comment(2), comment(1)])
+        put_comments(store, CHANNEL, 10, [comment(1), comment(2), comment(4)])
         put_comments(store, CHANNEL, 11, [comment(3)])
-        put_comments(store, CHANNEL, 10, [comment(2, "edited")])
-        assert [(c.id, c.text) for c in comments_of_post(store, CHANNEL, 10)] == [(1, "hi"), (2, "edited")]
+        put_comments(store, CHANNEL, 10, [comment(2, "edited")])  # read again: replaces its copy
+        store.commit_notes([NoteRow(f"C/{cid}.md", COMMENT_NOTE, GROUP, cid, (cid,), "h") for cid in (1, 2, 3)])
+        count, newest = comment_notes(store, CHANNEL, 10, limit=1)
+        assert count == 2 and [(c.id, c.text, path) for c, path in newest] == [(2, "edited", "C/2.md")]
         found = stored_comment(store, GROUP, 3)
         assert found is not None and (found.chat_id, found.post_id, found.message) == (CHANNEL, 11, comment(3))
-        assert stored_comment(store, GROUP, 4) is None
+        assert stored_comment(store, GROUP, 5) is None

@@ -55,14 +55,6 @@ def stored_comment(store: Store, group_id: int, comment_id: int) -> StoredCommen
     return StoredComment(rows[0][0], rows[0][1], decode_message(rows[0][2])) if rows else None
 
 
-def comments_of_post(store: Store, chat_id: int, post_id: int) -> list[Message]:
-    """The cached comments of a post, oldest first."""
-    rows = store.query(
-        "SELECT record FROM comments WHERE chat_id=? AND post_id=? ORDER BY comment_id", (chat_id, post_id)
-    )
-    return [decode_message(row[0]) for row in rows]
-
-
 def comment_notes(store: Store, chat_id: int, post_id: int, *, limit: int) -> tuple[int, list[tuple[Message, str]]]:
     """How many comments of a post have a note, and ``(comment, note path)`` of the newest ``limit``
     of them, oldest first."""
