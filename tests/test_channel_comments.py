@@ -53,9 +53,15 @@ class CrashAtCommentCursors(Store):
 
 
 def sync_pass(vault: Path, sim: SimulatedTelegram, *, crash_after_renames: int | None = None,
-              crash_at_cursors: bool = False, recent_posts: int | None = None) -> SyncReport:
+              crash_at_cursors: bool = False, recent_posts: int | None = None,
+              waits: list[float] | None = None) -> SyncReport:
     """One pass of the real sync path over ``sim``; ``crash_after_renames``: die (``SystemExit``) before
-    the rename after that many; ``crash_at_cursors``: die instead of moving comment cursors."""
+    the rename after that many; ``crash_at_cursors``: die instead of moving comment cursors; ``waits``:
+    where the source's pauses (flood waits, retries) are recorded instead of slept."""
+
+    async def pause(seconds: float) -> None:
+        if waits is not None:
+            waits.append(seconds)
 
     async def run() -> SyncReport:
         settings = load_settings(vault).telegram
@@ -70,7 +76,7 @@ def sync_pass(vault: Path, sim: SimulatedTelegram, *, crash_after_renames: int |
                 app.synchronizer.comments._publisher = app.synchronizer._publisher
             if recent_posts is not None:
                 app.synchronizer.comments.recent_posts = recent_posts
-            async with TelegramSource(client, settings, retry_delay=0.01, peers=app.store) as source:
+            async with TelegramSource(client, settings, retry_delay=0.01, peers=app.store, sleep=pause) as source:
                 return await app.sync_source(source)
 
     return asyncio.run(run())
@@ -331,6 +337,30 @@ def test_a_private_discussion_group_leaves_the_channels_comments_for_the_next_pa
     report = sync_pass(vault, sim)
     assert report.deferred == [] and report.per_chat[channel].errors == []
     assert {chat for chat, _ in notes(vault)} == {*sim.chat_ids, group}
+
+
+def test_flood_waits_on_comments_are_waited_out_or_leave_the_rest_for_the_next_pass(vault: Path) -> None:
+    configure(vault, OPT_IN + "\n[telegram]\nflood_max_wait_s = 60\n")
+    sim = SimulatedTelegram(parse_spec(SPEC))
+    channel = sim.chat_ids[0]
+    group = sim.discussion_group(channel)
+    threads = expected_comments(sim, channel)
+    sim.faults.flood("GetReplies", 30, after=1)
+    sim.faults.flood("GetReplies", 3600, after=3)
+    waits: list[float] = []
+
+    report = sync_pass(vault, sim, waits=waits)
+
+    assert 30 in waits and 3600 not in waits
+    errors = report.per_chat[channel].errors
+    assert len(errors) == 1 and "3600" in errors[0]
+    assert report.deferred == [f"chat {sim.title(channel)!r}: comments of {len(threads) - 3} posts; {errors[0]}"]
+    done = sorted(threads)[:3]
+    assert {(group, cid) for post in done for cid in threads[post]} <= set(notes(vault))
+
+    report = sync_pass(vault, sim, waits=waits)
+    assert report.deferred == []
+    assert {(group, cid) for ids in threads.values() for cid in ids} <= set(notes(vault))
 
 
 def test_a_channel_post_carries_its_comments_thread_and_a_groups_reply_count_does_not() -> None:
