@@ -185,6 +185,27 @@ def test_new_comments_on_a_later_pass_are_read_only_for_the_posts_that_have_them
     assert report.per_chat[channel].errors == []
 
 
+def test_a_post_note_keeps_the_users_edits_when_its_comments_grow(vault: Path) -> None:
+    configure(vault)
+    sim = SimulatedTelegram(parse_spec(SPEC))
+    channel = sim.chat_ids[0]
+    group = sim.discussion_group(channel)
+    sync_pass(vault, sim)
+    post = [m.id for m in sim.messages(channel) if getattr(m, "replies", None)][-1]
+    path = notes(vault)[(channel, post)][0]
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("tags:\n", "rating: 5\ntags:\n", 1) + "\nMy own thoughts.\n", encoding="utf-8")
+    comment = sim.add_comment(channel, post, "a new comment")
+
+    report = sync_pass(vault, sim)
+
+    assert report.conflicts == []
+    _, meta, body = notes(vault)[(channel, post)]
+    assert meta["rating"] == 5 and body.endswith("My own thoughts.")
+    assert meta["comments"] == len(sim.comments(channel, post))
+    assert notes(vault)[(group, comment.id)][0].stem in body
+
+
 def test_a_thread_longer_than_a_page_is_read_page_by_page(vault: Path) -> None:
     configure(vault)
     sim = SimulatedTelegram(parse_spec(SPEC))
