@@ -64,18 +64,21 @@ class TelegramComments:
                 limit=PAGE_SIZE, max_id=0, min_id=cursor, hash=0,
             )
             answer = await self._request(request, what, chat)
-            page = [tl for tl in getattr(answer, "messages", ()) if isinstance(tl, types.Message) and tl.id > cursor]
+            received = getattr(answer, "messages", None) or []
+            page = sorted((tl for tl in received if tl.id > cursor), key=lambda tl: tl.id)
             entities = {utils.get_peer_id(e): e for e in [*getattr(answer, "users", ()), *getattr(answer, "chats", ())]}
             comments = []
-            for tl in sorted(page, key=lambda tl: tl.id):
+            for tl in page:
+                if not isinstance(tl, types.Message):  # a service message in the thread is no comment
+                    continue
                 tl._finish_init(self._client, entities, None)  # senders' names, as iter_messages attaches them
                 if (comment := message_from_tl(tl, utils.get_peer_id(tl.peer_id))) is not None:
                     comments.append(comment)
             if comments:
-                cursor = comments[-1].id
                 yield comments
-            if len(page) < PAGE_SIZE:
+            if not page or len(received) < PAGE_SIZE:
                 return
+            cursor = page[-1].id
 
     async def _request(self, request: Any, what: str, chat: Chat) -> Any:
         """``request`` through :class:`Requests`; a refusal names Telegram's error and what it means here."""
