@@ -71,9 +71,6 @@ def sync_pass(vault: Path, sim: SimulatedTelegram, *, crash_after_renames: int |
                 renames = crash_after_renames if crash_after_renames is not None else 10**9
                 install(app, CrashingVault(vault, renames),
                         CrashAtCommentCursors(app.store) if crash_at_cursors else None)
-                app.synchronizer.comments._vault = app.synchronizer._vault
-                app.synchronizer.comments._store = app.synchronizer._store
-                app.synchronizer.comments._publisher = app.synchronizer._publisher
             if recent_posts is not None:
                 app.synchronizer.comments.recent_posts = recent_posts
             async with TelegramSource(client, settings, retry_delay=0.01, peers=app.store, sleep=pause) as source:
