@@ -14,13 +14,14 @@ import frontmatter
 import pytest
 from crashing import CrashingVault, install
 from telethon.tl import types
-from test_hostile import hostile, hostile_block, scan_note, shown
+from test_hostile import context_problems, hostile, hostile_block, scan_note, shown
 from vaultcheck import check_vault, note_ids, vault_differences
 
 from tobs_sync.app import App
 from tobs_sync.comments import GROUP_COMMIT
 from tobs_sync.config import load_settings
 from tobs_sync.errors import ConfigError
+from tobs_sync.model import Message
 from tobs_sync.records import decode_message, encode_message
 from tobs_sync.sim import SimulatedTelegram, parse_spec
 from tobs_sync.sources.telegram import TelegramSource
@@ -29,6 +30,7 @@ from tobs_sync.sources.telegram_convert import message_from_tl
 from tobs_sync.store import Store
 from tobs_sync.store_comments import comment_cursors
 from tobs_sync.sync import SyncReport
+from tobs_sync.views import comments_view, message_view, post_view
 
 SPEC = "chats=1,messages=16,media=0,comments=4,seed=3"
 OPT_IN = '\n[[chat]]\nselect = ["channels"]\ncomments = true\n'
@@ -307,6 +309,15 @@ def test_hostile_comment_text_stays_inert_in_the_vault(vault: Path) -> None:
         again = app.synchronizer.render_all()
     assert again.notes_written == 2 and again.conflicts == []
     assert [scan_note(path, vault) for path in paths] == [[], []]
+
+
+def test_the_comments_and_post_values_of_the_template_context_are_inert() -> None:
+    commenter = Message(-1002, 5, 1714557600, text=hostile_block("Text"), sender_name=hostile_block("Sender"))
+    view = message_view([commenter], [], tz=datetime.UTC, reply_path=None, note_path="T/C/Comments/1-5.md",
+                        comments=comments_view(3, [(commenter, "T/C/Comments/1-5.md")], datetime.UTC),
+                        post=post_view(1, "T/C/2024-05-01 1.md"))
+    assert context_problems(view) == []
+    assert view["comments"]["more"] == 2 and view["post"]["link"] == "[[T/C/2024-05-01 1|post 1]]"
 
 
 def test_a_post_whose_comments_cannot_be_read_is_reported_and_the_pass_goes_on(vault: Path) -> None:

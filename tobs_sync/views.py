@@ -170,13 +170,13 @@ def message_view(
 def comments_view(count: int, notes: Sequence[tuple[Message, str]], tz: dt.tzinfo) -> dict[str, Any]:
     """A post's comments for its note: how many have notes, and links to the newest of them (``notes``:
     ``(comment, note path)``, oldest first); ``more`` is how many are not linked."""
-    items = []
+    linked = []
     for comment, path in notes:
         when = local_datetime(comment.date, tz)
         label = f"{comment.sender_name or 'comment'}, {when:%Y-%m-%d %H:%M}" if when else comment.sender_name
-        items.append({"id": comment.id, "path": path, "link": wikilink(path, label), "date": when,
-                      "sender": _inert(comment.sender_name)})
-    return {"count": count, "items": items, "links": [item["link"] for item in items], "more": count - len(items)}
+        linked.append({"id": comment.id, "path": path, "link": wikilink(path, label), "date": when,
+                       "sender": _inert(comment.sender_name)})
+    return {"count": count, "notes": linked, "more": count - len(linked)}
 
 
 def post_view(post_id: int, path: str | None) -> dict[str, Any]:
