@@ -18,6 +18,7 @@ from test_hostile import context_problems, hostile, hostile_block, scan_note, sh
 from vaultcheck import check_vault, note_ids, vault_differences
 
 from tobs_sync.app import App
+from tobs_sync.cli import main
 from tobs_sync.comments import GROUP_COMMIT
 from tobs_sync.config import load_settings
 from tobs_sync.errors import ConfigError
@@ -118,6 +119,7 @@ def test_comments_reach_notes_linked_with_their_posts_on_the_first_sync_of_an_op
     report = sync_pass(vault, sim)
 
     assert report.failed == [] and report.per_chat[channel].errors == []
+    assert report.comments == sum(map(len, threads.values()))
     found = notes(vault)
     comment_notes = {key: value for key, value in found.items() if key[0] == group}
     assert {mid for _, mid in comment_notes} == {cid for ids in threads.values() for cid in ids}
@@ -408,3 +410,14 @@ def test_a_channel_post_carries_its_comments_thread_and_a_groups_reply_count_doe
                              replies=types.MessageReplies(replies=2, replies_pts=9, max_id=12))
     threaded = message_from_tl(in_group, -1000000000300)
     assert threaded is not None and threaded.comments_chat_id is None and threaded.comments_max_id is None
+
+
+def test_sync_on_the_command_line_counts_the_new_comments(vault: Path, capsys: Any) -> None:
+    configure(vault)
+    assert main(["sync", "--vault", str(vault), "--simulate", SPEC]) == 0
+    sim = SimulatedTelegram(parse_spec(SPEC))
+    channel = sim.chat_ids[0]
+    total = sum(len(ids) for ids in expected_comments(sim, channel).values())
+    assert f"{len(sim.messages(channel))} new messages, {total} new comments; notes:" in capsys.readouterr().out
+    assert main(["sync", "--vault", str(vault), "--simulate", SPEC]) == 0
+    assert "0 new messages; notes:" in capsys.readouterr().out

@@ -175,7 +175,9 @@ def _vault_path(root: Path, given: str) -> str:
 
 def _print_report(console: Console, report: SyncReport, counts: MediaCounts) -> None:
     console.print(
-        f"{report.chats} chats, {report.messages} new messages; notes: {report.notes_written} written, "
+        f"{report.chats} chats, {report.messages} new messages"
+        + (f", {report.comments} new comments" if report.comments else "")
+        + f"; notes: {report.notes_written} written, "
         f"{report.notes_unchanged} unchanged; media: {counts.stored} stored, {counts.deduplicated} deduplicated, "
         f"{counts.unavailable} unavailable"
     )

@@ -96,6 +96,8 @@ class SyncReport:
     """Messages the source read but left out, counted by ``"chat 'Title': reason"``."""
     per_chat: dict[int, ChatCounts] = field(default_factory=dict)
     """The pass's counts by chat id, for every chat it reached."""
+    comments: int = 0
+    """Channel comments read (opted-in channels)."""
 
     def chat(self, chat: Chat) -> ChatCounts:
         """The counts of ``chat`` in this pass (created on first use)."""
@@ -220,7 +222,9 @@ class Synchronizer:
 
         await read_ahead(source.batches(chat, state.cursor), publish, ahead=self.batches_ahead)
         if (comment_source := self.comments.source_for(chat, source)) is not None:
-            await self.comments.sync_chat(comment_source, state, posts, report.chat(chat).errors, report, stage)
+            report.comments += await self.comments.sync_chat(
+                comment_source, state, posts, report.chat(chat).errors, report, stage
+            )
         async with stage:
             if isinstance(source, ReportsSkips):
                 report.add_skipped(chat, self._store.record_skipped(chat.id, source.skipped_messages(chat)))
