@@ -59,5 +59,7 @@ def install(app: App, vault: Vault, store: Store | None = None) -> None:
     app.synchronizer._vault = vault
     app.synchronizer._store = store
     app.synchronizer._publisher = Publisher(vault, store)
+    comments = app.synchronizer.comments
+    comments._vault, comments._store, comments._publisher = vault, store, app.synchronizer._publisher
     app.media._vault = vault
     app.media._store = store

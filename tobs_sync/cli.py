@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument(
         "--simulate", metavar="SPEC",
         help='use a simulated Telegram instead of your account, e.g. "chats=4,messages=5000,media=0.2,latency_ms=100,'
-        'seed=1" (keys: chats, messages, media, latency_ms, seed, dcs, live_every_s, bandwidth_kbps, home_dc, rate)',
+        'seed=1" (keys: chats, messages, media, latency_ms, seed, dcs, live_every_s, bandwidth_kbps, home_dc, rate, '
+        'comments)',
     )
     sync.add_argument("--repair-permissions", action="store_true",
                       help="make a session folder/file that others can read private again (with a warning)")
@@ -296,7 +297,9 @@ def _print_chats(console: Console, listing: list[ChatListing]) -> None:
 
 def _print_report(console: Console, report: SyncReport, counts: MediaCounts) -> None:
     console.print(
-        f"{report.chats} chats, {report.messages} new messages; notes: {report.notes_written} written, "
+        f"{report.chats} chats, {report.messages} new messages"
+        + (f", {report.comments} new comments" if report.comments else "")
+        + f"; notes: {report.notes_written} written, "
         f"{report.notes_unchanged} unchanged; media: {counts.stored} stored, {counts.deduplicated} deduplicated, "
         f"{counts.unavailable} unavailable"
     )

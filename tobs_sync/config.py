@@ -95,6 +95,9 @@ blocking_workers = 8
 # nothing. A Desktop export import is not bounded (you chose what to export).
 since = ""
 backfill = 0
+# Channels whose comments are synced ([[chat]] comments = true): how many of their newest posts
+# are read again on every pass to find comments added since (0 = only posts new in the pass).
+comments_recent_posts = 20
 
 [media]
 # Media kinds to store; others are listed in the note as skipped.
@@ -171,7 +174,7 @@ _TELEGRAM_KEYS = frozenset(
     {
         "api_id", "api_hash", "session_dir", "chats", "exclude", "takeout", "flood_max_wait_s",
         "request_timeout_s", "stall_timeout_s", "download_workers_per_dc", "download_workers_total",
-        "concurrent_chats", "batches_ahead", "blocking_workers", "since", "backfill",
+        "concurrent_chats", "batches_ahead", "blocking_workers", "since", "backfill", "comments_recent_posts",
     }
 )
 _MEDIA_KEYS = frozenset({"kinds", "max_mb", "processors", "processor_workers"})
@@ -214,6 +217,8 @@ class TelegramSettings:
     """How far back a chat's first backfill reaches by date (None: the whole history); ``[[chat]]`` may override."""
     backfill: int = 0
     """At most the last N messages in a chat's first backfill (0: no limit); ``[[chat]]`` may override."""
+    comments_recent_posts: int = 20
+    """Newest posts of a channel whose comments are synced, read again each pass for new comments."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,6 +403,9 @@ def _telegram_settings(table: Mapping[str, Any]) -> TelegramSettings:
                 "blocking_workers"):
         if key in table:
             values[key] = _number("telegram", table, key, int, minimum=1, maximum=64)
+    if "comments_recent_posts" in table:
+        values["comments_recent_posts"] = _number("telegram", table, "comments_recent_posts", int, minimum=0,
+                                                  maximum=1000)
     return dataclasses.replace(defaults, **values)
 
 

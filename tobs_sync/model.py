@@ -242,3 +242,9 @@ class Message:
     """The topic's title when the source knows it."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Source fields the model has no slot for, kept verbatim (JSON-like values)."""
+    comments_count: int | None = None
+    """A channel post's comments (in its discussion group) as Telegram counts them; None: no comments thread."""
+    comments_max_id: int | None = None
+    """The id of the post's newest comment (an id of the discussion group), when it has any."""
+    comments_chat_id: int | None = None
+    """The marked id of the discussion group the post's comments live in."""

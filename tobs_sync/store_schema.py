@@ -248,9 +248,36 @@ def _schema_chat_history(db: sqlite3.Connection) -> None:
     )
 
 
+def _schema_comments(db: sqlite3.Connection) -> None:
+    """Channel posts' comments (messages of the discussion group, by group and id, with the channel and
+    post they answer) and, per post, the highest comment id whose note is durable (its comment cursor)
+    and the newest comment id Telegram reported (comments are due while it is above the cursor)."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE comments (
+            group_id    INTEGER NOT NULL,
+            comment_id  INTEGER NOT NULL,
+            chat_id     INTEGER NOT NULL,
+            post_id     INTEGER NOT NULL,
+            record      BLOB NOT NULL,
+            PRIMARY KEY (group_id, comment_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX comments_by_post ON comments (chat_id, post_id, comment_id);
+        CREATE TABLE comment_cursors (
+            chat_id     INTEGER NOT NULL,
+            post_id     INTEGER NOT NULL,
+            max_id      INTEGER NOT NULL DEFAULT 0,
+            newest      INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (chat_id, post_id)
+        ) WITHOUT ROWID
+        """,
+    )
+
+
 MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (
     _schema_v1, _schema_v2, _schema_v3, _schema_v4, _schema_v5, _schema_v6, _schema_v7, _schema_deletions,
-    _schema_passes, _schema_chat_history,
+    _schema_passes, _schema_chat_history, _schema_comments,
 )
 """``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``."""
 

@@ -14,7 +14,9 @@ atomically with one fsync per file and per folder, then commits the notes' rows,
 and the chat's cursor in one transaction. A crash at any point repeats at most the unfinished
 batch; repeating it writes identical bytes (skipped), and the intended hashes make a note
 tobs-sync wrote just before the crash its own, never a "user edit". The media retry, the
-re-render and the chat's index note are published the same way.
+re-render and the chat's index note are published the same way. After an opted-in channel's
+batches, its posts' comments are read and published by :class:`~tobs_sync.comments.CommentSync`
+(each post's comment cursor, not the chat's, moves after their notes).
 
 A chat's first read starts where its ``since`` / ``backfill`` bounds say, and a widening of them
 fetches the older messages first, batch by batch in the same way (:mod:`tobs_sync.backfill`).
@@ -41,6 +43,7 @@ from dataclasses import dataclass, field
 
 from tobs_sync.backfill import Backfill
 from tobs_sync.changes import ChangeEngine, ChatLocks
+from tobs_sync.comments import CommentSync
 from tobs_sync.config import STATE_DIR, Settings
 from tobs_sync.errors import ChatDeferred, ExportFormatError, SourceError, VaultError
 from tobs_sync.media import MediaWriter
@@ -54,6 +57,7 @@ from tobs_sync.publish import Draft, Outcome, Published, Publisher
 from tobs_sync.render import CHAT_TEMPLATE, MESSAGE_TEMPLATE, Renderer, wikilink
 from tobs_sync.sources.base import ReportsSkips, Source
 from tobs_sync.store import Store
+from tobs_sync.store_comments import COMMENT_NOTE
 from tobs_sync.store_deletions import chats_of_unnamed, stored_ids_between
 from tobs_sync.store_history import ChatHistory, finish_widening, replies_into, widened_to
 from tobs_sync.store_rows import CHAT_NOTE, MESSAGE_NOTE, ChatState, MediaRows, NoteRow
@@ -69,7 +73,7 @@ BACKUP_FOLDER = "backups"
 RECENT_IN_CHAT_NOTE = 50
 RENDER_BATCH = 200
 """Notes published together by a re-render (one group commit each)."""
-_RENDERED_KINDS = (MESSAGE_NOTE, CHAT_NOTE)
+_RENDERED_KINDS = (MESSAGE_NOTE, CHAT_NOTE, COMMENT_NOTE)
 """Notes a re-render renders from the store (others, like the status note, are written after passes)."""
 
 
@@ -109,6 +113,8 @@ class SyncReport:
     """Messages the source read but left out, counted by ``"chat 'Title': reason"``."""
     per_chat: dict[int, ChatCounts] = field(default_factory=dict)
     """The pass's counts by chat id, for every chat it reached."""
+    comments: int = 0
+    """Channel comments read (opted-in channels)."""
 
     def chat(self, chat: Chat) -> ChatCounts:
         """The counts of ``chat`` in this pass (created on first use)."""
@@ -182,6 +188,9 @@ class Synchronizer:
         """Batches read and waiting for the publishing stage (the ``publish`` queue's depth)."""
         self.backfill = Backfill(settings, store)
         """Where each chat's read starts (``since`` / ``backfill`` bounds) and what older history to fetch."""
+        self.comments = CommentSync(settings, store, vault, renderer, self._publisher,
+                                    rerender_note=lambda row, state: self._rerender(row, {state.chat.id: state}))
+        """Channel comments, read after a chat's batches for opted-in channels."""
 
     # -- sync ------------------------------------------------------------------------------
 
@@ -298,6 +307,8 @@ class Synchronizer:
             await self.changes.resume(state, report)
             await self._retry_failed_media(source, state, report)
 
+        posts: dict[int, int] = {}  # channel posts with comments: id -> newest comment id
+
         async def publish(batch: Sequence[Message]) -> None:
             self._queue_for_publishing(+1)
             waiting = True
@@ -309,6 +320,7 @@ class Synchronizer:
                 if waiting:  # cancelled before its turn came
                     self._queue_for_publishing(-1)
             self.observer.batch_published(chat, len(batch))
+            posts.update((m.id, m.comments_max_id) for m in batch if m.comments_max_id)
 
         after, widening = await self.backfill.plan(source, state)
         if widening is not None:
@@ -316,6 +328,10 @@ class Synchronizer:
         await read_ahead(source.batches(chat, after), publish, ahead=self.batches_ahead)
         if state.cursor != NO_CURSOR and (read := self._store.chat_state(chat.id)) is not None:
             await self.changes.reconcile(source, read, report, stage)
+        if (comment_source := self.comments.source_for(chat, source)) is not None:
+            report.comments += await self.comments.sync_chat(
+                comment_source, state, posts, report.chat(chat).errors, report, stage
+            )
         async with stage:
             if isinstance(source, ReportsSkips):
                 report.add_skipped(chat, self._store.record_skipped(chat.id, source.skipped_messages(chat)))
@@ -501,7 +517,7 @@ class Synchronizer:
         deleted = self.changes.shown_deletions(state.chat.id, [m.id for m in note.messages]) if note.previous else None
         context = {
             "message": message_view(note.messages, stored, tz=self._tz, reply_path=reply_path, note_path=note.path,
-                                    deleted=deleted),
+                                    deleted=deleted, comments=self.comments.post_comments(state.chat.id, first)),
             "chat": chat_view(state.chat, self._chat_note_path(state)),
         }
         ids = [m.id for m in note.messages]
@@ -591,6 +607,8 @@ class Synchronizer:
         self, row: NoteRow, states: dict[int, ChatState], media: dict[int, list[StoredMedia]] | None = None
     ) -> bytes:
         """A stored note rendered again from the store (``media``: slots fetched just now, not yet committed)."""
+        if row.kind == COMMENT_NOTE:
+            return self.comments.rerender(row)
         state = states[row.chat_id]
         if row.kind == CHAT_NOTE:
             return self._render_chat_note(state, row.path)

@@ -114,12 +114,16 @@ def message_view(
     reply_path: str | None,
     note_path: str,
     deleted: Mapping[int, int] | None = None,
+    comments: Mapping[str, Any] | None = None,
+    post: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``message`` variable of the message template; ``messages`` is one note's worth (an album).
 
     ``deleted``: when tobs-sync found messages of the note deleted in Telegram, by id (UTC epoch s);
     ``message.deleted`` is the latest such time once every message of the note is deleted, and
-    ``message.deleted_ids`` lists the deleted ones (an album may lose some members only)."""
+    ``message.deleted_ids`` lists the deleted ones (an album may lose some members only).
+    ``comments``: a channel post's comments (:func:`comments_view`); ``post``: for a comment, the post
+    it answers (:func:`post_view`)."""
     first = messages[0]
     gone = {m.id: deleted[m.id] for m in messages if deleted and m.id in deleted}
     bodies = [render_text(m.text, m.entities) for m in messages if m.text]
@@ -157,6 +161,8 @@ def message_view(
         "unsupported": first.kind == "unsupported",
         "extra": inert_value(extra),
         "extra_lines": [md(f"{key}: {_plain(value)}") for m in messages for key, value in m.extra.items()],
+        "comments": comments,
+        "post": post,
         "raw": {
             "text": text,
             "sender": first.sender_name,
@@ -166,6 +172,24 @@ def message_view(
             "extra": extra,
         },
     }
+
+
+def comments_view(count: int, notes: Sequence[tuple[Message, str]], tz: dt.tzinfo) -> dict[str, Any]:
+    """A post's comments for its note: how many have notes, and links to the newest of them (``notes``:
+    ``(comment, note path)``, oldest first); ``more`` is how many are not linked."""
+    linked = []
+    for comment, path in notes:
+        when = local_datetime(comment.date, tz)
+        label = f"{comment.sender_name or 'comment'}, {when:%Y-%m-%d %H:%M}" if when else comment.sender_name
+        linked.append({"id": comment.id, "path": path, "link": wikilink(path, label), "date": when,
+                       "sender": _inert(comment.sender_name)})
+    return {"count": count, "notes": linked, "more": count - len(linked)}
+
+
+def post_view(post_id: int, path: str | None) -> dict[str, Any]:
+    """For a comment's note: the channel post it answers, linked when its note exists."""
+    label = f"post {post_id}"
+    return {"id": post_id, "path": path, "link": wikilink(path, label) if path else None, "label_md": md(label)}
 
 
 def _forward_view(message: Message, tz: dt.tzinfo) -> dict[str, Any] | None:

@@ -17,7 +17,9 @@ deletions), one account-wide counter shared by private chats, basic groups and S
 2024-01-01T00:00Z and increase within every chat. Live changes (:meth:`Account.add_message`, ...) use a
 simulated clock that continues after the generated history, so they are deterministic too.
 
-Media objects and their files come from :mod:`tobs_sync.sim.media`.
+Media objects and their files come from :mod:`tobs_sync.sim.media`; with ``comments`` in the spec,
+broadcast channels get discussion groups and their posts comments (:mod:`tobs_sync.sim.discussion`),
+generated after the chats' own history, which they leave as it is (but for the posts' ``replies``).
 
 Limits: no reactions, polls, stickers, web pages or secret chats; a chat's title never changes even when
 a service message says it was edited (it is "renamed" to its own title), nor does a topic's; topics are
@@ -36,6 +38,7 @@ from telethon.tl import types
 
 from tobs_sync.sim import content
 from tobs_sync.sim.content import Person, rng_for, signed64
+from tobs_sync.sim.discussion import Discussions, new_group_id
 from tobs_sync.sim.media import POOL_SIZE, MediaStore
 from tobs_sync.sim.rpc import bad_request
 from tobs_sync.sim.spec import SimSpec
@@ -157,6 +160,10 @@ class Account:
         for chat in self.chats:
             self._generate(chat)
             chat.log = UpdateLog(len(chat.messages) + 1)
+        self.discussions = Discussions(self.seed, spec.comments, self.people, self.self_user.id)
+        for chat in self.chats if spec.comments else ():
+            if chat.kind == CHANNEL:
+                self._link_discussion(chat)
         self.next_account_id = len(self._non_channel) * spec.messages + 1
         self.account_log = UpdateLog(sum(len(c.messages) for c in self._non_channel) + 1)
         self._clock_s = (spec.messages + 1) * spec.chats * STEP_S + 3600
@@ -236,6 +243,19 @@ class Account:
         )
         forum.migrated_from, old.migrated_to = old, forum
         return old
+
+    def _link_discussion(self, channel: SimChat) -> SimChat:
+        """Give a broadcast channel its discussion group (no dialog: the account never joined it)."""
+        raw_id, access_hash = new_group_id(self.seed, channel)
+        group = SimChat(
+            channel.index, MEGAGROUP, raw_id, access_hash, f"{channel.title} Chat", None, list(channel.member_ids),
+            channel.created, len(channel.member_ids),
+        )
+        self.discussions.link(channel, group)
+        group.log = UpdateLog(len(group.messages) + 1)
+        self.by_marked[group.marked_id] = group
+        self.channels[group.raw_id] = group
+        return group
 
     def chat_entity(self, chat: SimChat) -> types.TypeChat | types.TypeUser:
         """The ``Channel``/``Chat``/``User`` object Telegram would send for ``chat``."""

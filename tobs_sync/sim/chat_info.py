@@ -2,7 +2,7 @@
 
 * ``channels.getFullChannel`` answers ``messages.chatFull`` with a ``channelFull`` carrying, for a
   supergroup upgraded from a basic group, ``migrated_from_chat_id`` and ``migrated_from_max_id`` (the
-  old group's last message id).
+  old group's last message id), and for a channel with a discussion group ``linked_chat_id``.
 * ``messages.getForumTopicsByID`` answers ``messages.forumTopics``: each asked topic as a
   ``forumTopic`` (the General topic, id 1, included) or ``forumTopicDeleted`` for an unknown id, with
   the topics' top messages. A chat without topics answers ``CHANNEL_FORUM_MISSING``.
@@ -54,6 +54,7 @@ def chat_info_handlers(account: Account) -> Mapping[type, Callable[[Any, Any], A
 
 def full_channel(account: Account, chat: SimChat) -> types.messages.ChatFull:
     old = chat.migrated_from
+    discussion = account.discussions.by_channel.get(chat.raw_id)
     top = chat.last_id
     full = types.ChannelFull(
         id=chat.raw_id, about="", read_inbox_max_id=top, read_outbox_max_id=top, unread_count=0,
@@ -61,8 +62,9 @@ def full_channel(account: Account, chat: SimChat) -> types.messages.ChatFull:
         pts=chat.log.pts, participants_count=chat.participants,
         migrated_from_chat_id=old.raw_id if old is not None else None,
         migrated_from_max_id=old.last_id if old is not None else None,
+        linked_chat_id=discussion.group.raw_id if discussion is not None else None,
     )
-    peers = [chat.peer] + ([old.peer] if old is not None else [])
+    peers = [chat.peer] + ([old.peer] if old is not None else []) + ([discussion.group.peer] if discussion else [])
     users, chats = account.entities_for([], peers)
     return types.messages.ChatFull(full_chat=full, chats=chats, users=users)
 

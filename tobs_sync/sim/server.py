@@ -48,6 +48,7 @@ from tobs_sync.sim.chat_info import chat_info_handlers
 from tobs_sync.sim.contacts import ContactBook
 from tobs_sync.sim.content import rng_for, signed64
 from tobs_sync.sim.difference import UpdateFeed
+from tobs_sync.sim.discussion import discussion_handlers
 from tobs_sync.sim.faults import Faults
 from tobs_sync.sim.files import key_of_location, media_id_of_key, read_range
 from tobs_sync.sim.login import REQUESTS_BEFORE_LOGIN, LoginDesk
@@ -150,6 +151,7 @@ class SimServer:
             **self.login.handlers(),
             **self.contacts.handlers(),
             **chat_info_handlers(account),
+            **discussion_handlers(account, faults.is_private),
         }
 
     @property

@@ -180,6 +180,15 @@ class SimulatedTelegram:
     def message(self, chat_id: int, msg_id: int) -> types.TypeMessage:
         return self._chat(chat_id).by_id[msg_id]
 
+    def discussion_group(self, chat_id: int) -> int | None:
+        """The marked id of the channel's discussion group (spec ``comments`` > 0), else None."""
+        discussion = self._account.discussions.by_channel.get(self._chat(chat_id).raw_id)
+        return discussion.group.marked_id if discussion is not None else None
+
+    def comments(self, chat_id: int, post_id: int) -> list[types.Message]:
+        """The comments of the channel's post, oldest first (do not mutate the objects)."""
+        return self._account.discussions.comments(self._chat(chat_id), post_id)
+
     # endregion
 
     # region files
@@ -257,6 +266,14 @@ class SimulatedTelegram:
         self._server.broadcast(self._server.log_edit(chat, message), [message], shape)
         self.live_events.append(("edit", chat_id, msg_id))
         return message
+
+    def add_comment(self, chat_id: int, post_id: int, text: str | None = None) -> types.Message:
+        """Add a comment (generated text when ``text`` is ``None``) to the channel's post; the post's
+        comment count and newest comment id change. Pushed to no client (see :mod:`tobs_sync.sim.discussion`)."""
+        chat = self._chat(chat_id)
+        comment = self._account.discussions.add_comment(chat, post_id, self._account.tick(), text)
+        self.live_events.append(("comment", chat_id, comment.id))
+        return comment
 
     def open_takeouts(self) -> int:
         """How many takeout sessions the server holds open (not finished, not ended by another export)."""

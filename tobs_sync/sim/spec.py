@@ -20,6 +20,8 @@ key                 default  meaning
                              to this one with ``PHONE_MIGRATE_X`` when it logs in
 ``rate``            off      ``telegram``: per-method request budgets answered with ``FLOOD_WAIT_X``
                              when exceeded (:mod:`tobs_sync.sim.ratelimit`); ``off``: none
+``comments``        0        most comments per channel post; above 0 every broadcast channel has a
+                             discussion group (:mod:`tobs_sync.sim.discussion`)
 ==================  =======  ===========================================================================
 
 Limits: the parser accepts exactly this flat syntax (no quoting, no nesting); ``rate`` is the only
@@ -54,6 +56,7 @@ class SimSpec:
     home_dc: int = 0
     """The account's home data centre; 0 (the default) resolves to 2 with at least two DCs, else 1."""
     rate: str = "off"
+    comments: int = 0
 
     def __post_init__(self) -> None:
         _check_range("chats", self.chats, 1, 10_000)
@@ -65,6 +68,7 @@ class SimSpec:
         _check_range("live_every_s", self.live_every_s, 0.0, 86_400.0)
         _check_range("bandwidth_kbps", self.bandwidth_kbps, 0.0, 1e12)
         _check_range("home_dc", self.home_dc, 0, self.dcs)
+        _check_range("comments", self.comments, 0, 10_000)
         if self.home_dc == 0:
             object.__setattr__(self, "home_dc", 2 if self.dcs >= 2 else 1)
         if self.rate not in RATE_POLICIES:
@@ -89,7 +93,7 @@ class SimSpec:
 
 
 RATE_POLICIES = ("off", "telegram")
-_INT_KEYS = frozenset({"chats", "messages", "seed", "dcs", "home_dc"})
+_INT_KEYS = frozenset({"chats", "messages", "seed", "dcs", "home_dc", "comments"})
 _WORD_KEYS = frozenset({"rate"})
 _KEYS = tuple(f.name for f in fields(SimSpec))
 

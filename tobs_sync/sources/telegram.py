@@ -72,6 +72,7 @@ from tobs_sync.config import TelegramSettings
 from tobs_sync.errors import ChatDeferred, SourceError
 from tobs_sync.model import MIGRATED_ID_SHIFT, Chat, ChatKind, MediaRef, Message
 from tobs_sync.sources.base import ALBUM_MAX, DEFAULT_BATCH_SIZE, LiveChange, start_before_album
+from tobs_sync.sources.telegram_comments import TelegramComments
 from tobs_sync.sources.telegram_convert import chat_from_entity, message_from_tl
 from tobs_sync.sources.telegram_downloads import Downloads
 from tobs_sync.sources.telegram_errors import FLOOD_ERRORS, TRANSIENT_ERRORS
@@ -125,6 +126,7 @@ class TelegramSource:
         self._downloads = Downloads(client, settings, self._requests, input_peer=self._peer,
                                     per_dc_floods=per_dc_download_floods)
         self._live = LiveUpdates(client, self._converted)
+        self._comments = TelegramComments(client, self._requests, self._peer)
 
     async def __aenter__(self) -> Self:
         try:
@@ -427,3 +429,13 @@ class TelegramSource:
         """The file's bytes from ``offset``, chunk by chunk (:meth:`Downloads.media_chunks
         <tobs_sync.sources.telegram_downloads.Downloads.media_chunks>`)."""
         return self._downloads.media_chunks(media, offset)
+
+    # -- comments ---------------------------------------------------------------------------
+
+    def comments(self, chat: Chat, post_id: int, after: int) -> AsyncIterator[Sequence[Message]]:
+        """A channel post's comments above ``after`` (:mod:`~tobs_sync.sources.telegram_comments`)."""
+        return self._comments.batches(chat, post_id, after)
+
+    async def recent_posts(self, chat: Chat, last: int) -> Sequence[Message]:
+        """A channel's newest ``last`` posts as they are now (their comment counts)."""
+        return await self._comments.recent_posts(chat, last)

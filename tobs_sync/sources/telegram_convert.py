@@ -569,6 +569,16 @@ def _counters(message: Any, extra: dict[str, Any]) -> None:
     ))
 
 
+def _comments(message: Any) -> dict[str, Any]:
+    """A channel post's comments thread (``replies`` with ``comments`` set): its count, newest id
+    and discussion group; nothing for other messages (a group's reply counts stay in ``extra``)."""
+    replies = getattr(message, "replies", None)
+    if not isinstance(replies, types.MessageReplies) or not replies.comments or not replies.channel_id:
+        return {}
+    return {"comments_count": replies.replies, "comments_max_id": replies.max_id,
+            "comments_chat_id": utils.get_peer_id(types.PeerChannel(replies.channel_id))}
+
+
 def _edited(message: Any, date: int) -> int | None:
     edited = _epoch(message.edit_date)
     if edited is None or edited == date or message.edit_hide:
@@ -604,5 +614,5 @@ def message_from_tl(message: Any, chat_id: int, *, forum: bool = False) -> Messa
         sender_id=sender_id, sender_name=sender_name, author=message.post_author or None,
         edited=_edited(message, date), forward=_forward(message), reply=reply, media=_media_refs(message, chat_id),
         grouped_id=message.grouped_id, action=action, via_bot=_via_bot(message), topic_id=topic_id,
-        topic_title=topic_title, extra=extra, **values,
+        topic_title=topic_title, extra=extra, **values, **_comments(message),
     )
