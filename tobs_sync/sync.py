@@ -4,9 +4,10 @@ This is the only module that moves cursors. A pass runs as a pipeline
 (:mod:`tobs_sync.pipeline`): several chats are read at once (``telegram.concurrent_chats``; one
 at a time for a Desktop export, which streams one file), each chat's next batches are requested
 while the current one is published (``telegram.batches_ahead`` at most, so memory does not grow
-with the history), and publishing, media included, is one stage taken by one batch at a time, in
-each chat's order, under the one long-lived download scheduler of the app.
-For every batch of a chat: (1) its media are fetched
+with the history). A batch's files start downloading as soon as it is read, under the one
+long-lived download scheduler of the app shared by every batch and chat (a file two batches need is
+fetched once), so later batches are read meanwhile; once they are in, publishing is one stage taken
+by one batch at a time, in each chat's order. For every batch of a chat: (1) its media are placed
 into the vault (index rows kept for the batch's commit), (2) every note of the batch is rendered
 (a template error stops here, before any write), (3) :class:`~tobs_sync.publish.Publisher`
 caches the batch and records the notes' intended hashes in one transaction, writes the notes
@@ -26,17 +27,19 @@ first written; later changes of the path template or of a chat's title apply to 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import posixpath
 import string
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 from tobs_sync.config import STATE_DIR, Settings
 from tobs_sync.errors import ChatDeferred, ExportFormatError, SourceError, VaultError
 from tobs_sync.media import MediaWriter
+from tobs_sync.media_fetch import SharedFetch
 from tobs_sync.merge import generated_base
 from tobs_sync.model import Chat, Message
 from tobs_sync.names import NAME_MAX_BYTES, inert_text, path_key, sanitize_component
@@ -182,7 +185,10 @@ class Synchronizer:
                 report.failed.append(str(error))
                 report.chat(chat).errors.append(str(error))
 
-        await run_lanes(source.chats(), run_chat, concurrency=concurrent_chats)
+        try:
+            await run_lanes(source.chats(), run_chat, concurrency=concurrent_chats)
+        finally:
+            self._media.end_pass()
         return report
 
     async def sync_chat(
@@ -204,11 +210,19 @@ class Synchronizer:
             self._reserve_chat_note(state)
             await self._retry_failed_media(source, state, report)
 
-        async def publish(batch: Sequence[Message]) -> None:
+        async def read() -> AsyncIterator[tuple[Sequence[Message], list[SharedFetch]]]:
+            async with contextlib.aclosing(source.batches(chat, state.cursor)) as batches:
+                async for batch in batches:  # its files start downloading as soon as it is read
+                    with_media = [(m, self._note_path(state, m)) for m in batch if m.media]
+                    yield batch, self._media.prefetch(with_media, source.media_chunks)
+
+        async def publish(item: tuple[Sequence[Message], list[SharedFetch]]) -> None:
+            batch, fetches = item
+            await self._media.fetched(fetches)  # outside the stage: other chats publish meanwhile
             async with stage:
                 await self._sync_batch(source, state, batch, report)
 
-        await read_ahead(source.batches(chat, state.cursor), publish, ahead=self.batches_ahead)
+        await read_ahead(read(), publish, ahead=self.batches_ahead)
         async with stage:
             if isinstance(source, ReportsSkips):
                 report.add_skipped(chat, self._store.record_skipped(chat.id, source.skipped_messages(chat)))
