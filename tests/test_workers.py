@@ -191,3 +191,30 @@ def test_jobs_submitted_one_by_one_get_their_results_in_their_futures() -> None:
 
     assert run_virtual(run()) == ["1-0", "2-0", "1-1", "2-1", "1-2", "2-2"]
     assert fake.max_running == {1: 1, 2: 1}
+
+
+def test_a_pause_ends_at_the_earliest_end_the_answers_received_during_it_allow() -> None:
+    """Telegram says how long to wait in whole seconds, rounded up: the flood below ends at 3.0; the
+    answer at 0.25 to a request sent before the pause says 3 s (ceil of 2.75), which would end the
+    pause at 3.25. The DC resumes at 3.0."""
+    flood_ends = 3.0
+    refused: list[float] = []
+    finished: list[float] = []
+
+    def job(key: str, start_after: float) -> Job[str]:
+        async def run() -> str:
+            if not refused or loop_time() < start_after:
+                await asyncio.sleep(max(0.0, start_after - loop_time()))
+            now = loop_time()
+            if now < flood_ends:
+                refused.append(now)
+                raise FloodWait(-(-(flood_ends - now) // 1), "downloading")
+            await asyncio.sleep(DURATION)
+            finished.append(loop_time())
+            return key
+
+        return Job(key, 3, run)
+
+    run_virtual(DcScheduler(per_dc=2, total=2).run_all([job("a", 0.0), job("b", 0.25)]))
+    assert refused[:2] == [0.0, 0.25]
+    assert finished == pytest.approx([flood_ends + DURATION] * 2)

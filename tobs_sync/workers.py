@@ -7,7 +7,9 @@ whoever submitted them. Each DC has at most ``per_dc`` workers running at once a
 bounds them all, across every caller, so two batches (or two chats) fetching at the same time never
 double a DC's concurrency. When a job reports a flood wait (:class:`~tobs_sync.errors.FloodWait`),
 only that DC's queue pauses for the wait while the other DCs keep going; the job is retried after
-the pause. A DC whose wait exceeds ``max_flood_wait`` is given up until that wait is over: the jobs
+the pause (the earliest end that the answers received during a pause allow: Telegram tells a wait in whole
+seconds, rounded up, so a later answer to a request sent before the pause often ends it later than
+the flood does). A DC whose wait exceeds ``max_flood_wait`` is given up until that wait is over: the jobs
 it holds then, and those submitted meanwhile, fail with ``FloodWait`` so the caller can record them
 and retry on a later pass. Jobs of one DC run back to back, so its connection stays warm. A DC's
 workers end when its queue is empty and start again with the next job submitted.
@@ -162,10 +164,13 @@ class DcScheduler:
             lane.given_up_until = max(lane.given_up_until, now + flood.seconds)
             return
         until = now + flood.seconds
-        if until > lane.paused_until:
-            if lane.paused_until <= now:
-                log.info("DC %s asks to wait %g s: pausing its downloads, other DCs continue", dc_id, flood.seconds)
-            lane.paused_until = until
+        if lane.paused_until > now:
+            # Answered to a request sent before the pause: the same flood, its end told again in whole
+            # seconds rounded up. Every answer bounds the end from above; the earliest bound is the best.
+            lane.paused_until = min(lane.paused_until, until)
+            return
+        log.info("DC %s asks to wait %g s: pausing its downloads, other DCs continue", dc_id, flood.seconds)
+        lane.paused_until = until
 
 
 class GlobalPool:
