@@ -251,7 +251,7 @@ class Synchronizer:
         )
         assigned = {m.id: n.path for n in notes for m in n.messages}
         drafts = [note.draft(self._render_message_note(state, note, media, assigned), state.chat.id) for note in notes]
-        published = self._publisher.publish(
+        published = await self._publisher.publish_async(
             drafts, cursor=(state.chat.id, batch[-1].id), media=media_rows, messages=batch
         )
         report.count(published)
