@@ -85,8 +85,8 @@ async def _download_backlog(
     """The media of the whole seeded account stored into a fresh vault by MediaWriter under ``scheduler``.
 
     The history is read first; then every file is queued at once, as a backfill does (a sync pass
-    today waits for each batch's media before the next batch; the overlapped pipeline will queue
-    across batches, and this measures the scheduling that it will rely on).
+    queues each batch's files as the batch is read, on the same long-lived scheduler, so files of
+    many batches wait in its per-DC queues together: this measures that scheduling).
 
     The naive baseline (:class:`GlobalPool`) also keeps Telethon's default flood handling, which
     remembers a flood wait per request type and so holds back downloads on every DC: what a plain
