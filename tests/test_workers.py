@@ -218,3 +218,14 @@ def test_a_pause_ends_at_the_earliest_end_the_answers_received_during_it_allow()
     run_virtual(DcScheduler(per_dc=2, total=2).run_all([job("a", 0.0), job("b", 0.25)]))
     assert refused[:2] == [0.0, 0.25]
     assert finished == pytest.approx([flood_ends + DURATION] * 2)
+
+
+@pytest.mark.parametrize("scheduler", [DcScheduler(per_dc=1, total=1), GlobalPool(total=1)], ids=["dc-aware", "global"])
+def test_a_job_that_ends_cancelled_does_not_stop_the_jobs_queued_behind_it(scheduler: DcScheduler | GlobalPool) -> None:
+    async def cancelled_inside() -> str:
+        raise asyncio.CancelledError  # e.g. a stream it awaited was cancelled
+
+    fake = FakeDownloads()
+    results = run_virtual(scheduler.run_all([Job("gone", 1, cancelled_inside), fake.job("1-next", 1)]))
+    assert isinstance(results["gone"], asyncio.CancelledError)
+    assert results["1-next"] == "1-next"

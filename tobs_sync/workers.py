@@ -79,6 +79,13 @@ def _settle(future: asyncio.Future[Any], result: object = None, error: BaseExcep
         future.set_result(result)
 
 
+def _stopping() -> bool:
+    """Whether the running worker itself is being cancelled (not merely a job that ended cancelled:
+    then the worker goes on with the next job, so no job queued behind it waits forever)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def _keep(tasks: set[asyncio.Task[None]], task: asyncio.Task[None]) -> None:
     tasks.add(task)
     task.add_done_callback(tasks.discard)
@@ -146,7 +153,8 @@ class DcScheduler:
                         lane.queue.appendleft((job, future))  # retried after the pause (or failed if given up)
                     except asyncio.CancelledError:
                         future.cancel()
-                        raise
+                        if _stopping():
+                            raise
                     except Exception as exc:
                         _settle(future, error=exc)
                     else:
@@ -217,7 +225,8 @@ class GlobalPool:
                         continue
                     except asyncio.CancelledError:
                         future.cancel()
-                        raise
+                        if _stopping():
+                            raise
                     except Exception as exc:
                         _settle(future, error=exc)
                     else:
