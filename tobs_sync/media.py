@@ -399,7 +399,7 @@ class MediaWriter:
         message, slot, media = item.message, item.slot, item.media
         if isinstance(outcome, MediaUnavailable):
             return self._not_stored(message, slot, media, UNAVAILABLE, str(outcome), batch)
-        if isinstance(outcome, SourceError | TimeoutError | ConnectionError):
+        if isinstance(outcome, SourceError | TimeoutError | ConnectionError | asyncio.CancelledError):
             reason = f"download failed, will retry: {outcome or type(outcome).__name__}"
             log.warning("media of message %s in chat %s: %s", message.id, message.chat_id, reason)
             return self._not_stored(message, slot, media, FAILED, reason, batch)
