@@ -14,6 +14,9 @@ batch tries again.
 
 Limits: single event loop. Memory grows with the files placed in one pass (a key and a few fields
 each); a fetch started but never claimed when the pass ends is cancelled and its temp file removed.
+A download started before its batch is published streams into the attachment folder of the note
+its message would get on its own; placing it renames it into the folder of the note it ends up in
+(the same one, except for an album continued from the previous batch).
 """
 
 from __future__ import annotations
