@@ -138,3 +138,12 @@ def test_the_json_form_prints_one_object_with_every_key(capsys: Any, monkeypatch
     printed = json.loads(out.out)
     assert set(benchsuite.KEYS) <= set(printed) and printed["scale"] == 0.1
     assert "target" in out.err and "--quick" in out.err
+
+
+def test_the_render_pool_benchmark_renders_the_same_notes_in_both_ways(capsys: Any) -> None:
+    from tobs_sync.bench_render_pool import bench_render_pool
+
+    figures = bench_render_pool(count=30, repeats=1)
+    assert figures["notes"] == 30 and figures["identical"] is True
+    assert figures["pool_ms_per_note"] > 0 and figures["in_process_ms_per_note"] > 0
+    assert "render-pool: 30 notes" in capsys.readouterr().out

@@ -298,6 +298,8 @@ class SlowMemorySource(MemorySource):
         self.most_ahead = 0
         self.downloading: Counter[int | None] = Counter()
         self.most_downloading = 0
+        self.read_at: list[float] = []
+        """When (virtual time) each batch was handed to the pass."""
 
     async def batches(self, chat: Chat, after: int) -> AsyncIterator[Sequence[Message]]:
         read = 0
@@ -308,6 +310,7 @@ class SlowMemorySource(MemorySource):
                 published = 0 if cursor == NO_CURSOR else cursor // self.batch_size
                 self.most_ahead = max(self.most_ahead, read - published)
             read += 1
+            self.read_at.append(asyncio.get_running_loop().time())
             yield batch
 
     async def media_chunks(self, media: MediaRef, offset: int = 0) -> AsyncIterator[bytes]:

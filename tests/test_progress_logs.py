@@ -101,7 +101,7 @@ def test_the_engine_reports_expected_totals_batches_and_media_bytes_per_chat(vau
     assert calls[-1] == ("chat_finished", NEWS.id, 5, ())
     assert ("queue", "publish", 0) in calls
     downloads = [c[2] for c in calls if c[:2] == ("queue", "downloads")]
-    assert downloads == [2, 0], "the first batch's two files queued, then none"
+    assert max(downloads) == 2 and downloads[-1] == 0, "the first batch's two files under way at once, then none"
 
 
 def test_a_source_that_cannot_estimate_gives_no_total(vault: Path) -> None:

@@ -129,3 +129,11 @@ def test_typical_note_properties_take_the_fast_path(monkeypatch: pytest.MonkeyPa
 ])
 def test_values_outside_the_fast_class_are_left_to_pyyaml(properties: dict[str, Any]) -> None:
     assert dump_properties(properties, _PropertyDumper) == pyyaml_reference(properties)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.one_of(hostile_text, st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=20)).filter(bool))
+def test_the_quick_plain_check_never_allows_what_the_character_loop_refuses(text: str) -> None:
+    """The regular expression that spares most texts the per-character loop only says yes where the loop does."""
+    if properties_yaml._SURELY_PLAIN.fullmatch(text):
+        assert properties_yaml._plain_by_characters(text) is True

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 from collections.abc import Iterator
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path, PurePath
 
 import pytest
 
 from tobs_sync.model import Chat
-from tobs_sync.publish import Draft, Outcome, Publisher, audit_notes
+from tobs_sync.publish import Draft, Outcome, Published, Publisher, audit_notes
 from tobs_sync.store import Store
 from tobs_sync.store_rows import MESSAGE_NOTE, NoteRow
-from tobs_sync.vault import TEMP_PREFIX, Vault, sha256_hex
+from tobs_sync.vault import TEMP_PREFIX, PreparedWrite, Vault, sha256_hex
 
 OLD_TIME = 1_000_000_000
 
@@ -180,3 +183,35 @@ def test_audit_trusts_size_and_time_and_hashes_only_changed_files(vault: Vault, 
     (vault.root / "n.md").write_bytes(b"v2")
     assert audit_notes(counting, store).edited == ["n.md"]
     assert counting.hashed == ["n.md"]
+
+
+class WaitsForTheLoop(Vault):
+    """A vault whose temp-file writes (in the executor's threads) wait until a task on the event loop
+    has run, and record whether it had: only a publisher that lets the loop run meanwhile sees it."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.loop_ran = threading.Event()
+        self.seen: list[bool] = []
+
+    def prepare_write(self, relative: str | PurePath, data: bytes) -> PreparedWrite:
+        self.seen.append(self.loop_ran.wait(timeout=2))
+        return super().prepare_write(relative, data)
+
+
+def test_an_async_publish_lets_the_event_loop_run_while_the_notes_are_fsynced(store: Store) -> None:
+    vault = WaitsForTheLoop(store.path.parents[1])
+    drafts = [Draft(f"n{i}.md", b"note %d" % i, 1, (i,)) for i in range(3)]
+
+    async def run() -> Published:
+        other = asyncio.get_running_loop().call_soon(vault.loop_ran.set)  # e.g. the next batch being read
+        with ThreadPoolExecutor(2) as executor:
+            published = await Publisher(vault, store, executor=executor).publish_async(drafts, cursor=(1, 2))
+        other.cancel()
+        return published
+
+    published = asyncio.run(run())
+    assert vault.seen == [True] * 3
+    assert published.paths(Outcome.WRITTEN) == ["n0.md", "n1.md", "n2.md"]
+    assert [(vault.root / f"n{i}.md").read_bytes() for i in range(3)] == [b"note %d" % i for i in range(3)]
+    assert store.chat_states()[0].cursor == 2 and temp_files(vault.root) == []

@@ -147,3 +147,85 @@ def test_a_failing_job_is_reported_and_others_continue() -> None:
 def test_invalid_limits_are_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         DcScheduler(per_dc=0)
+
+
+def test_concurrent_callers_share_each_dcs_limit_and_the_total() -> None:
+    """Two batches (or chats) fetching at once go through the one scheduler: DC 1 never runs more
+    than its 2 workers, and all DCs together never more than the total, whoever submitted the jobs."""
+    fake = FakeDownloads()
+    scheduler = DcScheduler(per_dc=2, total=3)
+
+    async def run() -> list[dict[object, object]]:
+        first = [fake.job(f"1-a{i}", 1) for i in range(4)] + [fake.job(f"2-a{i}", 2) for i in range(4)]
+        second = [fake.job(f"1-b{i}", 1) for i in range(4)] + [fake.job(f"2-b{i}", 2) for i in range(4)]
+        return list(await asyncio.gather(scheduler.run_all(first), scheduler.run_all(second)))
+
+    first, second = run_virtual(run())
+    assert len(first) == len(second) == 8 and all(key == value for key, value in (first | second).items())
+    assert fake.max_running == {1: 2, 2: 2}
+    assert fake.max_running_total == 3
+
+
+def test_a_flood_pause_seen_by_one_caller_holds_back_the_next_callers_jobs_on_that_dc() -> None:
+    """The lanes outlive a call: a batch submitted while DC 4 is paused waits for the pause to end."""
+    fake = FakeDownloads(flooded=4, wait=0.3)
+    scheduler = DcScheduler(per_dc=1, total=4)
+
+    async def run() -> None:
+        first = asyncio.ensure_future(scheduler.run_all([fake.job("4-a", 4)]))
+        await asyncio.sleep(0.1)  # DC 4 answered "wait 0.3 s" at 0.0
+        fake.flooded_once.add("4-b")  # the later job would not be refused by itself
+        await asyncio.gather(first, scheduler.run_all([fake.job("4-b", 4)]))
+
+    run_virtual(run())
+    assert fake.finished(dc=4) == pytest.approx([0.3 + DURATION, 0.3 + 2 * DURATION])
+
+
+def test_jobs_submitted_one_by_one_get_their_results_in_their_futures() -> None:
+    fake = FakeDownloads()
+    scheduler = DcScheduler(per_dc=1, total=2)
+
+    async def run() -> list[object]:
+        futures = [scheduler.submit(fake.job(f"{dc}-{i}", dc)) for i in range(3) for dc in (1, 2)]
+        return list(await asyncio.gather(*futures))
+
+    assert run_virtual(run()) == ["1-0", "2-0", "1-1", "2-1", "1-2", "2-2"]
+    assert fake.max_running == {1: 1, 2: 1}
+
+
+def test_a_pause_ends_at_the_earliest_end_the_answers_received_during_it_allow() -> None:
+    """Telegram says how long to wait in whole seconds, rounded up: the flood below ends at 3.0; the
+    answer at 0.25 to a request sent before the pause says 3 s (ceil of 2.75), which would end the
+    pause at 3.25. The DC resumes at 3.0."""
+    flood_ends = 3.0
+    refused: list[float] = []
+    finished: list[float] = []
+
+    def job(key: str, start_after: float) -> Job[str]:
+        async def run() -> str:
+            if not refused or loop_time() < start_after:
+                await asyncio.sleep(max(0.0, start_after - loop_time()))
+            now = loop_time()
+            if now < flood_ends:
+                refused.append(now)
+                raise FloodWait(-(-(flood_ends - now) // 1), "downloading")
+            await asyncio.sleep(DURATION)
+            finished.append(loop_time())
+            return key
+
+        return Job(key, 3, run)
+
+    run_virtual(DcScheduler(per_dc=2, total=2).run_all([job("a", 0.0), job("b", 0.25)]))
+    assert refused[:2] == [0.0, 0.25]
+    assert finished == pytest.approx([flood_ends + DURATION] * 2)
+
+
+@pytest.mark.parametrize("scheduler", [DcScheduler(per_dc=1, total=1), GlobalPool(total=1)], ids=["dc-aware", "global"])
+def test_a_job_that_ends_cancelled_does_not_stop_the_jobs_queued_behind_it(scheduler: DcScheduler | GlobalPool) -> None:
+    async def cancelled_inside() -> str:
+        raise asyncio.CancelledError  # e.g. a stream it awaited was cancelled
+
+    fake = FakeDownloads()
+    results = run_virtual(scheduler.run_all([Job("gone", 1, cancelled_inside), fake.job("1-next", 1)]))
+    assert isinstance(results["gone"], asyncio.CancelledError)
+    assert results["1-next"] == "1-next"

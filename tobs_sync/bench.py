@@ -20,7 +20,9 @@
 ``python -m tobs_sync.bench markdown``  entities per second rendering generated messages with
                                       500, 1,000, 2,000 and 20,000 formatting entities of every
                                       kind (linear: the time per entity must not grow).
-``python -m tobs_sync.bench all``     all five.
+``python -m tobs_sync.bench render-pool``  rendering in this process vs two worker processes fed
+                                      msgpack records (:mod:`tobs_sync.bench_render_pool`).
+``python -m tobs_sync.bench all``     all five (not render-pool).
 
 Every run uses the production code (render_text, TelegramSource over the simulator's real Telethon client,
 MediaWriter, the vault writer); the figures depend on the machine, so compare them on one machine.
@@ -83,8 +85,8 @@ async def _download_backlog(
     """The media of the whole seeded account stored into a fresh vault by MediaWriter under ``scheduler``.
 
     The history is read first; then every file is queued at once, as a backfill does (a sync pass
-    today waits for each batch's media before the next batch; the overlapped pipeline will queue
-    across batches, and this measures the scheduling that it will rely on).
+    queues each batch's files as the batch is read, on the same long-lived scheduler, so files of
+    many batches wait in its per-DC queues together: this measures that scheduling).
 
     The naive baseline (:class:`GlobalPool`) also keeps Telethon's default flood handling, which
     remembers a flood wait per request type and so holds back downloads on every DC: what a plain
@@ -372,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tobs_sync.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("which", nargs="?", default="suite",
                         choices=["suite", "dc", "memory", "import", "parse", "markdown", "all", "memory-stream",
-                                 "rss-child"],
+                                 "rss-child", "render-pool"],
                         help="suite (the default): every case of tobs_sync.benchsuite, with its targets; "
                              "memory-stream, rss-child: one measurement in this process, printed as JSON "
                              "(what `memory` and the suite run in a fresh process)")
@@ -404,6 +406,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         figures["parse"] = bench_parse()
     if args.which in ("markdown", "all"):
         figures["markdown"] = bench_markdown()
+    if args.which == "render-pool":
+        from tobs_sync.bench_render_pool import bench_render_pool
+
+        figures["render_pool"] = bench_render_pool()
     if args.json:
         print(json.dumps(figures, indent=2))
     return 0

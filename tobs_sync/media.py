@@ -1,9 +1,12 @@
 """Media into the vault: streamed, hashed, stored once, and never half-written.
 
 Each file is streamed from its source into a hidden temp file inside the target attachment
-folder while it is hashed (sha256) and fsynced. Once every download of a batch has ended, the
+folder while it is hashed (sha256) and fsynced (:mod:`tobs_sync.media_fetch`; a batch's downloads
+may start before it is published, :meth:`MediaWriter.prefetch`, and a file another batch is already
+fetching is waited for, not fetched again). Once every download of a batch has ended, the
 files are placed in the batch's order (so names never depend on which download finished first):
-each is renamed into place, or dropped because identical bytes are already stored. The media
+each is renamed into place, or dropped because identical bytes are already stored, and their
+folders are fsynced before any note embedding them is written. The media
 index (in the store) maps content hash -> vault path and Telegram file identity -> content hash,
 so a known file is not fetched again. Its rows are collected in a :class:`~tobs_sync.store_rows.MediaRows`
 and committed with the batch's notes, in one transaction. A crash before that commit leaves at
@@ -25,17 +28,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import hashlib
 import logging
 import mimetypes
 import posixpath
-from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from tobs_sync.config import MediaSettings
-from tobs_sync.errors import FloodWait, MediaUnavailable, SourceError
+from tobs_sync.errors import MediaUnavailable, SourceError
+from tobs_sync.media_fetch import Download, Fetch, SharedFetch, SharedFetches
 from tobs_sync.model import MediaRef, Message
 from tobs_sync.names import inert_text, sanitize_filename
 from tobs_sync.observe import NO_OBSERVER, SyncObserver
@@ -44,7 +47,7 @@ from tobs_sync.store import Store
 from tobs_sync.store_rows import MediaRows, MediaSlot
 from tobs_sync.vault import Vault
 from tobs_sync.views import StoredMedia
-from tobs_sync.workers import DcScheduler, GlobalPool, Job
+from tobs_sync.workers import DcScheduler, GlobalPool
 
 log = logging.getLogger(__name__)
 
@@ -105,11 +108,13 @@ class MediaCounts:
 
 @dataclass(frozen=True, slots=True)
 class Placed:
-    """A fetched file in the vault, and the processing started on it (if it is new)."""
+    """A fetched file in the vault (its index row's fields), and the processing started on it (if it is new)."""
 
     content_hash: str
     path: str
     processing: asyncio.Future[Mapping[str, Any]] | None = None
+    size: int = 0
+    mime_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,54 +128,6 @@ class MediaItem:
     @property
     def media(self) -> MediaRef:
         return self.message.media[self.slot]
-
-
-Fetch = Callable[[MediaRef, int], AsyncIterator[bytes]]
-
-
-class _Download:
-    """One file streaming into a hidden temp file; resumable after a flood wait.
-
-    The scheduler re-runs a job that ended in :class:`FloodWait` once the DC's pause is over;
-    the download then continues from the bytes it already has (hash state included) instead of
-    starting again, so a throttled DC still makes progress. Any other failure removes the temp file.
-    """
-
-    def __init__(
-        self, vault: Vault, folder: str, media: MediaRef, fetch: Fetch,
-        observer: SyncObserver = NO_OBSERVER, chat_id: int = 0,
-    ) -> None:
-        self._vault, self._folder, self._media, self._fetch = vault, folder, media, fetch
-        self._observer, self._chat_id = observer, chat_id
-        self._digest = hashlib.sha256()
-        self._offset = 0
-        self._out: BinaryIO | None = None
-        self._temp: Path | None = None
-
-    async def run(self) -> tuple[str, int, Path]:
-        if self._out is None:
-            self._out, self._temp = self._vault.open_temp(self._folder)
-        try:
-            async for chunk in self._fetch(self._media, self._offset):
-                self._digest.update(chunk)
-                self._out.write(chunk)
-                self._offset += len(chunk)
-                self._observer.media_bytes(self._chat_id, self._media.dc_id, len(chunk))
-            temp = self._vault.finish_temp(self._out, self._temp)
-        except FloodWait as flood:
-            self._observer.flood_wait(self._media.dc_id, flood.seconds)
-            raise  # keep what we have: the next run resumes at self._offset
-        except BaseException:
-            self.discard()
-            raise
-        self._out = None  # finished: the temp file now belongs to the caller
-        return self._digest.hexdigest(), self._offset, temp
-
-    def discard(self) -> None:
-        """Close and remove the temp file of a download that will not be resumed."""
-        if self._out is not None and self._temp is not None:
-            self._vault.discard_temp(self._out, self._temp)
-        self._out = None
 
 
 class MediaWriter:
@@ -194,8 +151,11 @@ class MediaWriter:
         self._settings = settings or MediaSettings()
         self._scheduler = scheduler or DcScheduler()
         self._processors = processors
+        self._fetches = SharedFetches()
         self.counts = MediaCounts()
         self.observer: SyncObserver = NO_OBSERVER
+        self._downloading = 0
+        """Downloads started and not yet ended (the ``downloads`` queue's depth)."""
         """Told of media bytes, deduplicated files, flood waits and failed downloads; no-op by default."""
 
     @property
@@ -203,14 +163,66 @@ class MediaWriter:
         """Where attachments go: a vault folder, ``/`` (the root), ``./`` or ``./sub`` (beside the note)."""
         return self._folder_rule
 
+    def prefetch(self, messages: Sequence[tuple[Message, str]], fetch: Fetch) -> list[SharedFetch]:
+        """Start fetching the files of ``(message, note_path)`` pairs that are not stored yet; the fetches.
+
+        Called as a batch is read, before it is published, so its files download while later
+        batches are read; :meth:`store_media` then takes them over (and fetches nothing twice). Only
+        with a scheduler that takes single jobs (``submit``); otherwise nothing starts early.
+        """
+        if getattr(self._scheduler, "submit", None) is None:
+            return []
+        started = []
+        for message, note_path in messages:
+            if not message.media:
+                continue
+            known = self._store.media_slots(message.chat_id, message.id)
+            for slot in range(len(message.media)):
+                item = MediaItem(message, slot, note_path)
+                if self._needs_fetch(item, known.get(slot)):
+                    started.append(self._fetches.get(self._fetch_key(item)) or self._start(item, fetch))
+        return started
+
+    @staticmethod
+    async def fetched(fetches: Sequence[SharedFetch]) -> None:
+        """Wait until every one of ``fetches`` has ended its download (with or without success)."""
+        if fetches:
+            await asyncio.wait([f.fetched for f in fetches])
+
+    def end_pass(self) -> None:
+        """Forget the pass's fetches; cancel those no batch took over (their temp files are removed)."""
+        self._fetches.end_pass()
+
+    def _start(self, item: MediaItem, fetch: Fetch) -> SharedFetch:
+        folder = attachment_folder(self._folder_rule, item.note_path)
+        download = Download(self._vault, folder, item.media, fetch, self.observer, item.message.chat_id)
+        submit = getattr(self._scheduler, "submit", None)
+        entry = self._fetches.start(self._fetch_key(item), item.media.dc_id, download,
+                                    self._scheduler if submit is not None else None)  # type: ignore[arg-type]
+        self._downloading += 1
+        self.observer.queue_depth("downloads", self._downloading)
+        entry.fetched.add_done_callback(self._download_ended)
+        return entry
+
+    def _download_ended(self, _fetched: asyncio.Future[Any]) -> None:
+        self._downloading -= 1
+        self.observer.queue_depth("downloads", self._downloading)
+
+    @staticmethod
+    def _fetch_key(item: MediaItem) -> str:
+        return item.media.file_key or f"slot:{item.message.chat_id}:{item.message.id}:{item.slot}"
+
     async def store_media(
         self, messages: Sequence[tuple[Message, str]], chat_folder: str, fetch: Fetch,
         rows: MediaRows | None = None,
     ) -> dict[int, list[StoredMedia]]:
         """Store the media of ``(message, note_path)`` pairs; what became of each slot, by message id.
 
-        Files already known (by Telegram file identity or by an earlier slot) are not fetched;
-        the rest are fetched concurrently, queued per data centre, then placed in the order given.
+        Files already known (by Telegram file identity or by an earlier slot) are not fetched; a
+        file another batch is fetching (or placed in this pass) is taken from that batch; the rest
+        are fetched concurrently (or taken over from :meth:`prefetch`), queued per data centre, then
+        placed in the order given, and their folders made durable before this returns (so a note
+        embedding a file is written after the file is durable).
         A failed fetch is recorded as ``failed`` (retried on a later pass); the note is written
         without that embed meanwhile. The index rows go into ``rows``, for the caller to commit
         with its notes; without ``rows`` they are committed here.
@@ -226,31 +238,55 @@ class MediaWriter:
                 if settled is not None:
                     results[message.id][slot] = settled
                 else:
-                    key = item.media.file_key or f"slot:{message.chat_id}:{message.id}:{slot}"
-                    pending.setdefault(key, []).append(item)
-        downloads = {}
-        jobs = []
+                    pending.setdefault(self._fetch_key(item), []).append(item)
+        owned: dict[str, SharedFetch] = {}
+        others: dict[str, asyncio.Future[object]] = {}
+        unsubmitted = []
         for key, items in pending.items():
-            folder = attachment_folder(self._folder_rule, items[0].note_path)
-            download = downloads[key] = _Download(
-                self._vault, folder, items[0].media, fetch, self.observer, items[0].message.chat_id
-            )
-            jobs.append(Job(key, items[0].media.dc_id, download.run, abandon=download.discard))
+            entry = self._fetches.get(key)
+            if entry is not None and entry.placed is not None:
+                others[key] = entry.placed  # another batch places it: take its outcome
+                continue
+            if entry is None:
+                entry = self._start(items[0], fetch)
+                if getattr(self._scheduler, "submit", None) is None:
+                    unsubmitted.append(entry)
+            self._fetches.claim(entry)
+            owned[key] = entry
+        placed: dict[str, Placed] = {}
+        outcomes: dict[Hashable, object] = {}
         try:
-            if jobs:
-                self.observer.queue_depth("downloads", len(jobs))
-            outcomes = await self._scheduler.run_all(jobs)
-            placed = self._place_all(pending, outcomes, chat_folder, batch)
+            if unsubmitted:
+                ran = await self._scheduler.run_all([
+                    SharedFetches.job(e.key, pending[e.key][0].media.dc_id, e.download) for e in unsubmitted
+                ])
+                for entry in unsubmitted:
+                    outcome = ran.get(entry.key)
+                    if isinstance(outcome, BaseException):
+                        entry.fetched.set_exception(outcome)
+                    else:
+                        entry.fetched.set_result(outcome)  # type: ignore[arg-type]
+            done = await asyncio.gather(*(e.fetched for e in owned.values()), return_exceptions=True)
+            outcomes = dict(zip(owned, done, strict=True))
+            placed = self._place_all({k: pending[k] for k in owned}, outcomes, chat_folder, batch)
         finally:
-            if jobs:
-                self.observer.queue_depth("downloads", 0)
-            for download in downloads.values():
-                download.discard()
+            for key, entry in owned.items():
+                entry.download.discard()
+                outcome = placed.get(key, outcomes.get(key))
+                self._fetches.resolve(entry, SourceError("the download was abandoned") if outcome is None else outcome)
+        if placed:
+            self._vault.sync_folders()  # the files are durable before any note embeds them
+        for key, placing in others.items():
+            outcome = await asyncio.shield(placing)
+            outcomes[key] = outcome
+            if isinstance(outcome, Placed):
+                batch.files.setdefault(outcome.content_hash, (outcome.path, outcome.size, outcome.mime_type))
+                placed[key] = outcome
         await self._finish_processing(placed, batch)
         for key, items in pending.items():
             outcome = placed.get(key, outcomes.get(key))
             for index, item in enumerate(items):
-                stored = self._record(item, outcome, batch, first=index == 0)
+                stored = self._record(item, outcome, batch, first=index == 0 and key in owned)
                 results[item.message.id][item.slot] = stored
         stored = [s for slots in results.values() for s in slots if s is not None]
         await self._process_unprocessed(stored, batch)
@@ -279,7 +315,7 @@ class MediaWriter:
             processing = None
             if new and self._processors is not None:
                 processing = asyncio.ensure_future(self._processors.run(self._vault.resolve(path), item.media))
-            placed[key] = Placed(content_hash, path, processing)
+            placed[key] = Placed(content_hash, path, processing, size, item.media.mime_type)
         return placed
 
     async def _process_unprocessed(self, stored: Sequence[StoredMedia], batch: MediaRows) -> None:
@@ -324,6 +360,18 @@ class MediaWriter:
     def _exists(self, path: str) -> bool:
         return self._vault.resolve(path).is_file()
 
+    def _needs_fetch(self, item: MediaItem, previous: MediaSlot | None) -> bool:
+        """Whether :meth:`_settle_without_fetch` would leave this slot to be fetched (it records nothing)."""
+        media = item.media
+        if previous and previous.status == STORED and previous.path and self._exists(previous.path):
+            return False
+        if media.unavailable or media.locator is None or self._settings.skip_reason(str(media.kind), media.size):
+            return False
+        if media.file_key and (content_hash := self._store.hash_of_remote(media.file_key)):
+            path = self._store.media_path(content_hash)
+            return not (path and self._exists(path))
+        return True
+
     def _settle_without_fetch(
         self, item: MediaItem, previous: MediaSlot | None, batch: MediaRows
     ) -> StoredMedia | None:
@@ -365,7 +413,7 @@ class MediaWriter:
         message, slot, media = item.message, item.slot, item.media
         if isinstance(outcome, MediaUnavailable):
             return self._not_stored(message, slot, media, UNAVAILABLE, str(outcome), batch)
-        if isinstance(outcome, SourceError | TimeoutError | ConnectionError):
+        if isinstance(outcome, SourceError | TimeoutError | ConnectionError | asyncio.CancelledError):
             reason = f"download failed, will retry: {outcome or type(outcome).__name__}"
             log.warning("media of message %s in chat %s: %s", message.id, message.chat_id, reason)
             self.observer.error("media_download")

@@ -22,6 +22,7 @@ PyYAML writes as an anchor and an alias.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,6 +44,15 @@ _WHITESPACE = "\0 \t\r\n\x85\u2028\u2029"
 _LEADING_INDICATORS = frozenset("#,[]{}&*!|>'\"%@`")
 _INNER_FLOW_INDICATORS = frozenset(",?[]{}")
 _RESOLVERS = yaml.resolver.Resolver.yaml_implicit_resolvers
+_NO_RESOLVERS: tuple[tuple[str, re.Pattern[str]], ...] = ()
+_ANY_FIRST_RESOLVERS = tuple(_RESOLVERS.get(None, ()))
+_SURELY_PLAIN = re.compile(
+    r"[\w()/+=~$^;<\\](?:[\w .,()/+=~$^;<>\\?!&*%@'\"|\[\]{}`-]*[\w.,()/+=~$^;<>\\?!&*%@'\"|\[\]{}`-])?"
+)
+"""Text that :func:`_plain_allowed` surely allows plain: a first character that is no indicator (nor
+``-``, ``?``, ``:``, ``.``), then word characters, spaces and punctuation other than ``:`` and ``#``,
+not ending with a space. Word characters (``\\w``) are letters and digits of any script, which
+PyYAML prints as they are."""
 
 
 class _NotFast(Exception):
@@ -199,7 +209,10 @@ def _typed(text: str, tag: str) -> str:
 
 def _implicit_tag(text: str) -> str:
     """The tag PyYAML's resolver reads an unquoted ``text`` as (``BaseResolver.resolve``)."""
-    for tag, pattern in _RESOLVERS.get(text[0] if text else "", []) + _RESOLVERS.get(None, []):
+    for tag, pattern in _RESOLVERS.get(text[0] if text else "", _NO_RESOLVERS):
+        if pattern.match(text):
+            return tag
+    for tag, pattern in _ANY_FIRST_RESOLVERS:
         if pattern.match(text):
             return tag
     return _STR
@@ -208,6 +221,13 @@ def _implicit_tag(text: str) -> str:
 def _plain_allowed(text: str) -> bool:
     """PyYAML's ``analyze_scalar(...).allow_block_plain`` for ``text``; :class:`_NotFast` when
     PyYAML would double-quote it or write it over several lines."""
+    if _SURELY_PLAIN.fullmatch(text):
+        return True  # no indicator, break, special character or edge space: what the loop finds
+    return _plain_by_characters(text)
+
+
+def _plain_by_characters(text: str) -> bool:
+    """:func:`_plain_allowed`, character by character."""
     allowed = not text.startswith(("---", "...")) and text[0] != " " and text[-1] != " "
     last = len(text) - 1
     for index, ch in enumerate(text):

@@ -4,9 +4,10 @@ This is the only module that moves cursors. A pass runs as a pipeline
 (:mod:`tobs_sync.pipeline`): several chats are read at once (``telegram.concurrent_chats``; one
 at a time for a Desktop export, which streams one file), each chat's next batches are requested
 while the current one is published (``telegram.batches_ahead`` at most, so memory does not grow
-with the history), and publishing, media included, is one stage taken by one batch at a time, in
-each chat's order, under the one long-lived download scheduler of the app.
-For every batch of a chat: (1) its media are fetched
+with the history). A batch's files start downloading as soon as it is read, under the one
+long-lived download scheduler of the app shared by every batch and chat (a file two batches need is
+fetched once), so later batches are read meanwhile; once they are in, publishing is one stage taken
+by one batch at a time, in each chat's order. For every batch of a chat: (1) its media are placed
 into the vault (index rows kept for the batch's commit), (2) every note of the batch is rendered
 (a template error stops here, before any write), (3) :class:`~tobs_sync.publish.Publisher`
 caches the batch and records the notes' intended hashes in one transaction, writes the notes
@@ -32,6 +33,7 @@ first written; later changes of the path template or of a chat's title apply to 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import posixpath
@@ -47,6 +49,7 @@ from tobs_sync.comments import CommentSync
 from tobs_sync.config import STATE_DIR, Settings
 from tobs_sync.errors import ChatDeferred, ExportFormatError, SourceError, VaultError
 from tobs_sync.media import MediaWriter
+from tobs_sync.media_fetch import SharedFetch
 from tobs_sync.merge import generated_base
 from tobs_sync.model import Chat, Message
 from tobs_sync.names import NAME_MAX_BYTES, inert_text, path_key, sanitize_component
@@ -228,7 +231,10 @@ class Synchronizer:
             self.observer.chat_finished(chat, counts.new, counts.errors)
 
         chats = source.chats() if only is None else _accepted(source.chats(), only)
-        await run_lanes(chats, run_chat, concurrency=concurrent_chats)
+        try:
+            await run_lanes(chats, run_chat, concurrency=concurrent_chats)
+        finally:
+            self._media.end_pass()
         return report
 
     def use_renderer(self, renderer: Renderer) -> None:
@@ -309,10 +315,15 @@ class Synchronizer:
 
         posts: dict[int, int] = {}  # channel posts with comments: id -> newest comment id
 
-        async def publish(batch: Sequence[Message]) -> None:
+        def read(after: int) -> AsyncIterator[tuple[Sequence[Message], list[SharedFetch]]]:
+            return self._prefetching(source, state, source.batches(chat, after))
+
+        async def publish(item: tuple[Sequence[Message], list[SharedFetch]]) -> None:
+            batch, fetches = item
             self._queue_for_publishing(+1)
             waiting = True
             try:
+                await self._media.fetched(fetches)  # outside the stage: other chats publish meanwhile
                 async with stage:
                     waiting = self._queue_for_publishing(-1)
                     await self._sync_batch(source, state, batch, report)
@@ -325,9 +336,9 @@ class Synchronizer:
         after, widening = await self.backfill.plan(source, state)
         if widening is not None:
             await self._widen(source, state, widening, report, stage)
-        await read_ahead(source.batches(chat, after), publish, ahead=self.batches_ahead)
-        if state.cursor != NO_CURSOR and (read := self._store.chat_state(chat.id)) is not None:
-            await self.changes.reconcile(source, read, report, stage)
+        await read_ahead(read(after), publish, ahead=self.batches_ahead)
+        if state.cursor != NO_CURSOR and (read_state := self._store.chat_state(chat.id)) is not None:
+            await self.changes.reconcile(source, read_state, report, stage)
         if (comment_source := self.comments.source_for(chat, source)) is not None:
             report.comments += await self.comments.sync_chat(
                 comment_source, state, posts, report.chat(chat).errors, report, stage
@@ -342,6 +353,16 @@ class Synchronizer:
         self._waiting += change
         self.observer.queue_depth("publish", self._waiting)
         return change > 0
+
+    async def _prefetching(
+        self, source: Source, state: ChatState, batches: AsyncIterator[Sequence[Message]]
+    ) -> AsyncIterator[tuple[Sequence[Message], list[SharedFetch]]]:
+        """``batches`` as they are read, each with its files' fetches already started: they download
+        while later batches are read (:meth:`tobs_sync.media.MediaWriter.prefetch`)."""
+        async with contextlib.aclosing(batches) as reading:  # type: ignore[type-var]
+            async for batch in reading:
+                with_media = [(m, self._note_path(state, m)) for m in batch if m.media]
+                yield batch, self._media.prefetch(with_media, source.media_chunks)
 
     async def _widen(
         self, source: Source, state: ChatState, widening: ChatHistory, report: SyncReport, stage: Stage
@@ -401,7 +422,7 @@ class Synchronizer:
         )
         assigned = {m.id: n.path for n in notes for m in n.messages}
         drafts = [note.draft(self._render_message_note(state, note, media, assigned), state.chat.id) for note in notes]
-        published = self._publisher.publish(
+        published = await self._publisher.publish_async(
             drafts, cursor=(state.chat.id, batch[-1].id), media=media_rows, messages=batch
         )
         report.count(published)
