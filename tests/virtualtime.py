@@ -5,16 +5,24 @@ next timer is due, the loop jumps its clock to that timer. ``asyncio.sleep(300)`
 once, in order with every other sleeper, and ``loop.time()`` reads exactly 300 more afterwards, so
 tests can assert *when* (in loop time) things happened without sleeping and without wall-clock bounds.
 
+Work handed to threads (a ``ThreadPoolExecutor``: note writes and fsyncs, ``asyncio.to_thread``) takes
+no virtual time: while any such work is under way the loop waits for it in real time instead of moving
+its clock, so a pass that fsyncs in threads sees the same virtual times as one that does not.
+
 Limits: only for code whose waiting is on this loop's timers (``asyncio.sleep``, ``asyncio.timeout``,
-``loop.call_later``) and on other tasks. A loop with nothing ready and no timer pending would wait for
-I/O or threads forever; it raises instead, naming that, so such a test fails at once.
+``loop.call_later``), on other tasks and on thread pools. A loop with nothing ready, no thread at work
+and no timer pending would wait for I/O forever; it raises instead, naming that, so such a test fails
+at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import selectors
-from collections.abc import Coroutine, Mapping
+import threading
+from collections.abc import Coroutine, Iterator, Mapping
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -40,6 +48,13 @@ class _VirtualSelector(selectors.BaseSelector):
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         ready = self._real.select(0)
         if ready or timeout == 0:
+            return ready
+        while _THREAD_WORK.busy():  # time stands still while threads work: wait for them in real time
+            ready = self._real.select(0.005)
+            if ready:
+                return ready
+        ready = self._real.select(0)  # a thread that just ended may have woken the loop
+        if ready:
             return ready
         if timeout is None:
             raise RuntimeError("virtual time: every task waits and no timer is pending (a deadlock, or real I/O)")
@@ -67,7 +82,52 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._virtual_now += seconds
 
 
+class _ThreadWork:
+    """How many jobs submitted to thread pools have not ended (counted while a virtual loop runs)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending = 0
+
+    def busy(self) -> bool:
+        with self._lock:
+            return self._pending > 0
+
+    def started(self) -> None:
+        with self._lock:
+            self._pending += 1
+
+    def ended(self, _future: object) -> None:
+        with self._lock:
+            self._pending -= 1
+
+
+_THREAD_WORK = _ThreadWork()
+
+
+@contextlib.contextmanager
+def _counting_thread_work() -> Iterator[None]:
+    """Count the jobs of every ``ThreadPoolExecutor`` (a test seam: the class's ``submit`` is wrapped)."""
+    original = concurrent.futures.ThreadPoolExecutor.submit
+
+    def submit(self: concurrent.futures.ThreadPoolExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        _THREAD_WORK.started()
+        try:
+            future = original(self, fn, *args, **kwargs)
+        except BaseException:
+            _THREAD_WORK.ended(None)
+            raise
+        future.add_done_callback(_THREAD_WORK.ended)
+        return future
+
+    concurrent.futures.ThreadPoolExecutor.submit = submit  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        concurrent.futures.ThreadPoolExecutor.submit = original  # type: ignore[method-assign]
+
+
 def run_virtual(main: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run(main)`` on a :class:`VirtualTimeLoop`."""
-    with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
+    with _counting_thread_work(), asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
         return runner.run(main)
