@@ -78,7 +78,7 @@ def test_a_decision_while_the_agent_holds_the_lock_is_checked_and_left_for_it(
         assert main(["deletions", "--vault", str(vault), "--confirm", str(NEWS.id)]) == 0
         out = capsys.readouterr().out
         assert "confirm 2 held deletion(s) in 'News': requested" in out
-        assert f"the agent running on this vault ({AGENT_COMMAND} (pid" in out and "will confirm them" in out
+        assert f"the agent holding this vault, {AGENT_COMMAND} (pid" in out and "will confirm them" in out
         assert main(["deletions", "--vault", str(vault), "--json"]) == 0
         listed = json.loads(capsys.readouterr().out)
         assert [(h["chat_id"], h["requested"]) for h in listed] == [(NEWS.id, "confirm"), (FRIEND.id, None)]

@@ -10,7 +10,8 @@ no agent runs (the agent stopped before it got to them) are applied by the agent
 and by the ``deletions`` command when it next holds the lock.
 
 Limits: one decision per chat; a later one replaces an earlier one not yet applied. A decision
-covers every deletion of the chat that is held when it is applied. A file that is not a valid
+covers every deletion of the chat that is held when it is applied. An agent waiting for broken
+templates to be fixed applies requests after the fix, like the rest of its work. A file that is not a valid
 request is logged and left alone (never applied, never removed).
 """
 

@@ -72,9 +72,9 @@ def run_deletions_command(args: argparse.Namespace, console: Console) -> int:
         try:  # the agent may have stopped in the meantime: then apply it here
             app = App.open(args.vault, command=DELETIONS_COMMAND)
         except VaultBusy:
-            console.print(Text(f"the agent running on this vault ({busy.holder.describe(local_now())}) will "
-                               f"{decision} them within seconds; 'tobs-sync deletions --vault VAULT' lists them "
-                               "until it has"))
+            console.print(Text(f"the agent holding this vault, {busy.holder.describe(local_now())}, will "
+                               f"{decision} them within seconds; 'tobs-sync deletions --vault VAULT' shows the "
+                               "request until it has"))
             return 0
         with app:
             _apply_requests(app, console)
