@@ -136,3 +136,33 @@ def test_a_config_change_while_a_template_is_broken_keeps_the_previous_templates
     # rendered with the templates in force before the broken save
     assert "Only in the broken save." not in new_note.read_text(encoding="utf-8")
     assert any(f.startswith("templates: ") for f in last_failures(vault))
+
+
+def test_a_config_change_while_waiting_for_a_fix_starts_over_still_waiting_and_the_fix_catches_up(
+    initialised: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    vault = initialised
+    template = vault / TEMPLATES / "message.md"
+    good = template.read_text(encoding="utf-8")
+    save(template, good + BROKEN)
+    sessions: list[int] = []
+
+    async def reconfigure_then_fix(agent: Agent, clock: WallClock) -> AsyncIterator[None]:
+        await asyncio.sleep(10)
+        save(vault / ".tobs" / "config.toml", '[vault]\ntimezone = "UTC"\n[agent]\nevery = "5m"\n')
+        assert agent.session is not None
+        agent.session.file_changed("config")  # the waiting catch-up of the first session must not hold it up
+        await asyncio.sleep(10)
+        sessions.append(agent.sessions)
+        save(template, good)
+        agent.session.file_changed("templates")
+        await asyncio.sleep(10)
+        yield None
+
+    with caplog.at_level(logging.ERROR):
+        passes = run_agent(vault, memory_source([NEWS]), 60, monkeypatch, during=reconfigure_then_fix)
+    assert sessions == [2]
+    errors = template_errors(caplog)  # once per session
+    assert len(errors) == 2 and all("no pass until they are fixed" in error for error in errors)
+    assert [p.what for p in passes] == ["catch-up"]
+    assert len([p for p in notes(vault) if "status" not in p]) == 3
