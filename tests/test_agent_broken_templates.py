@@ -23,6 +23,7 @@ from tobs_sync.agent import Agent
 from tobs_sync.app import App, init_vault
 from tobs_sync.cli import collect_status
 from tobs_sync.model import Message
+from tobs_sync.sources.base import MessageEdited, MessagesArrived
 
 BROKEN = "\n{% if %}\n"
 
@@ -166,3 +167,31 @@ def test_a_config_change_while_waiting_for_a_fix_starts_over_still_waiting_and_t
     assert len(errors) == 2 and all("no pass until they are fixed" in error for error in errors)
     assert [p.what for p in passes] == ["catch-up"]
     assert len([p for p in notes(vault) if "status" not in p]) == 3
+
+
+def test_live_changes_while_waiting_for_a_fix_wait_too_and_reach_the_notes_after_it(
+    initialised: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vault = initialised
+    template = vault / TEMPLATES / "message.md"
+    good = template.read_text(encoding="utf-8")
+    save(template, good + BROKEN)
+    source = memory_source([NEWS])
+    during_wait: list[list[str]] = []
+
+    async def change_then_fix(agent: Agent, clock: WallClock) -> AsyncIterator[None]:
+        await asyncio.sleep(10)
+        source.push(MessageEdited(source.edit_message(NEWS.id, 1, text="edited while waiting", edited=1_700_000_500)))
+        source.push(MessagesArrived(NEWS.id))
+        await asyncio.sleep(10)  # past the arrivals' quiet time: their pass waits as well
+        during_wait.append([p for p in notes(vault) if "status" not in p])
+        save(template, good)
+        assert agent.session is not None
+        agent.session.file_changed("templates")
+        await asyncio.sleep(10)
+        yield None
+
+    passes = run_agent(vault, source, 60, monkeypatch, during=change_then_fix)
+    assert during_wait == [[]]
+    assert [p.what for p in passes] == ["catch-up", "live edit", "live"]
+    assert any("edited while waiting" in (vault / p).read_text(encoding="utf-8") for p in notes(vault))
