@@ -105,7 +105,10 @@ def test_a_broken_template_is_reported_with_its_line_and_the_previous_one_stays(
 
     with caplog.at_level(logging.ERROR):
         passes = run_agent(vault, source, 1900, monkeypatch, during=break_template)
-    assert untouched == before  # no note touched
+    status_note = "Telegram/tobs-sync status.md"
+    assert {k: v for k, v in untouched.items() if k != status_note} == {
+        k: v for k, v in before.items() if k != status_note}  # no note touched; the status note reports it:
+    assert "message.md, line" in untouched[status_note][0].decode()
     errors = [r.getMessage() for r in caplog.records if "template change not applied" in r.getMessage()]
     assert len(errors) == 1
     assert f"{template}" in errors[0] or "message.md" in errors[0]

@@ -5,7 +5,10 @@ is refused with an error naming it), opens the app and the source once, and runs
 (:mod:`tobs_sync.agent_session`): catch up, then scheduled passes, live changes and the template and
 config watchers. A valid config change ends the session and starts a new one with the new settings
 (app, source, schedules and watchers rebuilt, starting with a catch-up); settings that fail to build
-leave the ones in force.
+leave the ones in force, and templates that fail their check leave the previous session's templates
+in force (on a fresh start, the agent waits for a fix: :mod:`tobs_sync.agent_session`). Decisions on
+held deletions that ``tobs-sync deletions`` leaves while the agent runs are applied by the session
+(:mod:`tobs_sync.deletion_requests`).
 
 Shutdown: the first SIGINT or SIGTERM stops taking work and cancels what is under way: the store
 keeps every batch committed so far, with its cursor, so the next start reads only what was not;
@@ -33,6 +36,7 @@ from tobs_sync.app import App
 from tobs_sync.config import Settings, load_settings
 from tobs_sync.errors import TobsError
 from tobs_sync.lock import VaultLock
+from tobs_sync.render import Renderer
 from tobs_sync.sources.base import Source
 from tobs_sync.store_passes import PassLog
 
@@ -61,6 +65,8 @@ class Agent:
         self._quiet_s = quiet_s
         self._stop = asyncio.Event()
         self.session: AgentSession | None = None
+        self._renderer: Renderer | None = None
+        """The checked templates of the last session (kept in force if a new session's fail)."""
         self.sessions = 0
 
     def stop(self) -> None:
@@ -91,9 +97,13 @@ class Agent:
         async with self._open_source(app) as source:
             self.session = session = AgentSession(
                 app, source, clock=self._clock, on_pass=self._on_pass, watch=self._watch, quiet_s=self._quiet_s,
+                previous_renderer=self._renderer,
             )
             self.sessions += 1
-            new_settings = await session.run(self._stop)
+            try:
+                new_settings = await session.run(self._stop)
+            finally:
+                self._renderer = session.renderer or self._renderer
             return session.abandoned, new_settings
 
     def _reopen(self, app: App, settings: Settings) -> App:

@@ -1,9 +1,16 @@
 """One session of the agent: an open app and source, from the catch-up pass until stop or reload.
 
-A session catches up first (one pass over every selected chat), then runs the scheduled passes
-(:mod:`tobs_sync.agent_schedule`), the live changes of the source (:mod:`tobs_sync.agent_live`) and
-the template and config watchers (:mod:`tobs_sync.agent_watch`) until :meth:`AgentSession.run` is
-told to stop, or a valid config change asks for a new session with the new settings.
+A session applies the deletions decisions left for it (:mod:`tobs_sync.deletion_requests`) and
+catches up (one pass over every selected chat), then runs the scheduled passes
+(:mod:`tobs_sync.agent_schedule`), the live changes of the source (:mod:`tobs_sync.agent_live`),
+the template and config watchers and the deletions requests (:mod:`tobs_sync.agent_watch`) until
+:meth:`AgentSession.run` is told to stop, or a valid config change asks for a new session with the
+new settings.
+
+Templates that fail their check when a session starts do not stop the agent: the error (file and
+line) is logged once and recorded as a failed pass (``status`` and the status note show it). After
+a config change the templates of the session before stay in force; on a fresh start no work runs
+(passes, live changes and requests wait) until a saved fix passes the check, and the catch-up then runs.
 
 All work on the vault (passes, live edits and deletions, re-renders) runs one piece at a time under
 one lock: within a chat nothing interleaves, and the store sees one writer. On stop, work not yet
@@ -33,6 +40,7 @@ from tobs_sync.agent_schedule import (
 from tobs_sync.agent_watch import Debouncer, Kind, Watcher
 from tobs_sync.app import App
 from tobs_sync.config import Settings, load_settings
+from tobs_sync.deletion_requests import DeletionRequest, apply_decision, pending_requests, remove_request
 from tobs_sync.errors import TobsError
 from tobs_sync.model import Chat
 from tobs_sync.render import Renderer
@@ -68,7 +76,7 @@ class AgentSession:
 
     def __init__(
         self, app: App, source: Source, *, clock: WallClock = local_now, on_pass: PassHook = log_pass,
-        watch: bool = True, quiet_s: float | None = None,
+        watch: bool = True, quiet_s: float | None = None, previous_renderer: Renderer | None = None,
     ) -> None:
         self.app = app
         self.source = source
@@ -88,13 +96,18 @@ class AgentSession:
         self._arrived: set[int] = set()
         self._arrival_timer: asyncio.TimerHandle | None = None
         self._live: asyncio.Task[None] | None = None
+        self._previous_renderer = previous_renderer
+        self._ready = asyncio.Event()
+        self._requests = asyncio.Lock()
+        """Set once templates that passed their check are in force: work waits for it."""
+        self.renderer: Renderer | None = None
+        """The checked templates in force (None while a fresh start waits for a fix)."""
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> Settings | None:
         """Work until ``stop`` is set (returns None) or a config change is valid (returns its settings)."""
-        self.app.renderer = renderer = checked_renderer(self.app, self.app.settings)
-        self.app.synchronizer.use_renderer(renderer)
+        self._use_templates()
         loop = asyncio.get_running_loop()
         debouncer = Debouncer(loop, self.file_changed, **({"quiet_s": self._quiet_s} if self._quiet_s else {}))
         watcher = None
@@ -114,6 +127,7 @@ class AgentSession:
         finally:
             stopper.cancel()
             self._accepting = False
+            self._ready.set()  # work still waiting for templates sees the session closed and returns
             debouncer.cancel()
             if self._arrival_timer is not None:
                 self._arrival_timer.cancel()
@@ -151,6 +165,8 @@ class AgentSession:
     # -- work -------------------------------------------------------------------------------
 
     async def _start(self) -> None:
+        await self._ready.wait()
+        await self._apply_requests()
         try:
             await self.run_pass(None, "catch-up")
         finally:  # a catch-up that failed is retried by the schedules
@@ -180,6 +196,7 @@ class AgentSession:
 
     async def exclusive(self, what: str, work: Coroutine[Any, Any, SyncReport]) -> SyncReport | None:
         """Run ``work`` alone (no other work of the session at the same time) and record its report."""
+        await self._ready.wait()
         async with self._work:
             if not self._accepting:
                 work.close()
@@ -237,7 +254,45 @@ class AgentSession:
     # -- watched files ----------------------------------------------------------------------
 
     def file_changed(self, kind: Kind) -> None:
-        self.spawn(self._reload_templates() if kind == "templates" else self._reload_config())
+        if kind == "templates":
+            self.spawn(self._reload_templates() if self._ready.is_set() else self._templates_fixed())
+        elif kind == "requests":
+            self.spawn(self._apply_requests())
+        else:
+            self.spawn(self._reload_config())
+
+    def _use_templates(self) -> None:
+        """Check the templates as saved now and put them in force; if they fail, keep the previous ones
+        (after a config change) or wait for a fix (a fresh start)."""
+        try:
+            renderer = checked_renderer(self.app, self.app.settings)
+        except TobsError as error:
+            if self._previous_renderer is None:
+                log.error("templates not usable, no pass until they are fixed: %s", error)
+            else:
+                log.error("templates not usable, the previous templates stay in force: %s", error)
+            self._record(SyncReport(failed=[f"templates: {error}"]), self.app.clock(), "templates")
+            renderer = self._previous_renderer
+        if renderer is not None:
+            self._put_in_force(renderer)
+
+    def _put_in_force(self, renderer: Renderer) -> None:
+        self.app.renderer = self.renderer = renderer
+        self.app.synchronizer.use_renderer(renderer)
+        self._ready.set()
+
+    async def _templates_fixed(self) -> None:
+        """A template saved while a fresh start waits: put in force if it passes (the catch-up follows)."""
+        if self._ready.is_set() or not self._accepting:
+            return
+        try:
+            renderer = checked_renderer(self.app, self.app.settings)
+        except TobsError as error:
+            log.error("templates still not usable, no pass until they are fixed: %s", error)
+            self._record(SyncReport(failed=[f"templates: {error}"]), self.app.clock(), "templates")
+            return
+        log.info("templates fixed: catching up")
+        self._put_in_force(renderer)
 
     async def _reload_templates(self) -> None:
         async with self._work:
@@ -251,10 +306,24 @@ class AgentSession:
             except TobsError as error:
                 self.app.synchronizer.use_renderer(old)
                 log.error("template change not applied, the previous templates stay in force: %s", error)
+                self._record(SyncReport(failed=[f"templates: {error}"]), self.app.clock(), "templates")
                 return
-            self.app.renderer = renderer
+            self.app.renderer = self.renderer = renderer
             self._record(report, self.app.clock(), "templates")
         self._on_pass("templates", report)
+
+    async def _apply_requests(self) -> None:
+        """Apply the deletions decisions waiting in the state folder, each as a piece of work (one
+        batch at a time: a request is read again only after the batch that applied it has ended)."""
+        async with self._requests:
+            for request in pending_requests(self.app.settings.state_dir):
+                await self.exclusive(f"deletions {request.decision}ed", self._decide(request))
+
+    async def _decide(self, request: DeletionRequest) -> SyncReport:
+        report, count = await apply_decision(self.app, request.chat_id, request.decision)
+        remove_request(request)  # in the work lock: a stop now leaves it applied, and the request gone
+        log.info("deletions %sed as requested in chat %d: %d", request.decision, request.chat_id, count)
+        return report
 
     async def _reload_config(self) -> None:
         try:

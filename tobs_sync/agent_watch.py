@@ -2,7 +2,8 @@
 
 The agent watches exactly two places with watchdog (inotify, FSEvents or ReadDirectoryChangesW: the
 operating system reports changes, nothing polls): the templates folder, and the state folder for
-``config.toml`` alone. A save is rarely one event: editors write a temp file and rename it over the
+``config.toml`` and the deletions requests the ``deletions`` command leaves for a running agent
+(:mod:`tobs_sync.deletion_requests`) alone. A save is rarely one event: editors write a temp file and rename it over the
 original, or truncate and write in several steps. :class:`Debouncer` collects the events of one kind
 and calls back once, when none has come for ``quiet_s`` seconds on the event loop's clock (virtual
 time in tests). Events arrive on watchdog's thread and are handed to the loop thread-safely.
@@ -28,11 +29,12 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from tobs_sync.config import CONFIG_NAME
+from tobs_sync.deletion_requests import is_request_name
 from tobs_sync.vault import TEMP_PREFIX
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["templates", "config"]
+Kind = Literal["templates", "config", "requests"]
 QUIET_S = 1.0
 """Seconds without a new event before a change counts as saved."""
 CHANGE_EVENTS = frozenset({"created", "modified", "moved", "deleted"})
@@ -78,6 +80,11 @@ def config_event(path: str) -> bool:
     return os.path.basename(path) == CONFIG_NAME
 
 
+def request_event(path: str) -> bool:
+    """Whether ``path`` (in the state folder) is a deletions request (its temp file is not)."""
+    return is_request_name(os.path.basename(path))
+
+
 class _Handler(FileSystemEventHandler):
     def __init__(self, kind: Kind, wanted: Callable[[str], bool], notify: Callable[[Kind], None]) -> None:
         self._kind = kind
@@ -103,6 +110,7 @@ class Watcher:
         else:
             log.info("templates folder %s does not exist: not watched", templates_dir)
         self._observer.schedule(_Handler("config", config_event, notify), str(state_dir), recursive=False)
+        self._observer.schedule(_Handler("requests", request_event, notify), str(state_dir), recursive=False)
 
     def start(self) -> None:
         self._observer.start()

@@ -127,8 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     deletions.add_argument("--vault", type=Path, required=True)
     deletions.add_argument("--json", action="store_true", help="machine-readable output")
     decision = deletions.add_mutually_exclusive_group()
-    decision.add_argument("--confirm", type=int, metavar="CHAT_ID", help="apply a chat's held deletions (by policy)")
-    decision.add_argument("--discard", type=int, metavar="CHAT_ID", help="drop a chat's held deletions")
+    decision.add_argument("--confirm", type=int, metavar="CHAT_ID",
+                          help="apply a chat's held deletions (by policy; a running agent applies it for you)")
+    decision.add_argument("--discard", type=int, metavar="CHAT_ID",
+                          help="drop a chat's held deletions (a running agent applies it for you)")
     return parser
 
 
