@@ -40,6 +40,7 @@ from tobs_sync.media import MediaWriter
 from tobs_sync.merge import generated_base
 from tobs_sync.model import Chat, Message
 from tobs_sync.names import NAME_MAX_BYTES, inert_text, path_key, sanitize_component
+from tobs_sync.note_links import linked_notes
 from tobs_sync.note_lookups import NoteLookups
 from tobs_sync.pipeline import Stage, read_ahead, run_lanes
 from tobs_sync.publish import Draft, Outcome, Published, Publisher
@@ -344,13 +345,9 @@ class Synchronizer:
             for m in note.messages
             for item in (media[m.id] if m.id in media else self._media.stored_media(m) if m.media else [])
         ]
-        reply_path = None
-        if first.reply and first.reply.chat_id in (None, state.chat.id):
-            reply_path = assigned.get(first.reply.message_id)
-            if reply_path is None and (row := self._store.note_of_message(state.chat.id, first.reply.message_id)):
-                reply_path = row.path
+        links = linked_notes(self._store, state.chat.id, first, assigned)
         context = {
-            "message": message_view(note.messages, stored, tz=self._tz, reply_path=reply_path, note_path=note.path),
+            "message": message_view(note.messages, stored, tz=self._tz, links=links, note_path=note.path),
             "chat": chat_view(state.chat, self._chat_note_path(state)),
         }
         ids = [m.id for m in note.messages]

@@ -50,6 +50,7 @@ from tobs_sync.model import (
     MessageKind,
     Poll,
     PollAnswer,
+    Reaction,
     Reply,
     ServiceAction,
     mark_channel_id,
@@ -329,6 +330,8 @@ class _Fields:
         self.raw = raw
         self.chat_id = chat_id
         self.used: set[str] = set()
+        self.recent_reactions: list[Any] = []
+        """``reactions[].recent``, flattened, for ``extra`` (see :func:`_reactions`)."""
 
     def take(self, key: str) -> Any:
         self.used.add(key)
@@ -368,7 +371,10 @@ class _Fields:
         return value
 
     def rest(self) -> dict[str, Any]:
-        return {key: value for key, value in self.raw.items() if key not in self.used}
+        rest = {key: value for key, value in self.raw.items() if key not in self.used}
+        if self.recent_reactions:
+            rest["reactions_recent"] = self.recent_reactions
+        return rest
 
 
 def _photo(fields: _Fields, export_root: Path) -> MediaRef | None:
@@ -488,6 +494,41 @@ def _contact(fields: _Fields) -> Contact | None:
     return Contact(**values)
 
 
+_REACTION_KEYS = frozenset({"type", "count", "emoji", "document_id", "recent"})
+
+
+def _reactions(fields: _Fields) -> tuple[Reaction, ...]:
+    """``reactions`` (v5.5.7 on): ``[{type, count, emoji?, document_id?, recent?}]``; entries without a
+    count are skipped. Who reacted lately (``recent: [{from, from_id, date}]``) goes to ``extra`` as
+    ``reactions_recent``, each entry naming its reaction; with any other key the list stays in ``extra``."""
+    raw = fields.raw.get("reactions")
+    if not isinstance(raw, list):
+        return ()
+    reactions: list[Reaction] = []
+    recent: list[Any] = []
+    for entry in raw:
+        count = loose_int(entry.get("count")) if isinstance(entry, dict) else None
+        if count is None:
+            continue
+        kind, emoji = entry.get("type"), entry.get("emoji")
+        document_id = entry.get("document_id")
+        reaction = Reaction(
+            kind=kind if isinstance(kind, str) and kind else "unknown",
+            count=count,
+            emoji=emoji if isinstance(emoji, str) and emoji else None,
+            document_id=None if document_id is None else loose_int(document_id),
+        )
+        reactions.append(reaction)
+        if isinstance(entry.get("recent"), list):
+            label = reaction.emoji or reaction.kind
+            recent.extend({"reaction": label, **item} if isinstance(item, dict) else item for item in entry["recent"])
+    if all(isinstance(entry, dict) and _only_keys(entry, _REACTION_KEYS) for entry in raw):
+        fields.used.add("reactions")
+        if recent:
+            fields.recent_reactions = recent
+    return tuple(reactions)
+
+
 # -- messages -------------------------------------------------------------------------------
 
 
@@ -550,6 +591,7 @@ def convert_message(raw: Any, context: ChatContext, position: int, fallback_date
         "location": _location(fields),
         "contact": _contact(fields),
         "via_bot": fields.text("via_bot"),
+        "reactions": _reactions(fields),
     }
     if service:
         values["action"] = _service_action(fields)
