@@ -516,7 +516,7 @@ def test_invalid_utf8_is_a_format_error(tmp_path: Path) -> None:
     folder = tmp_path / "export"
     folder.mkdir()
     (folder / "result.json").write_bytes(b'{"name": "\xff", "messages": []}')
-    assert "invalid JSON at line 1" in enter_error(folder)
+    assert "the export is not UTF-8 (line 1 has bytes that are not UTF-8" in enter_error(folder)
 
 
 @pytest.mark.parametrize("document", [{"about": "x", "personal_information": {"user_id": 1}}, [1, 2], "text"])
@@ -868,7 +868,7 @@ def test_service_messages(tmp_path: Path) -> None:
     assert invite.action is not None and invite.action.members == ("Bob", "Deleted account")
     custom = by_id[2].action
     assert custom is not None and (custom.kind, custom.text) == ("custom_action", "Ann did something")
-    assert by_id[2].sender_name is None and by_id[2].sender_id == 6
+    assert by_id[2].sender_name == "Deleted account" and by_id[2].sender_id == 6  # a null actor
     call = by_id[3].action
     assert call is not None and (call.duration, call.details) == (12.0, {"discard_reason": "missed"})
     assert by_id[4].media == (

@@ -138,7 +138,7 @@ def document(attributes: list[Any], mime: str = "application/octet-stream", size
         (T.ChannelForbidden(id=1234567892, access_hash=1, title="Banned", broadcast=True),
          Chat(-1001234567892, "Banned", "channel")),
         (T.ChannelForbidden(id=1234567893, access_hash=1, title="", megagroup=True),
-         Chat(-1001234567893, "Unnamed chat -1001234567893", "supergroup")),
+         Chat(-1001234567893, "Unnamed supergroup 1234567893", "supergroup")),
     ],
 )
 def test_chat_from_entity(entity: Any, expected: Chat) -> None:

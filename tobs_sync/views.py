@@ -181,7 +181,7 @@ def _forward_view(message: Message, tz: dt.tzinfo) -> dict[str, Any] | None:
     fwd = message.forward
     if fwd is None:
         return None
-    name = fwd.from_name or fwd.saved_from or "unknown"
+    name = fwd.from_name or fwd.saved_from or "an unknown sender"
     return {
         "from_name": _inert(fwd.from_name),
         "from_id": fwd.from_id,

@@ -89,6 +89,9 @@ _CHAT_KINDS: Mapping[str, ChatKind] = MappingProxyType(
 _FALLBACK_TITLES: Mapping[str, str] = MappingProxyType(
     {"saved_messages": "Saved Messages", "replies": "Replies", "verification_codes": "Verification Codes"}
 )
+_UNNAMED_TYPES: Mapping[ChatKind, str] = MappingProxyType(
+    {ChatKind.GROUP: "group", ChatKind.SUPERGROUP: "supergroup", ChatKind.CHANNEL: "channel"}
+)
 _MEDIA_KINDS: Mapping[str, str] = MappingProxyType(
     {
         "video_file": MediaKind.VIDEO.value,
@@ -180,8 +183,13 @@ def make_chat(name: Any, chat_type: Any, raw_id: int, legacy: bool) -> Chat:
     elif type_name in _USER_TYPES:
         title = f"{DELETED_ACCOUNT} {raw_id}"
     else:
-        title = f"Unnamed chat {chat_id}"
+        title = unnamed_title(kind, raw_id)
     return Chat(id=chat_id, title=title, kind=kind.value)
+
+
+def unnamed_title(kind: ChatKind, bare_id: int) -> str:
+    """The title of a group or channel that has none: its type and its id (``Unnamed channel 123``)."""
+    return f"Unnamed {_UNNAMED_TYPES.get(kind, 'chat')} {bare_id}"
 
 
 # -- scalar values --------------------------------------------------------------------------
@@ -542,6 +550,8 @@ class ChatContext:
     timezone: tzinfo
     where: str
     """Error prefix naming the file and chat, e.g. ``result.json: chat 1 ("Name")``."""
+    title: str | None = None
+    """The chat's title (its type's name when the export gives none): the sender of its own posts."""
 
 
 def message_id(raw: Any, where: str) -> int:
@@ -579,9 +589,10 @@ def convert_message(raw: Any, context: ChatContext, position: int, fallback_date
         date = fallback_date or 0
     service = kind == MessageKind.SERVICE
     text, entities = _text(fields)
+    sender_id = fields.peer("actor_id" if service else "from_id")
     values: dict[str, Any] = {
-        "sender_id": fields.peer("actor_id" if service else "from_id"),
-        "sender_name": fields.text("actor" if service else "from"),
+        "sender_id": sender_id,
+        "sender_name": _sender_name(fields, "actor" if service else "from", sender_id, context),
         "author": fields.text("author"),
         "edited": _edited(fields, context.timezone),
         "forward": _forward(fields),
@@ -600,6 +611,17 @@ def convert_message(raw: Any, context: ChatContext, position: int, fallback_date
     return Message(
         chat_id=context.chat_id, id=ident, date=date, kind=kind, text=text, entities=entities, **values
     )
+
+
+def _sender_name(fields: _Fields, key: str, sender_id: int | None, context: ChatContext) -> str | None:
+    """``from``/``actor``; when it is null (the writer's "string or null" for a peer without a name), the
+    chat's own title for its own posts, else "Deleted account" for a user."""
+    name = fields.text(key)
+    if name is not None or key not in fields.raw:
+        return name
+    if sender_id is not None and sender_id == context.chat_id:
+        return context.title
+    return DELETED_ACCOUNT if sender_id is not None and sender_id > 0 else None
 
 
 def _text(fields: _Fields) -> tuple[str, tuple[Entity, ...]]:

@@ -51,7 +51,7 @@ from tobs_sync.model import (
     Reply,
     ServiceAction,
 )
-from tobs_sync.sources.tdesktop_convert import DELETED_ACCOUNT
+from tobs_sync.sources.tdesktop_convert import DELETED_ACCOUNT, unnamed_title
 
 LOCATOR_SCHEME = "tg"
 UNAVAILABLE_MEDIA = "media no longer available"
@@ -132,7 +132,7 @@ def chat_from_entity(entity: Any) -> Chat:
     elif kind in (ChatKind.USER, ChatKind.BOT):
         title = display_name(entity) or username or f"{DELETED_ACCOUNT} {entity.id}"
     else:
-        title = display_name(entity) or f"Unnamed chat {chat_id}"
+        title = display_name(entity) or unnamed_title(kind, abs(getattr(entity, "id", chat_id)))
     forum = bool(getattr(entity, "forum", False))
     return Chat(id=chat_id, title=title, kind=kind.value, username=username, forum=forum)
 
