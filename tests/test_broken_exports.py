@@ -1,9 +1,11 @@
 """Clear errors for broken exports, and names for what an export leaves unnamed.
 
-Telegram Desktop writes ``result.json`` as UTF-8 (``export_output_json.cpp`` writes the
-serialized ``QByteArray``s of UTF-8 strings; no byte order mark). Chat ``name``, ``from`` and
-``actor`` go through the writer's "string or null" helper: ``null`` for a chat or peer without a
-name (Saved Messages, deleted accounts, unnamed chats).
+Telegram Desktop writes ``result.json`` as UTF-8 without a byte order mark: every string goes
+through ``SerializeString`` of UTF-8 bytes (``toUtf8()``) in
+Telegram/SourceFiles/export/output/export_output_json.cpp of telegramdesktop/tdesktop. A chat's
+``name`` (line 1400 at commit 929032d598f7) and ``from``/``actor`` (``wrapPeerName``, 319) go
+through ``StringAllowNull`` (85): ``null`` for a chat or peer without a name (Saved Messages,
+deleted accounts, unnamed chats).
 """
 
 from __future__ import annotations

@@ -1,17 +1,19 @@
 """Everything a message says reaches its note: exports written here in Telegram Desktop's format.
 
-Every field below is one Telegram Desktop's JSON writer emits (``SerializeMessage`` in
-Telegram/SourceFiles/export/output/export_output_json.cpp of telegramdesktop/tdesktop):
+Every field below is one Telegram Desktop's JSON writer emits: ``SerializeMessage`` in
+Telegram/SourceFiles/export/output/export_output_json.cpp of telegramdesktop/tdesktop (lines at
+commit 929032d598f7, 2025-09-06):
 
-* ``sticker_emoji`` with ``media_type: "sticker"``, and ``performer``/``title`` with
-  ``media_type: "audio_file"`` (the document branch, which also writes ``duration_seconds``);
-* ``via_bot`` (``@username`` of the inline bot), ``forwarded_from`` and ``saved_from``;
-* ``reply_to_message_id``, and ``reply_to_peer_id`` when the reply points into another chat (v2.4.0 on);
-* ``poll: {question, closed, total_voters, answers}``;
-* ``reactions: [{type, count, emoji?, document_id?, recent?}]`` (v5.5.7 on), ``type`` one of
-  ``emoji``, ``custom_emoji``, ``paid``;
-* service actions ``pin_message`` (``message_id``), ``invite_members``/``remove_members``
-  (``members``), ``join_group_by_link`` (``inviter``), ``migrate_from_group`` (``title``).
+* ``saved_from`` (line 753), ``via_bot`` (``@username`` of the inline bot, line 760), ``forwarded_from``;
+* ``sticker_emoji`` with ``media_type: "sticker"`` (782), and ``performer``/``title`` with
+  ``media_type: "audio_file"`` (793-794), ``duration_seconds`` of documents (798);
+* ``reply_to_message_id``, and ``reply_to_peer_id`` when the reply points into another chat (336);
+* ``poll: {question, closed, total_voters, answers}`` (``total_voters``: 878);
+* ``reactions: [{type, count, emoji | document_id, recent: [{from, from_id, date}]}]`` (1036-1085),
+  ``type`` one of ``emoji``, ``custom_emoji``, ``paid``;
+* service actions ``pin_message`` with ``message_id`` (442), ``remove_members``/``invite_members`` with
+  ``members`` (``pushUserNames``, 340), ``join_group_by_link`` with ``inviter`` (428),
+  ``migrate_from_group`` with ``title`` (438).
 """
 
 from __future__ import annotations
