@@ -402,7 +402,7 @@ def test_rendering_hostile_notes_again_leaves_no_live_trigger(vault: Path, tmp_p
 # --- the template context ----------------------------------------------------------------
 
 MARKDOWN_KEYS = {"body", "label", "service", "extra_lines"}
-LINK_KEYS = {"link", "embed", "pinned_link", "chat_link"}
+LINK_KEYS = {"link", "embed", "pinned_link"}
 URL_KEYS = {"map_url", "url"}  # built by tobs-sync from numbers or a checked username
 
 
@@ -452,7 +452,7 @@ def test_every_text_value_in_the_template_context_is_inert_unless_raw() -> None:
         StoredMedia(message.media[0], None, "unavailable", reason=h("Reason")),
     ]
     chat = Chat(CHANNEL, h("Channel"), h("kind"), username=h("user"))
-    links = NoteLinks("Telegram/C/6.md", h("Other chat"), "Telegram/C/5.md", "Telegram/O/O.md", h("Old group"))
+    links = NoteLinks("Telegram/C/6.md", h("Other chat"), "Telegram/C/5.md")
     view = message_view([message], stored, tz=dt.UTC, links=links, note_path="Telegram/C/7.md")
     for action in (ServiceAction("pin_message", message_id=5), ServiceAction(
         "join_group_by_link", details={"inviter": h("Inviter")}

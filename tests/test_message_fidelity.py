@@ -167,3 +167,17 @@ def test_reactions_are_properties_and_shown(vault: Path, tmp_path: Path) -> None
     assert "reactions\\_recent: \\[{reaction: ❤️, from: Sam" in body(liked)
     assert "reactions: " not in body(liked)
     assert "reactions" not in notes[(GROUP, 17)].metadata
+
+
+def test_a_reply_into_a_chat_imported_after_it_links_by_the_end_of_the_pass(vault: Path, tmp_path: Path) -> None:
+    folder = write_export(tmp_path / "export")
+    data = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+    data["chats"]["list"].reverse()  # the group, replying into the channel, comes first
+    (folder / "result.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    first, _ = asyncio.run(import_export(vault, folder))
+    post = frontmatter.load(vault / "Telegram" / "Crew" / "2024-05-01 14.md")
+    assert post.metadata["reply_to"] == "[[Telegram/News/2024-05-01 2|message 2 in News]]"
+    # Nothing is left to link: importing again writes nothing.
+    again, _ = asyncio.run(import_export(vault, folder))
+    assert again.notes_written == 0
+    assert first.notes_written == 2 + len(data["chats"]["list"][0]["messages"]) + 2 + 1  # notes, chat notes, relink

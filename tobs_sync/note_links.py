@@ -1,10 +1,10 @@
-"""The notes and chats a message points at: the message it answers, the one it pinned, the chat a
-migration came from or went to.
+"""The notes a message points at: the message it answers (in this chat or another), the one it pinned.
 
 :func:`linked_notes` asks the store (and the notes assigned earlier in the batch being written) for
 the note paths and chat titles a message note links to, so :func:`tobs_sync.views.message_view`
 can label and link them without I/O. Limits: a target that is not in the store yet (another chat
-not synced, a message older than the history kept) gives no path; its label falls back to ids.
+not synced, a message older than the history kept) gives no path; its label falls back to ids, and
+:mod:`tobs_sync.store_links` has the note rendered again once the target's note exists.
 """
 
 from __future__ import annotations
@@ -29,9 +29,6 @@ class NoteLinks:
     """The title of the other chat a reply points into."""
     pinned_path: str | None = None
     """The note of the message a ``pin_message`` service message pinned."""
-    action_chat_path: str | None = None
-    """The chat note of the chat a migration came from or went to."""
-    action_chat_title: str | None = None
 
 
 NO_LINKS = NoteLinks()
@@ -44,10 +41,18 @@ def action_chat_id(action: ServiceAction | None) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def unlinked_reply(message: Message, links: NoteLinks) -> tuple[int, int] | None:
+    """``(chat, message)`` a reply into another chat points at when its note was not found, else None."""
+    reply = message.reply
+    if reply is None or reply.chat_id is None or links.reply_path is not None:
+        return None
+    return reply.chat_id, reply.message_id
+
+
 def linked_notes(store: Store, chat_id: int, message: Message, assigned: Mapping[int, str]) -> NoteLinks:
     """The :class:`NoteLinks` of ``message`` (in chat ``chat_id``); ``assigned`` maps ids of this
     chat's messages to the notes the batch being written gives them (not in the store yet)."""
-    reply_path = reply_title = pinned_path = action_path = action_title = None
+    reply_path = reply_title = pinned_path = None
     if (reply := message.reply) is not None:
         target_chat = reply.chat_id if reply.chat_id is not None else chat_id
         if target_chat == chat_id:
@@ -61,9 +66,4 @@ def linked_notes(store: Store, chat_id: int, message: Message, assigned: Mapping
         pinned_path = assigned.get(action.message_id)
         if pinned_path is None and (row := store.note_of_message(chat_id, action.message_id)):
             pinned_path = row.path
-    if (other := action_chat_id(message.action)) is not None and other != chat_id:
-        if (state := store.chat_state(other)) is not None:
-            action_title = state.chat.title
-        if (note := store.chat_note(other)) is not None:
-            action_path = note.path
-    return NoteLinks(reply_path, reply_title, pinned_path, action_path, action_title)
+    return NoteLinks(reply_path, reply_title, pinned_path)

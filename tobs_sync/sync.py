@@ -40,13 +40,14 @@ from tobs_sync.media import MediaWriter
 from tobs_sync.merge import generated_base
 from tobs_sync.model import Chat, Message
 from tobs_sync.names import NAME_MAX_BYTES, inert_text, path_key, sanitize_component
-from tobs_sync.note_links import linked_notes
+from tobs_sync.note_links import linked_notes, unlinked_reply
 from tobs_sync.note_lookups import NoteLookups
 from tobs_sync.pipeline import Stage, read_ahead, run_lanes
 from tobs_sync.publish import Draft, Outcome, Published, Publisher
 from tobs_sync.render import CHAT_TEMPLATE, MESSAGE_TEMPLATE, Renderer, wikilink
 from tobs_sync.sources.base import ReportsSkips, Source
 from tobs_sync.store import Store
+from tobs_sync.store_links import forget, linkable, remember_unlinked
 from tobs_sync.store_rows import CHAT_NOTE, ChatState, MediaRows, NoteRow
 from tobs_sync.vault import Vault, sha256_hex
 from tobs_sync.views import StoredMedia, chat_view, local_datetime, message_view, topic_path_value
@@ -184,7 +185,17 @@ class Synchronizer:
                 report.chat(chat).errors.append(str(error))
 
         await run_lanes(source.chats(), run_chat, concurrency=concurrent_chats)
+        self._relink(report)
         return report
+
+    def _relink(self, report: SyncReport) -> None:
+        """Render again the notes replying into another chat whose replied-to note now exists."""
+        paths = linkable(self._store)
+        if paths:
+            relinked = self.render_all(paths)
+            report.notes_written += relinked.notes_written
+            report.conflicts.extend(relinked.conflicts)
+            forget(self._store, paths)
 
     async def sync_chat(
         self, source: Source, chat: Chat, report: SyncReport, publishing: Stage | None = None
@@ -346,6 +357,8 @@ class Synchronizer:
             for item in (media[m.id] if m.id in media else self._media.stored_media(m) if m.media else [])
         ]
         links = linked_notes(self._store, state.chat.id, first, assigned)
+        if (target := unlinked_reply(first, links)) is not None:
+            remember_unlinked(self._store, [(*target, note.path)])  # before it is published
         context = {
             "message": message_view(note.messages, stored, tz=self._tz, links=links, note_path=note.path),
             "chat": chat_view(state.chat, self._chat_note_path(state)),

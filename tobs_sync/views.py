@@ -125,8 +125,7 @@ def message_view(
     ``reply_path`` alone is a shorthand for a reply's note in the same chat."""
     first = messages[0]
     if reply_path is not None and links.reply_path is None:
-        links = NoteLinks(reply_path, links.reply_chat_title, links.pinned_path, links.action_chat_path,
-                          links.action_chat_title)
+        links = NoteLinks(reply_path, links.reply_chat_title, links.pinned_path)
     bodies = [render_text(m.text, m.entities) for m in messages if m.text]
     edited = [m.edited for m in messages if m.edited]
     text = "\n\n".join(m.text for m in messages if m.text)
@@ -415,8 +414,8 @@ _CONSUMED_DETAILS = frozenset({"inviter", "channel_id", "chat_id"})
 
 
 def _service_text(action: ServiceAction, actor: str | None, links: NoteLinks = NO_LINKS) -> str:
-    """A one-line, escaped description of a service message. The pinned message and the other chat of
-    a migration are named here only when they have no note: ``action.pinned_link``/``chat_link`` link them."""
+    """A one-line, escaped description of a service message. The pinned message is named here only when
+    it has no note: ``action.pinned_link`` links it."""
     if action.text:
         return md(action.text)
     phrase = _ACTION_PHRASES.get(action.kind, action.kind.replace("_", " "))
@@ -435,9 +434,6 @@ def _service_text(action: ServiceAction, actor: str | None, links: NoteLinks = N
     pinned = action.message_id if action.kind == "pin_message" else None
     if pinned is not None and not links.pinned_path:
         parts.append(f"(message {pinned})")
-    other = links.action_chat_title
-    if other and not links.action_chat_path:
-        parts.append(f"“{other}”")
     text = " ".join(p for p in parts if p)
     shown = _CONSUMED_DETAILS if action.kind in ("join_group_by_link", *MIGRATION_PEERS) else frozenset()
     details = ", ".join(f"{k}: {_plain(v)}" for k, v in action.details.items() if k not in shown)
@@ -445,7 +441,7 @@ def _service_text(action: ServiceAction, actor: str | None, links: NoteLinks = N
 
 
 def _action_view(action: ServiceAction, links: NoteLinks) -> dict[str, Any]:
-    """What a service message names, for templates: members, the pinned message, the other chat."""
+    """What a service message names, for templates: members, the pinned message, the other chat's id."""
     inviter = action.details.get("inviter")
     return {
         "kind": inert_text(action.kind),
@@ -456,9 +452,6 @@ def _action_view(action: ServiceAction, links: NoteLinks) -> dict[str, Any]:
         "pinned_path": links.pinned_path,
         "pinned_link": wikilink(links.pinned_path, f"message {action.message_id}") if links.pinned_path else None,
         "chat_id": action_chat_id(action),
-        "chat": _inert(links.action_chat_title),
-        "chat_link": wikilink(links.action_chat_path, links.action_chat_title or "the other chat")
-        if links.action_chat_path else None,
         "duration": action.duration,
     }
 
