@@ -19,6 +19,7 @@ commit 929032d598f7, 2025-09-06):
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from typing import Any
 import frontmatter
 
 from tobs_sync.app import import_export
+from tobs_sync.model import Message, Reaction
+from tobs_sync.views import message_view
 
 CHANNEL_RAW, GROUP_RAW = 1777000101, 1777000102
 CHANNEL, GROUP = -1001777000101, -1001777000102
@@ -181,3 +184,12 @@ def test_a_reply_into_a_chat_imported_after_it_links_by_the_end_of_the_pass(vaul
     again, _ = asyncio.run(import_export(vault, folder))
     assert again.notes_written == 0
     assert first.notes_written == 2 + len(data["chats"]["list"][0]["messages"]) + 2 + 1  # notes, chat notes, relink
+
+
+def test_an_albums_reactions_are_shown_whichever_member_carries_them() -> None:
+    album = [
+        Message(chat_id=-1, id=1, date=5, grouped_id=9),
+        Message(chat_id=-1, id=2, date=5, grouped_id=9, text="caption", reactions=(Reaction("emoji", 4, emoji="🔥"),)),
+    ]
+    view = message_view(album, [], tz=dt.UTC, note_path="Telegram/C/1.md")
+    assert (view["reactions"], view["reactions_total"]) == (["🔥 4"], 4)

@@ -131,6 +131,8 @@ def message_view(
     text = "\n\n".join(m.text for m in messages if m.text)
     extra = {k: v for m in messages for k, v in m.extra.items()}
     topic = topic_title(first)
+    # An album's reactions are on the one message people reacted to (Telegram shows them under the album).
+    reactions = next((m.reactions for m in messages if m.reactions), ())
     return {
         "id": first.id,
         "ids": [m.id for m in messages],
@@ -145,10 +147,10 @@ def message_view(
         "author": _inert(first.author),
         "via_bot": _inert(first.via_bot),
         "via_bot_md": md(first.via_bot) if first.via_bot else None,
-        "reactions": [inert_text(reaction_label(r)) for r in first.reactions],
-        "reactions_total": reactions_total(first.reactions),
-        "reactions_md": md(" · ".join(reaction_label(r) for r in first.reactions)) if first.reactions else None,
-        "reaction_counts": [_reaction_view(r) for r in first.reactions],
+        "reactions": [inert_text(reaction_label(r)) for r in reactions],
+        "reactions_total": reactions_total(reactions),
+        "reactions_md": md(" · ".join(reaction_label(r) for r in reactions)) if reactions else None,
+        "reaction_counts": [_reaction_view(r) for r in reactions],
         "topic_id": first.topic_id,
         "topic": _inert(topic),
         "topic_md": md(topic) if topic else None,
