@@ -44,8 +44,8 @@ def test_init_then_import_uses_the_vault_templates(tmp_path: Path) -> None:
 def test_import_reports_what_it_did(vault: Path, capsys: Any) -> None:
     assert main(["import", str(SAMPLE_EXPORT), "--vault", str(vault)]) == 0
     out = capsys.readouterr().out
-    assert "3 chats, 16 new messages" in out
-    assert "19 written" in out
+    assert "3 chats, 18 new messages" in out
+    assert "21 written" in out
     assert "1 deduplicated" in out
     assert "1 media not stored: File not included" in out
 
@@ -105,7 +105,7 @@ def test_status_while_another_process_writes_sees_its_work_and_changes_nothing(v
         assert Path(temp_file).read_bytes() == b"half a download", "status deleted a download in progress"
     status = json.loads(capsys.readouterr().out)
     assert len(status["chats"]) == 3
-    assert status["messages"] == 16
+    assert status["messages"] == 18
 
 
 def test_status_of_an_idle_vault_creates_and_changes_nothing(vault: Path, capsys: Any) -> None:
@@ -117,7 +117,7 @@ def test_status_of_an_idle_vault_creates_and_changes_nothing(vault: Path, capsys
     capsys.readouterr()
     assert main(["status", "--vault", str(vault), "--json"]) == 0
     assert tree(vault) == before
-    assert json.loads(capsys.readouterr().out)["messages"] == 16
+    assert json.loads(capsys.readouterr().out)["messages"] == 18
 
 
 WRITING_COMMANDS = {

@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -38,10 +39,12 @@ from tobs_sync.model import (
     Message,
     Poll,
     PollAnswer,
+    Reaction,
     Reply,
     ServiceAction,
 )
 from tobs_sync.names import live_triggers
+from tobs_sync.note_links import NoteLinks
 from tobs_sync.views import StoredMedia, chat_view, message_view
 
 TRIGGERS = (
@@ -196,7 +199,11 @@ def hostile_export(folder: Path) -> Path:
         message(
             2, 1, author=hostile("Signature"), via_bot=hostile("Bot"), forwarded_from=hostile("Origin"),
             saved_from=hostile("Saved from"), text=text, text_entities=[{"type": "plain", "text": text}],
-            reactions=[{"type": "emoji", "count": 1, "emoji": hostile("Reaction")}],
+            reactions=[
+                {"type": "emoji", "count": 1, "emoji": hostile("Reaction"),
+                 "recent": [{"from": hostile("Reactor"), "from_id": "user5550666", "date": "2024-05-01T10:02:00"}]},
+                {"type": hostile("future"), "count": 2},
+            ],
         ),
         message(
             3, 2, file="files/report.zip", file_name=hostile("File") + " report.zip", mime_type=hostile("mime"),
@@ -229,6 +236,21 @@ def hostile_export(folder: Path) -> Path:
                   {"type": "pre", "text": "dv.el('b', 'pwn')", "language": "dataviewjs"}, " ",
                   {"type": "text_link", "text": hostile("Link"), "href": "javascript:alert(1)"}],
         ),
+        message(11, 10, file="(File not included.)", media_type="sticker", sticker_emoji=hostile("Sticker")),
+        message(
+            12, 11, file="(File not included.)", media_type="audio_file", performer=hostile("Performer"),
+            title=hostile("Title"), duration_seconds=61, reply_to_message_id=20, reply_to_peer_id="user5550666",
+        ),
+        {
+            "id": 13, "type": "service", "date": "2024-05-01T10:12:00", "date_unixtime": "1714558320",
+            "actor": hostile("Actor"), "actor_id": "user5550666", "action": "join_group_by_link",
+            "inviter": hostile("Inviter"), "text": "", "text_entities": [],
+        },
+        {
+            "id": 14, "type": "service", "date": "2024-05-01T10:13:00", "date_unixtime": "1714558380",
+            "actor": hostile("Actor"), "actor_id": "user5550666", "action": "pin_message", "message_id": 2,
+            "text": "", "text_entities": [],
+        },
     ]
     data = {
         "about": "hostile corpus",
@@ -263,7 +285,10 @@ def test_hostile_export_leaves_no_live_trigger_in_any_file_or_name(vault: Path, 
     assert "<%* app.vault" in shown(forwarded["chat"])
     file_note = notes[(GROUP, 3)].content
     assert "report.zip" in file_note and "File <" in shown(file_note)
-    assert len(notes) == 11
+    assert len(notes) == 15
+    assert shown(forwarded["reactions"][0]) == shown(hostile("Reaction") + " 1")
+    assert shown(notes[(GROUP, 11)].metadata["emoji"]) == shown(hostile("Sticker"))
+    assert "from Inviter &lt;" in shown(notes[(GROUP, 13)].content)
 
 
 # --- an account an export cannot describe ------------------------------------------------
@@ -330,6 +355,14 @@ def hostile_account() -> MemorySource:
             extra={hostile("key"): [hostile("value"), {"nested": hostile("deep")}]},
         ),
     ]
+    posts += [
+        Message(id=6, date=1714557840, text="Answer elsewhere", reply=Reply(1, chat_id=other.id), **base,
+                reactions=(Reaction("emoji", 3, emoji=hostile("Emoji")), Reaction("custom_emoji", 1, document_id=5))),
+        Message(id=7, date=1714557900, kind="service", action=ServiceAction("pin_message", message_id=6), **base),
+        Message(id=8, date=1714557960, kind="service", **base, action=ServiceAction(
+            "migrate_from_group", hostile("Old group"), details={"chat_id": -5550888}
+        )),
+    ]
     person = [Message(chat_id=other.id, id=1, date=1714557600, text="hello", sender_name=hostile("Person"))]
     return MemorySource({channel: posts, other: person}, {"pic": png, "zip": b"PK\x05\x06" + bytes(18)})
 
@@ -369,7 +402,7 @@ def test_rendering_hostile_notes_again_leaves_no_live_trigger(vault: Path, tmp_p
 # --- the template context ----------------------------------------------------------------
 
 MARKDOWN_KEYS = {"body", "label", "service", "extra_lines"}
-LINK_KEYS = {"link", "embed"}
+LINK_KEYS = {"link", "embed", "pinned_link"}
 URL_KEYS = {"map_url", "url"}  # built by tobs-sync from numbers or a checked username
 
 
@@ -403,9 +436,10 @@ def test_every_text_value_in_the_template_context_is_inert_unless_raw() -> None:
         chat_id=CHANNEL, id=7, date=1714557600, kind=h("kind"), text=h("Text"), sender_name=h("Sender"),
         author=h("Author"), via_bot=h("Bot"), edited=1714557700,
         forward=Forward(from_name=h("Origin"), post_author=h("Post author"), saved_from=h("Saved")),
-        reply=Reply(6, quote_text=h("Quote")),
+        reply=Reply(6, chat_id=5550777, quote_text=h("Quote")),
         media=(MediaRef(h("kind"), "x", file_name=h("File"), mime_type=h("mime"), performer=h("Performer"),
-                        title=h("Title"), emoji=h("Emoji")),),
+                        title=h("Title"), emoji=h("Emoji"), duration=61.0),),
+        reactions=(Reaction(h("kind"), 2, emoji=h("Emoji")), Reaction(h("kind"), 1)),
         action=ServiceAction(h("action"), title=h("Title"), members=(h("Member"),), text=None,
                              details={h("key"): h("detail")}),
         poll=Poll(h("Question"), (PollAnswer(h("Answer"), 1, True),)),
@@ -418,7 +452,15 @@ def test_every_text_value_in_the_template_context_is_inert_unless_raw() -> None:
         StoredMedia(message.media[0], None, "unavailable", reason=h("Reason")),
     ]
     chat = Chat(CHANNEL, h("Channel"), h("kind"), username=h("user"))
-    view = message_view([message], stored, tz=dt.UTC, reply_path="Telegram/C/6.md", note_path="Telegram/C/7.md")
+    links = NoteLinks("Telegram/C/6.md", h("Other chat"), "Telegram/C/5.md")
+    view = message_view([message], stored, tz=dt.UTC, links=links, note_path="Telegram/C/7.md")
+    for action in (ServiceAction("pin_message", message_id=5), ServiceAction(
+        "join_group_by_link", details={"inviter": h("Inviter")}
+    ), ServiceAction("migrate_to_supergroup", details={"channel_id": -100}), ServiceAction(
+        "remove_members", members=(h("Sender"),)
+    )):
+        other = replace(message, action=action)
+        assert context_problems(message_view([other], [], tz=dt.UTC, links=links, note_path="x.md")) == []
     context = {"message": view, "chat": chat_view(chat, "Telegram/C/C.md")}
     assert context_problems(context) == []
     # The text as sent is there, by name.

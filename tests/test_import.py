@@ -52,12 +52,12 @@ def sample_data() -> dict[str, Any]:
 def test_sample_import_writes_valid_notes_whose_links_resolve(vault: Path) -> None:
     report = run_import(vault, SAMPLE_EXPORT)
     assert report.chats == 3
-    assert report.messages == 16
+    assert report.messages == 18
     checked = check_vault(vault)
     assert checked.broken == []
     assert checked.links > 20
-    # 16 messages, 2 of them... every message has its own note, plus one note per chat
-    assert len(checked.notes) == 16 + 3
+    # 18 messages, 2 of them... every message has its own note, plus one note per chat
+    assert len(checked.notes) == 18 + 3
     for meta in checked.metadata.values():
         assert isinstance(meta["tg_chat_id"], int)
         assert meta["tags"][0] == "telegram"
@@ -101,10 +101,10 @@ def test_longer_export_writes_only_the_new_notes(vault: Path, tmp_path: Path) ->
 
 def test_same_picture_in_two_chats_is_stored_once(vault: Path) -> None:
     _report, counts = asyncio.run(import_export(vault, SAMPLE_EXPORT))
-    assert counts.stored == 3
+    assert counts.stored == 4  # three pictures and a sticker
     assert counts.deduplicated == 1
     attachments = sorted(p.name for p in (vault / "Telegram" / "_attachments").iterdir())
-    assert len(attachments) == 3
+    assert len(attachments) == 4
     forwarded = (vault / "Telegram/Allotment Crew/2024-03-02 11.md").read_text(encoding="utf-8")
     original = (vault / "Telegram/Field Notes/2024-03-01 3.md").read_text(encoding="utf-8")
     embed = next(line for line in original.splitlines() if line.startswith("![["))

@@ -81,7 +81,7 @@ def test_kinds_and_size_limits_skip_files_and_say_so(vault: Path) -> None:
     config.write_text(config.read_text(encoding="utf-8") + '[media]\nkinds = ["photo"]\nmax_mb = { photo = 0.0001 }\n')
     _report, counts = asyncio.run(import_export(vault, SAMPLE_EXPORT))
     assert counts.stored == 0
-    assert counts.skipped == 4
+    assert counts.skipped == 5
     note = (vault / "Telegram/Field Notes/2024-03-01 3.md").read_text(encoding="utf-8")
     assert "not stored: larger than 0.0001 MB (media.max\\_mb.photo)" in note
     document = (vault / "Telegram/Field Notes/2024-03-02 7.md").read_text(encoding="utf-8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgpack
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ from tobs_sync.model import (
     Message,
     Poll,
     PollAnswer,
+    Reaction,
     Reply,
     ServiceAction,
 )
@@ -41,7 +43,8 @@ FULL = Message(
     location=Location(1.5, -2.25, title="t", address="a", live_period=60),
     contact=Contact("A", "B", "+1"),
     via_bot="@gif",
-    extra={"reactions": [{"type": "emoji", "count": 2}], "unknown_flag": True},
+    reactions=(Reaction("emoji", 6, emoji="❤️"), Reaction("custom_emoji", 1, document_id=53), Reaction("paid", 9)),
+    extra={"reactions_recent": [{"reaction": "❤️", "from_id": 5}], "unknown_flag": True},
 )
 
 
@@ -52,6 +55,12 @@ def test_every_field_round_trips() -> None:
 def test_defaults_are_left_out_of_records() -> None:
     record = to_record(Message(chat_id=1, id=2, date=3))
     assert record == {"chat_id": 1, "id": 2, "date": 3}
+
+
+def test_a_record_written_before_reactions_decodes_with_none() -> None:
+    old = msgpack.packb({"v": 1, "chat_id": 1, "id": 2, "date": 3, "via_bot": "@gif"}, use_bin_type=True)
+    assert decode_message(old) == Message(chat_id=1, id=2, date=3, via_bot="@gif")
+    assert decode_message(old).reactions == ()
 
 
 def test_unknown_record_keys_from_a_newer_version_are_ignored() -> None:

@@ -27,7 +27,7 @@ from telethon.utils import get_peer_id
 
 from tobs_sync.app import import_export
 from tobs_sync.errors import ExportFormatError, MediaUnavailable, SourceError
-from tobs_sync.model import Chat, ChatKind, Entity, MediaRef, Message, MessageKind
+from tobs_sync.model import Chat, ChatKind, Entity, MediaRef, Message, MessageKind, Reaction
 from tobs_sync.sources.base import Source
 from tobs_sync.sources.jsonstream import EscapeFixingReader, build_object, json_errors, parse_events
 from tobs_sync.sources.tdesktop import OUT_OF_ORDER, DesktopExport
@@ -282,12 +282,15 @@ def test_tkonverter_personal_regular_messages() -> None:
     first = by_id[1]
     assert first.text == "Baseaj text with @alice and link"
     assert [e.kind for e in first.entities] == ["bold", "mention", "text_link"]
-    assert set(first.extra) == {"inline_bot_buttons", "reactions"}
-    assert first.extra["reactions"][1] == {
-        "type": "custom_emoji",
-        "count": 1,
-        "document_id": "1234567890123456789",
-    }
+    assert set(first.extra) == {"inline_bot_buttons", "reactions_recent"}
+    assert first.reactions == (
+        Reaction("emoji", 2, emoji="🔥"),
+        Reaction("custom_emoji", 1, document_id=1234567890123456789),
+        Reaction("paid", 3),
+    )
+    assert first.extra["reactions_recent"] == [
+        {"reaction": "🔥", "from": "Alice Example", "from_id": "user10001", "date": "2026-02-01T09:01:00"}
+    ]
     second = by_id[2]
     assert second.edited == 1769936580
     assert second.forward is not None
@@ -513,7 +516,7 @@ def test_invalid_utf8_is_a_format_error(tmp_path: Path) -> None:
     folder = tmp_path / "export"
     folder.mkdir()
     (folder / "result.json").write_bytes(b'{"name": "\xff", "messages": []}')
-    assert "invalid JSON at line 1" in enter_error(folder)
+    assert "the export is not UTF-8 (line 1 has bytes that are not UTF-8" in enter_error(folder)
 
 
 @pytest.mark.parametrize("document", [{"about": "x", "personal_information": {"user_id": 1}}, [1, 2], "text"])
@@ -820,9 +823,9 @@ def test_unknown_media_type_and_unknown_fields_are_kept(tmp_path: Path) -> None:
     assert media.width is None
     assert converted.extra == {
         "future_field": {"nested": [1, 2.5, None]},
-        "reactions": [{"type": "paid", "count": 3}],
         "width": "wide",
     }
+    assert converted.reactions == (Reaction("paid", 3),)
 
 
 def test_future_message_type_is_kept_as_its_kind(tmp_path: Path) -> None:
@@ -865,7 +868,7 @@ def test_service_messages(tmp_path: Path) -> None:
     assert invite.action is not None and invite.action.members == ("Bob", "Deleted account")
     custom = by_id[2].action
     assert custom is not None and (custom.kind, custom.text) == ("custom_action", "Ann did something")
-    assert by_id[2].sender_name is None and by_id[2].sender_id == 6
+    assert by_id[2].sender_name == "Deleted account" and by_id[2].sender_id == 6  # a null actor
     call = by_id[3].action
     assert call is not None and (call.duration, call.details) == (12.0, {"discard_reason": "missed"})
     assert by_id[4].media == (

@@ -33,6 +33,7 @@ from tobs_sync.model import (
     Message,
     Poll,
     PollAnswer,
+    Reaction,
     Reply,
     ServiceAction,
 )
@@ -137,7 +138,7 @@ def document(attributes: list[Any], mime: str = "application/octet-stream", size
         (T.ChannelForbidden(id=1234567892, access_hash=1, title="Banned", broadcast=True),
          Chat(-1001234567892, "Banned", "channel")),
         (T.ChannelForbidden(id=1234567893, access_hash=1, title="", megagroup=True),
-         Chat(-1001234567893, "Unnamed chat -1001234567893", "supergroup")),
+         Chat(-1001234567893, "Unnamed supergroup 1234567893", "supergroup")),
     ],
 )
 def test_chat_from_entity(entity: Any, expected: Chat) -> None:
@@ -601,23 +602,24 @@ def test_via_bot() -> None:
     assert convert(msg(via_bot_id=555), via_bot=bot).via_bot == "@gif"
 
 
-def test_reactions_buttons_and_counters_go_to_extra() -> None:
+def test_reactions_are_counted_and_buttons_and_counters_go_to_extra() -> None:
     reactions = T.MessageReactions(results=[
         T.ReactionCount(reaction=T.ReactionEmoji(emoticon="👍"), count=3),
         T.ReactionCount(reaction=T.ReactionCustomEmoji(document_id=123), count=1),
         T.ReactionCount(reaction=T.ReactionPaid(), count=5),
-    ])
+    ], recent_reactions=[T.MessagePeerReaction(
+        peer_id=T.PeerUser(7), date=datetime(2024, 1, 1, tzinfo=UTC), reaction=T.ReactionEmoji(emoticon="👍"),
+    )])
     markup = T.ReplyInlineMarkup(rows=[T.KeyboardButtonRow(buttons=[
         T.KeyboardButton(text="Open", type=T.InlineButtonTypeUrl(url="https://example.org")),
         T.KeyboardButton(text="Vote", type=T.InlineButtonTypeCallback(data=b"v1")),
     ])])
     converted = convert(msg(reactions=reactions, reply_markup=markup, ttl_period=86400))
+    assert converted.reactions == (
+        Reaction("emoji", 3, emoji="👍"), Reaction("custom_emoji", 1, document_id=123), Reaction("paid", 5),
+    )
     assert converted.extra == {
-        "reactions": [
-            {"type": "emoji", "count": 3, "emoji": "👍"},
-            {"type": "custom_emoji", "count": 1, "document_id": "123"},
-            {"type": "paid", "count": 5},
-        ],
+        "reactions_recent": [{"reaction": "👍", "from_id": 7, "date": 1704067200}],
         "inline_bot_buttons": [[
             {"type": "url", "text": "Open", "url": "https://example.org"}, {"type": "callback", "text": "Vote"}
         ]],

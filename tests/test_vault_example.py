@@ -48,12 +48,31 @@ def test_vault_example_matches_a_fresh_import(tmp_path: Path) -> None:
 def test_vault_example_is_a_valid_vault() -> None:
     report = check_vault(EXAMPLE)
     assert report.broken == []
-    assert len(report.notes) == 19
+    assert len(report.notes) == 21
 
 
-def test_the_readme_shows_an_example_note_as_vault_example_has_it() -> None:
+def readme_block_after(readme: str, intro: str) -> str:
+    start = readme.index(intro + "\n\n```markdown\n") + len(intro) + len("\n\n```markdown\n")
+    return readme[start:].split("```\n", 1)[0]
+
+
+def test_the_readme_shows_example_notes_as_vault_example_has_them() -> None:
     readme = (PROJECT / "README.md").read_text(encoding="utf-8")
-    intro = "A message note looks like this (from `vault-example/`):\n\n```markdown\n"
-    shown = readme[readme.index(intro) + len(intro) :].split("```\n", 1)[0]
-    note = (EXAMPLE / "Telegram" / "Allotment Crew" / "2024-03-02 11.md").read_text(encoding="utf-8")
-    assert shown == note
+    crew = EXAMPLE / "Telegram" / "Allotment Crew"
+    shown = readme_block_after(readme, "A message note looks like this (from `vault-example/`):")
+    assert shown == (crew / "2024-03-02 11.md").read_text(encoding="utf-8")
+    intro = "A sticker sent in reply to a post of another chat (its note is linked, labelled with that chat):"
+    shown = readme_block_after(readme, intro)
+    assert shown == (crew / "2024-03-02 16.md").read_text(encoding="utf-8")
+
+
+def test_vault_example_shows_reactions_a_forward_a_reply_into_another_chat_and_a_sticker() -> None:
+    crew = EXAMPLE / "Telegram" / "Allotment Crew"
+    forward = (crew / "2024-03-02 11.md").read_text(encoding="utf-8")
+    assert "reactions:\n- ❤️ 3\n- 🔥 1\nreactions_total: 4\n" in forward
+    assert "> [!quote] Forwarded from Field Notes" in forward and "\n❤️ 3 · 🔥 1\n" in forward
+    sticker = (crew / "2024-03-02 16.md").read_text(encoding="utf-8")
+    assert "> [!reply] In reply to [[Telegram/Field Notes/2024-03-02 8|message 8 in Field Notes]]" in sticker
+    assert "![[Telegram/_attachments/sticker.webp|160]]\n\n*🌱*" in sticker and "emoji: 🌱" in sticker
+    pin = (crew / "2024-03-02 17.md").read_text(encoding="utf-8")
+    assert "*Robin Sample pinned a message*: [[Telegram/Allotment Crew/2024-03-02 16|message 16]]" in pin

@@ -197,6 +197,25 @@ class Poll:
     total_voters: int | None = None
 
 
+class ReactionKind(StrEnum):
+    EMOJI = "emoji"
+    CUSTOM_EMOJI = "custom_emoji"
+    PAID = "paid"
+    """Telegram Stars sent as a reaction: ``count`` is the number of stars."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reaction:
+    """How many people reacted to a message with one reaction (as Telegram counts them)."""
+
+    kind: str
+    count: int
+    emoji: str | None = None
+    """The emoji of an ``emoji`` reaction."""
+    document_id: int | None = None
+    """The custom emoji's document id of a ``custom_emoji`` reaction."""
+
+
 @dataclass(frozen=True, slots=True)
 class Location:
     latitude: float
@@ -240,6 +259,8 @@ class Message:
     """The forum topic the message is in (:data:`GENERAL_TOPIC_ID` for the General topic)."""
     topic_title: str | None = None
     """The topic's title when the source knows it."""
+    reactions: tuple[Reaction, ...] = ()
+    """Reaction counts in the source's order (Telegram's: most frequent first)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Source fields the model has no slot for, kept verbatim (JSON-like values)."""
     comments_count: int | None = None

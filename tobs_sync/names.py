@@ -91,6 +91,8 @@ RESERVED_NAMES = frozenset(
 _INVISIBLE = re.compile("[\u00ad\u061c\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]")
 _EDGE_STRIP = " .\u200c\u200d"  # stripped from both ends: trailing dot/space, hidden leading dot
 _ZWJ = "\u200d"
+_JOINERS = "\u200c\u200d"
+"""Zero-width non-joiner and joiner: shaping hints inside words (Persian, Indic scripts, emoji)."""
 _FORBIDDEN_CLASS = "[" + re.escape("".join(sorted(FORBIDDEN_CHARS))) + "]"
 _FORBIDDEN_RUN = re.compile(rf"[\s-]*{_FORBIDDEN_CLASS}(?:[\s-]*{_FORBIDDEN_CLASS})*[\s-]*")
 _WHITESPACE_RUN = re.compile(r"\s+")
@@ -161,14 +163,22 @@ def live_triggers(text: str) -> list[str]:
 def tag_segment(text: str, fallback: str) -> str:
     """One segment of an Obsidian tag (no ``#``, no ``/``) for untrusted ``text``.
 
-    NFC, case-folded (tags are case-insensitive); letters, digits, combining marks, ``_`` and ``-``
-    are kept, every run of anything else becomes one ``-``; ``-`` and ``_`` are trimmed at the ends.
-    Empty or all digits (``#1984`` is no tag) gives ``fallback``, which must be a valid segment.
+    NFC, case-folded (tags are case-insensitive); letters, digits, ``_`` and ``-`` are kept, and
+    combining marks with the letter they belong to (Arabic harakat, Devanagari vowel signs and
+    virama); zero-width joiners and non-joiners inside a word are dropped (Obsidian ends a tag at
+    them) rather than splitting it; every run of anything else becomes one ``-``, and a mark left
+    without its letter goes too; ``-`` and ``_`` are trimmed at the ends. Empty or all digits
+    (``#1984`` is no tag) gives ``fallback``, which must be a valid segment.
     """
-    kept = [
-        ch if ch.isalnum() or ch in "_-" or unicodedata.category(ch).startswith("M") else "-"
-        for ch in unicodedata.normalize("NFC", text).casefold()
-    ]
+    kept: list[str] = []
+    for ch in unicodedata.normalize("NFC", text).casefold():
+        if ch in _JOINERS:
+            continue
+        if unicodedata.category(ch).startswith("M"):
+            if kept and (kept[-1].isalnum() or unicodedata.category(kept[-1]).startswith("M")):
+                kept.append(ch)
+            continue
+        kept.append(ch if ch.isalnum() or ch in "_-" else "-")
     segment = _DASH_RUN.sub("-", "".join(kept)).strip("-_")
     return fallback if not segment or segment.isdigit() else segment
 

@@ -26,6 +26,7 @@ from tobs_sync.model import (
     Message,
     Poll,
     PollAnswer,
+    Reaction,
     Reply,
     ServiceAction,
 )
@@ -43,9 +44,10 @@ _NESTED: Mapping[str, type] = MappingProxyType(
         "answers": PollAnswer,
         "location": Location,
         "contact": Contact,
+        "reactions": Reaction,
     }
 )
-_TUPLE_FIELDS = frozenset({"entities", "media", "answers", "members"})
+_TUPLE_FIELDS = frozenset({"entities", "media", "answers", "members", "reactions"})
 
 
 def to_record(obj: Any) -> dict[str, Any]:

@@ -275,9 +275,25 @@ def _schema_comments(db: sqlite3.Connection) -> None:
     )
 
 
+def _schema_pending_links(db: sqlite3.Connection) -> None:
+    """Notes written with a reply into another chat whose note did not exist yet: rendered again once
+    it does (see ``tobs_sync.store_links``)."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE pending_links (
+            target_chat     INTEGER NOT NULL,
+            target_message  INTEGER NOT NULL,
+            path            TEXT NOT NULL,
+            PRIMARY KEY (target_chat, target_message, path)
+        ) WITHOUT ROWID
+        """,
+    )
+
+
 MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (
     _schema_v1, _schema_v2, _schema_v3, _schema_v4, _schema_v5, _schema_v6, _schema_v7, _schema_deletions,
-    _schema_passes, _schema_chat_history, _schema_comments,
+    _schema_passes, _schema_chat_history, _schema_comments, _schema_pending_links,
 )
 """``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``."""
 

@@ -53,6 +53,7 @@ from tobs_sync.media_fetch import SharedFetch
 from tobs_sync.merge import generated_base
 from tobs_sync.model import Chat, Message
 from tobs_sync.names import NAME_MAX_BYTES, inert_text, path_key, sanitize_component
+from tobs_sync.note_links import linked_notes, unlinked_reply
 from tobs_sync.note_lookups import NoteLookups
 from tobs_sync.observe import NO_OBSERVER, SyncObserver, expected_messages
 from tobs_sync.pipeline import Stage, read_ahead, run_lanes
@@ -63,6 +64,7 @@ from tobs_sync.store import Store
 from tobs_sync.store_comments import COMMENT_NOTE
 from tobs_sync.store_deletions import chats_of_unnamed, stored_ids_between
 from tobs_sync.store_history import ChatHistory, finish_widening, replies_into, widened_to
+from tobs_sync.store_links import forget, linkable, remember_unlinked
 from tobs_sync.store_rows import CHAT_NOTE, MESSAGE_NOTE, ChatState, MediaRows, NoteRow
 from tobs_sync.store_schema import NO_CURSOR
 from tobs_sync.vault import Vault, sha256_hex
@@ -235,6 +237,7 @@ class Synchronizer:
             await run_lanes(chats, run_chat, concurrency=concurrent_chats)
         finally:
             self._media.end_pass()
+        self._relink(report)
         return report
 
     def use_renderer(self, renderer: Renderer) -> None:
@@ -283,6 +286,15 @@ class Synchronizer:
             if (state := self._store.chat_state(chat_id)) is not None:
                 await self.changes.confirm(state, report)
         return report
+
+    def _relink(self, report: SyncReport) -> None:
+        """Render again the notes replying into another chat whose replied-to note now exists."""
+        paths = linkable(self._store)
+        if paths:
+            relinked = self.render_all(paths)
+            report.notes_written += relinked.notes_written
+            report.conflicts.extend(relinked.conflicts)
+            forget(self._store, paths)
 
     async def sync_chat(
         self, source: Source, chat: Chat, report: SyncReport, publishing: Stage | None = None
@@ -529,15 +541,13 @@ class Synchronizer:
             for m in note.messages
             for item in (media[m.id] if m.id in media else self._media.stored_media(m) if m.media else [])
         ]
-        reply_path = None
-        if first.reply and first.reply.chat_id in (None, state.chat.id):
-            reply_path = assigned.get(first.reply.message_id)
-            if reply_path is None and (row := self._store.note_of_message(state.chat.id, first.reply.message_id)):
-                reply_path = row.path
+        links = linked_notes(self._store, state.chat.id, first, assigned)
+        if (target := unlinked_reply(first, links)) is not None:
+            remember_unlinked(self._store, [(*target, note.path)])  # before it is published
         # a note written before may show deleted messages (a new one never does: spares the query)
         deleted = self.changes.shown_deletions(state.chat.id, [m.id for m in note.messages]) if note.previous else None
         context = {
-            "message": message_view(note.messages, stored, tz=self._tz, reply_path=reply_path, note_path=note.path,
+            "message": message_view(note.messages, stored, tz=self._tz, links=links, note_path=note.path,
                                     deleted=deleted, comments=self.comments.post_comments(state.chat.id, first)),
             "chat": chat_view(state.chat, self._chat_note_path(state)),
         }

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tobs_sync.markdown import render_text
-from tobs_sync.model import GENERAL_TOPIC_ID, Chat, MediaRef, Message, ServiceAction
+from tobs_sync.model import GENERAL_TOPIC_ID, Chat, MediaKind, MediaRef, Message, Reaction, ReactionKind, ServiceAction
 from tobs_sync.names import inert_markdown, inert_text, inert_value, md, tag_segment
+from tobs_sync.note_links import MIGRATION_PEERS, NO_LINKS, NoteLinks, action_chat_id
 from tobs_sync.render import wikilink
 
 EMBEDDABLE_EXTENSIONS = frozenset(
@@ -35,6 +36,9 @@ EMBEDDABLE_EXTENSIONS = frozenset(
     }
 )
 """Extensions Obsidian shows inline with ``![[...]]``; other files get a plain link."""
+
+STICKER_WIDTH = 160
+"""Pixels a sticker is shown at (Telegram's are 512 wide; its apps show them at about this size)."""
 
 _TELEGRAM_USERNAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 
@@ -111,26 +115,33 @@ def message_view(
     media: Sequence[StoredMedia],
     *,
     tz: dt.tzinfo,
-    reply_path: str | None,
     note_path: str,
+    reply_path: str | None = None,
+    links: NoteLinks = NO_LINKS,
     deleted: Mapping[int, int] | None = None,
     comments: Mapping[str, Any] | None = None,
     post: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``message`` variable of the message template; ``messages`` is one note's worth (an album).
 
+    ``links`` holds the notes and chats the message points at (:func:`tobs_sync.note_links.linked_notes`);
+    ``reply_path`` alone is a shorthand for a reply's note in the same chat.
     ``deleted``: when tobs-sync found messages of the note deleted in Telegram, by id (UTC epoch s);
     ``message.deleted`` is the latest such time once every message of the note is deleted, and
     ``message.deleted_ids`` lists the deleted ones (an album may lose some members only).
     ``comments``: a channel post's comments (:func:`comments_view`); ``post``: for a comment, the post
     it answers (:func:`post_view`)."""
     first = messages[0]
+    if reply_path is not None and links.reply_path is None:
+        links = NoteLinks(reply_path, links.reply_chat_title, links.pinned_path)
     gone = {m.id: deleted[m.id] for m in messages if deleted and m.id in deleted}
     bodies = [render_text(m.text, m.entities) for m in messages if m.text]
     edited = [m.edited for m in messages if m.edited]
     text = "\n\n".join(m.text for m in messages if m.text)
     extra = {k: v for m in messages for k, v in m.extra.items()}
     topic = topic_title(first)
+    # An album's reactions are on the one message people reacted to (Telegram shows them under the album).
+    reactions = next((m.reactions for m in messages if m.reactions), ())
     return {
         "id": first.id,
         "ids": [m.id for m in messages],
@@ -146,15 +157,21 @@ def message_view(
         "sender_id": first.sender_id,
         "author": _inert(first.author),
         "via_bot": _inert(first.via_bot),
+        "via_bot_md": md(first.via_bot) if first.via_bot else None,
+        "reactions": [inert_text(reaction_label(r)) for r in reactions],
+        "reactions_total": reactions_total(reactions),
+        "reactions_md": md(" · ".join(reaction_label(r) for r in reactions)) if reactions else None,
+        "reaction_counts": [_reaction_view(r) for r in reactions],
         "topic_id": first.topic_id,
         "topic": _inert(topic),
         "topic_md": md(topic) if topic else None,
         "note_path": note_path,
         "forward": _forward_view(first, tz),
-        "reply": _reply_view(first, reply_path),
+        "reply": _reply_view(first, links),
         "media": [_media_view(item) for item in media],
         "media_properties": _media_properties(media),
-        "service": _service_text(first.action, first.sender_name) if first.action else None,
+        "service": _service_text(first.action, first.sender_name, links) if first.action else None,
+        "action": _action_view(first.action, links) if first.action else None,
         "poll": _poll_view(first),
         "location": _location_view(first),
         "contact": _contact_view(first),
@@ -196,7 +213,7 @@ def _forward_view(message: Message, tz: dt.tzinfo) -> dict[str, Any] | None:
     fwd = message.forward
     if fwd is None:
         return None
-    name = fwd.from_name or fwd.saved_from or "unknown"
+    name = fwd.from_name or fwd.saved_from or "an unknown sender"
     return {
         "from_name": _inert(fwd.from_name),
         "from_id": fwd.from_id,
@@ -204,24 +221,63 @@ def _forward_view(message: Message, tz: dt.tzinfo) -> dict[str, Any] | None:
         "date": local_datetime(fwd.date, tz),
         "post_author": _inert(fwd.post_author),
         "name_md": md(name),
+        "saved_from_md": md(fwd.saved_from) if fwd.saved_from and fwd.saved_from != name else None,
+        "post_author_md": md(fwd.post_author) if fwd.post_author else None,
         "raw": {"from_name": fwd.from_name, "saved_from": fwd.saved_from, "post_author": fwd.post_author},
     }
 
 
-def _reply_view(message: Message, reply_path: str | None) -> dict[str, Any] | None:
+def _reply_view(message: Message, links: NoteLinks) -> dict[str, Any] | None:
     reply = message.reply
     if reply is None:
         return None
     label = f"message {reply.message_id}"
+    if reply.chat_id is not None:
+        label += f" in {links.reply_chat_title}" if links.reply_chat_title else f" in chat {reply.chat_id}"
+    path = links.reply_path
     return {
         "message_id": reply.message_id,
         "chat_id": reply.chat_id,
-        "path": reply_path,
-        "link": wikilink(reply_path, label) if reply_path else None,
+        "other_chat": reply.chat_id is not None,
+        "chat": _inert(links.reply_chat_title),
+        "path": path,
+        "link": wikilink(path, label) if path else None,
+        "label": inert_text(label),
         "label_md": md(label),
         "quote": _inert(reply.quote_text),
         "quote_md": md(reply.quote_text) if reply.quote_text else None,
-        "raw": {"quote": reply.quote_text},
+        "raw": {"quote": reply.quote_text, "chat": links.reply_chat_title},
+    }
+
+
+def reaction_label(reaction: Reaction) -> str:
+    """``❤️ 6``: the emoji (``custom emoji``, ``⭐`` for paid Telegram Stars, else the kind) and the count."""
+    if reaction.emoji:
+        name = reaction.emoji
+    elif reaction.kind == ReactionKind.CUSTOM_EMOJI:
+        name = "custom emoji"
+    elif reaction.kind == ReactionKind.PAID:
+        name = "⭐"
+    else:
+        name = reaction.kind.replace("_", " ")
+    return f"{name} {reaction.count}"
+
+
+def reactions_total(reactions: Sequence[Reaction]) -> int | None:
+    """How many reactions a message has; paid ones count stars, not people, and are left out. None for none."""
+    if not reactions:
+        return None
+    return sum(r.count for r in reactions if r.kind != ReactionKind.PAID)
+
+
+def _reaction_view(reaction: Reaction) -> dict[str, Any]:
+    return {
+        "kind": inert_text(reaction.kind),
+        "count": reaction.count,
+        "emoji": _inert(reaction.emoji),
+        "document_id": reaction.document_id,
+        "label": inert_text(reaction_label(reaction)),
+        "label_md": md(reaction_label(reaction)),
     }
 
 
@@ -233,7 +289,7 @@ def _media_view(item: StoredMedia) -> dict[str, Any]:
     if item.path is None:
         embed = ""
     elif extension in EMBEDDABLE_EXTENSIONS:
-        embed = f"![[{item.path}]]"
+        embed = f"![[{item.path}|{STICKER_WIDTH}]]" if kind == MediaKind.STICKER else f"![[{item.path}]]"
     else:
         embed = wikilink(item.path, name)
     return {
@@ -255,6 +311,8 @@ def _media_view(item: StoredMedia) -> dict[str, Any]:
         "performer": _inert(media.performer),
         "title": _inert(media.title),
         "emoji": _inert(media.emoji),
+        "duration_label": duration_label(media.duration),
+        "details_md": md(" · ".join(_media_details(media))) if _media_details(media) else "",
         "properties": inert_value(dict(item.properties)),
         "raw": {
             "file_name": media.file_name,
@@ -265,6 +323,28 @@ def _media_view(item: StoredMedia) -> dict[str, Any]:
             "reason": item.reason,
         },
     }
+
+
+def duration_label(seconds: float | None) -> str | None:
+    """``0:42``, ``3:05``, ``1:02:03``: a duration as players show it; None when unknown."""
+    if seconds is None or seconds < 0:
+        return None
+    hours, rest = divmod(round(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _media_details(media: MediaRef) -> list[str]:
+    """What the source says of a file besides its name: a sticker's emoji, an audio file's performer and
+    title, its duration."""
+    details = []
+    if media.emoji:
+        details.append(media.emoji)
+    if media.performer or media.title:
+        details.append(" — ".join(p for p in (media.performer, media.title) if p))
+    if (duration := duration_label(media.duration)) is not None:
+        details.append(duration)
+    return details
 
 
 _MEDIA_LABELS: Mapping[str, str] = {
@@ -279,7 +359,7 @@ _MEDIA_LABELS: Mapping[str, str] = {
 }
 
 
-TELEGRAM_PROPERTIES = ("duration", "width", "height", "performer", "title")
+TELEGRAM_PROPERTIES = ("duration", "width", "height", "performer", "title", "emoji")
 """Attributes the source declares for a file; they are properties where no processor gave a value."""
 
 
@@ -362,21 +442,51 @@ _ACTION_PHRASES: Mapping[str, str] = {
 }
 
 
-def _service_text(action: ServiceAction, actor: str | None) -> str:
-    """A one-line, escaped description of a service message."""
+_CONSUMED_DETAILS = frozenset({"inviter", "channel_id", "chat_id"})
+"""``details`` keys the service text says in words (the rest are listed after it)."""
+
+
+def _service_text(action: ServiceAction, actor: str | None, links: NoteLinks = NO_LINKS) -> str:
+    """A one-line, escaped description of a service message. The pinned message is named here only when
+    it has no note: ``action.pinned_link`` links it."""
     if action.text:
         return md(action.text)
     phrase = _ACTION_PHRASES.get(action.kind, action.kind.replace("_", " "))
+    if action.kind == "remove_members" and actor and action.members == (actor,):
+        phrase = "left the group"
     parts = [actor, phrase] if actor else [phrase[:1].upper() + phrase[1:]]
     if action.title:
         parts.append(f"“{action.title}”")
-    if action.members:
+    if action.members and phrase != "left the group":
         parts.append(", ".join(action.members))
+    inviter = action.details.get("inviter")
+    if action.kind == "join_group_by_link" and inviter:
+        parts.append(f"from {inviter}")
     if action.duration:
         parts.append(f"({int(action.duration)} s)")
+    pinned = action.message_id if action.kind == "pin_message" else None
+    if pinned is not None and not links.pinned_path:
+        parts.append(f"(message {pinned})")
     text = " ".join(p for p in parts if p)
-    details = ", ".join(f"{k}: {_plain(v)}" for k, v in action.details.items())
+    shown = _CONSUMED_DETAILS if action.kind in ("join_group_by_link", *MIGRATION_PEERS) else frozenset()
+    details = ", ".join(f"{k}: {_plain(v)}" for k, v in action.details.items() if k not in shown)
     return md(f"{text} [{details}]" if details else text)
+
+
+def _action_view(action: ServiceAction, links: NoteLinks) -> dict[str, Any]:
+    """What a service message names, for templates: members, the pinned message, the other chat's id."""
+    inviter = action.details.get("inviter")
+    return {
+        "kind": inert_text(action.kind),
+        "title": _inert(action.title),
+        "members": [inert_text(name) for name in action.members],
+        "inviter": inert_text(str(inviter)) if inviter else None,
+        "message_id": action.message_id,
+        "pinned_path": links.pinned_path,
+        "pinned_link": wikilink(links.pinned_path, f"message {action.message_id}") if links.pinned_path else None,
+        "chat_id": action_chat_id(action),
+        "duration": action.duration,
+    }
 
 
 def _plain(value: Any) -> str:

@@ -21,7 +21,14 @@ Media objects and their files come from :mod:`tobs_sync.sim.media`; with ``comme
 broadcast channels get discussion groups and their posts comments (:mod:`tobs_sync.sim.discussion`),
 generated after the chats' own history, which they leave as it is (but for the posts' ``replies``).
 
-Limits: no reactions, polls, stickers, web pages or secret chats; a chat's title never changes even when
+Besides text, media and service messages, the history carries what a message can say beyond them,
+drawn from a generator of its own so that adding it moved nothing else: reactions (emoji, a custom
+emoji, paid stars), the inline bot a message was sent via, polls with their voters, and, from the
+third chat on (:data:`CROSS_CHAT_FROM`), replies into another chat (a post of the first chat, a
+channel). Stickers and audio files come with :meth:`Account.new_message`;
+:meth:`Account.set_reactions` changes reactions without an edit date, as Telegram does.
+
+Limits: no web pages or secret chats; a chat's title never changes even when
 a service message says it was edited (it is "renamed" to its own title), nor does a topic's; topics are
 never closed, hidden or deleted.
 """
@@ -137,6 +144,8 @@ class Account:
         self._people_ids = [
             self._make_user(person, 5_000_000_000 + k * 1_000_000, k).id for k, person in enumerate(content.PEOPLE)
         ]
+        self.inline_bot = self._make_bot()
+        """The inline bot messages are sent via: resolvable in responses, but no contact."""
         rng = rng_for(self.seed, "external")
         self.external = types.Channel(
             id=1_900_000_000 + rng.randrange(1_000_000),
@@ -188,6 +197,13 @@ class Account:
         self.users[user.id] = user
         self.people[user.id] = person
         return user
+
+    def _make_bot(self) -> types.User:
+        rng = rng_for(self.seed, "inline-bot")
+        return types.User(
+            id=6_000_000_000 + rng.randrange(1_000_000), bot=True, bot_info_version=1, bot_inline_placeholder="Search…",
+            access_hash=signed64(rng), first_name="Gif Finder", username="gif_finder_bot",
+        )
 
     def _make_chat(self, index: int) -> SimChat:
         kind = _kind_of(index)
@@ -293,6 +309,11 @@ class Account:
         for message in messages:
             add(getattr(message, "peer_id", None))
             add(getattr(message, "from_id", None))
+            if getattr(message, "via_bot_id", None):
+                user_ids.add(message.via_bot_id)
+            reply = getattr(message, "reply_to", None)
+            if isinstance(reply, types.MessageReplyHeader):
+                add(reply.reply_to_peer_id)
             forward = getattr(message, "fwd_from", None)
             if forward is not None:
                 add(forward.from_id)
@@ -302,7 +323,8 @@ class Account:
             action = getattr(message, "action", None)
             if isinstance(action, types.MessageActionChatCreate):
                 user_ids.update(action.users)
-        users = [self.users[uid] for uid in sorted(user_ids) if uid in self.users]
+        known = {**self.users, self.inline_bot.id: self.inline_bot}
+        users = [known[uid] for uid in sorted(user_ids) if uid in known]
         chats: list[types.TypeChat] = []
         external_marked = utils.get_peer_id(types.PeerChannel(self.external.id))
         for marked in sorted(chat_marked):
@@ -431,6 +453,8 @@ class Account:
                 message, album_left, grouped_id = self._ordinary(target, msg_id, date, rng, i)
                 if target.kind == FORUM and isinstance(message, types.Message):
                     album_topic = self._topic_for(target, message, i)
+                if isinstance(message, types.Message):
+                    self._enrich(target, message, i)
             target.append(message)
 
     def _service(
@@ -558,6 +582,35 @@ class Account:
         )
         return message, album_left, grouped_id or 0
 
+    def _enrich(self, chat: SimChat, message: types.Message, i: int) -> None:
+        """Reactions, an inline bot, a poll or a reply into another chat, from a generator of their own."""
+        rng = rng_for(self.seed, "extras", chat.index, i)
+        if rng.random() < 0.15:
+            message.reactions = _reactions(rng)
+        if message.message and not message.post and rng.random() < 0.04:
+            message.via_bot_id = self.inline_bot.id
+        if message.media is None and message.fwd_from is None and rng.random() < 0.03:
+            voter = types.PeerUser(rng.choice(self._people_ids))
+            message.media, message.message, message.entities = _poll(rng, message.id, voter), "", None
+        first = self.chats[0]
+        if (
+            chat.index >= CROSS_CHAT_FROM and chat.kind != FORUM and i > 0 and message.reply_to is None
+            and first.messages
+            and rng.random() < 0.04
+        ):
+            target = first.messages[rng.randrange(min(i, len(first.messages)))]
+            message.reply_to = types.MessageReplyHeader(reply_to_msg_id=target.id, reply_to_peer_id=first.peer)
+
+    def set_reactions(self, chat: SimChat, msg_id: int, counts: Sequence[tuple[str, int]]) -> types.Message:
+        """Set a message's emoji reactions (``[("❤️", 6)]``); Telegram leaves ``edit_date`` alone."""
+        message = chat.by_id.get(msg_id)
+        if not isinstance(message, types.Message):
+            raise KeyError(f"chat {chat.marked_id} has no message {msg_id} to react to")
+        message.reactions = types.MessageReactions(results=[
+            types.ReactionCount(reaction=types.ReactionEmoji(emoticon=emoji), count=count) for emoji, count in counts
+        ]) if counts else None
+        return message
+
     # endregion
 
     # region live changes
@@ -631,6 +684,53 @@ class Account:
         return gone
 
     # endregion
+
+
+CROSS_CHAT_FROM = 2
+"""The first chat (by index) whose messages may reply into another chat. A note replying into a chat
+synced after it is written before its link can be made and rendered again at the end of the pass, so
+accounts of one or two chats keep every note's first write final (what the crash tests compare)."""
+REACTION_EMOJI = ("👍", "❤️", "🔥", "😁", "🎉", "🤔")
+CUSTOM_EMOJI_ID = 5_368_324_170_671_202_286
+POLL_QUESTIONS = ("Which bed gets the beans?", "Meet on Saturday?", "Тыква или кабачок?", "¿Riego por goteo?")
+POLL_ANSWERS = ("Yes", "No", "North", "South", "Да", "Maybe later")
+
+
+def _reactions(rng: random.Random) -> types.MessageReactions:
+    """One to three emoji reactions, sometimes a custom emoji or paid stars too, most frequent first."""
+    results = [
+        types.ReactionCount(reaction=types.ReactionEmoji(emoticon=emoji), count=rng.randint(1, 20))
+        for emoji in rng.sample(REACTION_EMOJI, rng.randint(1, 3))
+    ]
+    if rng.random() < 0.2:
+        custom = types.ReactionCustomEmoji(CUSTOM_EMOJI_ID)
+        results.append(types.ReactionCount(reaction=custom, count=rng.randint(1, 3)))
+    if rng.random() < 0.1:
+        results.append(types.ReactionCount(reaction=types.ReactionPaid(), count=rng.randint(1, 100)))
+    results.sort(key=lambda r: -r.count)
+    return types.MessageReactions(results=results)
+
+
+def _poll(rng: random.Random, msg_id: int, voter: types.PeerUser) -> types.MessageMediaPoll:
+    """A poll with two to four answers and how many voted for each (the layer sends a count with a recent
+    voter, so every answer has at least one)."""
+    answers = rng.sample(POLL_ANSWERS, rng.randint(2, 4))
+    votes = [rng.randint(1, 12) for _ in answers]
+    options = [bytes([k]) for k in range(len(answers))]
+    poll = types.Poll(
+        id=msg_id, question=types.TextWithEntities(rng.choice(POLL_QUESTIONS), []),
+        answers=[types.PollAnswer(types.TextWithEntities(text, []), option) for text, option in zip(answers, options,
+                                                                                                    strict=True)],
+        hash=0, closed=rng.random() < 0.3 or None,
+    )
+    results = types.PollResults(
+        results=[
+            types.PollAnswerVoters(option, voters=count, recent_voters=[voter])
+            for option, count in zip(options, votes, strict=True)
+        ],
+        total_voters=sum(votes),
+    )
+    return types.MessageMediaPoll(poll=poll, results=results)
 
 
 def _kind_of(index: int) -> str:

@@ -252,6 +252,11 @@ class SimulatedTelegram:
         check_change(shape, new_message_in=chat.kind, has_media=media_kind is not None)
         return self._publish_new(chat, text=text, media_kind=media_kind, shape=shape)
 
+    def set_reactions(self, chat_id: int, msg_id: int, counts: Sequence[tuple[str, int]]) -> types.Message:
+        """Set a message's emoji reactions (``[("❤️", 6)]``). As on Telegram its ``edit_date`` stays; no
+        update is pushed (Telegram's ``updateMessageReactions`` is not simulated)."""
+        return self._account.set_reactions(self._chat(chat_id), msg_id, counts)
+
     def add_big_file(self, chat_id: int, size_bytes: int, text: str | None = "") -> types.Message:
         """Append a message with a video document of ``size_bytes`` (bytes are generated per request)."""
         if size_bytes <= 0:

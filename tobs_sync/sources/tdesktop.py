@@ -49,6 +49,7 @@ from tobs_sync.sources.tdesktop_convert import (
     resolve_date,
     resolve_media_path,
 )
+from tobs_sync.sources.tdesktop_encoding import not_utf8_error, skip_utf8_bom
 from tobs_sync.sources.tdesktop_topics import ExportTopics
 from tobs_sync.store import BELOW_CURSOR
 
@@ -423,7 +424,7 @@ class DesktopExport:
         broken = False
         try:
             batch: list[Message] = []
-            for message in self._messages_after(stream, header, chat.id, after):
+            for message in self._messages_after(stream, header, chat, after):
                 batch.append(message)
                 if len(batch) >= self._batch_size:
                     yield batch
@@ -468,9 +469,11 @@ class DesktopExport:
     def _open(self) -> BinaryIO:
         """Open the export file for one streaming pass (the seam tests count)."""
         try:
-            return open(self.json_path, "rb")
+            handle = open(self.json_path, "rb")  # noqa: SIM115 - the caller closes it
         except OSError as error:
             raise SourceError(f"{self._label}: cannot read the export: {error.strerror or error}") from error
+        skip_utf8_bom(handle)
+        return handle
 
     def _scan(self) -> tuple[list[tuple[_Header, Chat]], tuple[int, int]]:
         handle = self._open()
@@ -479,13 +482,19 @@ class DesktopExport:
             scanner = _Scanner(self._label, self._timezone)
             reader = EscapeFixingReader(handle)
             roles, handlers = _ROLES, scanner.handlers
-            with json_errors(reader, self._label):
-                for prefix, event, value in parse_events(reader):
-                    if event == "map_key":
-                        continue
-                    role = roles.get(prefix)
-                    if role is not None:
-                        handlers[role[1]](role[0], event, value)
+            try:
+                with json_errors(reader, self._label):
+                    for prefix, event, value in parse_events(reader):
+                        if event == "map_key":
+                            continue
+                        role = roles.get(prefix)
+                        if role is not None:
+                            handlers[role[1]](role[0], event, value)
+            except ExportFormatError as error:
+                handle.seek(0)
+                if (encoding := not_utf8_error(handle, self._label)) is not None:
+                    raise ExportFormatError(encoding) from error
+                raise
             return scanner.finish(), (info.st_size, info.st_mtime_ns)
 
     def _checked_chats(self) -> list[tuple[_Header, Chat]]:
@@ -527,12 +536,15 @@ class DesktopExport:
             self._stream = None
 
     def _messages_after(
-        self, stream: _Stream, header: _Header, chat_id: int, after: int
+        self, stream: _Stream, header: _Header, chat: Chat, after: int
     ) -> Iterator[Message]:
+        chat_id = chat.id
         where = header.describe(self._label)
         if not stream.seek_messages(header):
             raise SourceError(f"{where}: not found when reading the export again; did the file change?")
-        context = ChatContext(chat_id=chat_id, export_root=self._root, timezone=self._timezone, where=where)
+        context = ChatContext(
+            chat_id=chat_id, export_root=self._root, timezone=self._timezone, where=where, title=chat.title
+        )
         skips = self._skips[chat_id] = _ChatSkips([], _IdRuns())
         topics = ExportTopics()
         last_date: int | None = None

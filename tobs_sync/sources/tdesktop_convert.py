@@ -50,6 +50,7 @@ from tobs_sync.model import (
     MessageKind,
     Poll,
     PollAnswer,
+    Reaction,
     Reply,
     ServiceAction,
     mark_channel_id,
@@ -87,6 +88,9 @@ _CHAT_KINDS: Mapping[str, ChatKind] = MappingProxyType(
 )
 _FALLBACK_TITLES: Mapping[str, str] = MappingProxyType(
     {"saved_messages": "Saved Messages", "replies": "Replies", "verification_codes": "Verification Codes"}
+)
+_UNNAMED_TYPES: Mapping[ChatKind, str] = MappingProxyType(
+    {ChatKind.GROUP: "group", ChatKind.SUPERGROUP: "supergroup", ChatKind.CHANNEL: "channel"}
 )
 _MEDIA_KINDS: Mapping[str, str] = MappingProxyType(
     {
@@ -179,8 +183,13 @@ def make_chat(name: Any, chat_type: Any, raw_id: int, legacy: bool) -> Chat:
     elif type_name in _USER_TYPES:
         title = f"{DELETED_ACCOUNT} {raw_id}"
     else:
-        title = f"Unnamed chat {chat_id}"
+        title = unnamed_title(kind, raw_id)
     return Chat(id=chat_id, title=title, kind=kind.value)
+
+
+def unnamed_title(kind: ChatKind, bare_id: int) -> str:
+    """The title of a group or channel that has none: its type and its id (``Unnamed channel 123``)."""
+    return f"Unnamed {_UNNAMED_TYPES.get(kind, 'chat')} {bare_id}"
 
 
 # -- scalar values --------------------------------------------------------------------------
@@ -329,6 +338,8 @@ class _Fields:
         self.raw = raw
         self.chat_id = chat_id
         self.used: set[str] = set()
+        self.recent_reactions: list[Any] = []
+        """``reactions[].recent``, flattened, for ``extra`` (see :func:`_reactions`)."""
 
     def take(self, key: str) -> Any:
         self.used.add(key)
@@ -368,7 +379,10 @@ class _Fields:
         return value
 
     def rest(self) -> dict[str, Any]:
-        return {key: value for key, value in self.raw.items() if key not in self.used}
+        rest = {key: value for key, value in self.raw.items() if key not in self.used}
+        if self.recent_reactions:
+            rest["reactions_recent"] = self.recent_reactions
+        return rest
 
 
 def _photo(fields: _Fields, export_root: Path) -> MediaRef | None:
@@ -488,6 +502,41 @@ def _contact(fields: _Fields) -> Contact | None:
     return Contact(**values)
 
 
+_REACTION_KEYS = frozenset({"type", "count", "emoji", "document_id", "recent"})
+
+
+def _reactions(fields: _Fields) -> tuple[Reaction, ...]:
+    """``reactions`` (v5.5.7 on): ``[{type, count, emoji?, document_id?, recent?}]``; entries without a
+    count are skipped. Who reacted lately (``recent: [{from, from_id, date}]``) goes to ``extra`` as
+    ``reactions_recent``, each entry naming its reaction; with any other key the list stays in ``extra``."""
+    raw = fields.raw.get("reactions")
+    if not isinstance(raw, list):
+        return ()
+    reactions: list[Reaction] = []
+    recent: list[Any] = []
+    for entry in raw:
+        count = loose_int(entry.get("count")) if isinstance(entry, dict) else None
+        if count is None:
+            continue
+        kind, emoji = entry.get("type"), entry.get("emoji")
+        document_id = entry.get("document_id")
+        reaction = Reaction(
+            kind=kind if isinstance(kind, str) and kind else "unknown",
+            count=count,
+            emoji=emoji if isinstance(emoji, str) and emoji else None,
+            document_id=None if document_id is None else loose_int(document_id),
+        )
+        reactions.append(reaction)
+        if isinstance(entry.get("recent"), list):
+            label = reaction.emoji or reaction.kind
+            recent.extend({"reaction": label, **item} if isinstance(item, dict) else item for item in entry["recent"])
+    if all(isinstance(entry, dict) and _only_keys(entry, _REACTION_KEYS) for entry in raw):
+        fields.used.add("reactions")
+        if recent:
+            fields.recent_reactions = recent
+    return tuple(reactions)
+
+
 # -- messages -------------------------------------------------------------------------------
 
 
@@ -501,6 +550,8 @@ class ChatContext:
     timezone: tzinfo
     where: str
     """Error prefix naming the file and chat, e.g. ``result.json: chat 1 ("Name")``."""
+    title: str | None = None
+    """The chat's title (its type's name when the export gives none): the sender of its own posts."""
 
 
 def message_id(raw: Any, where: str) -> int:
@@ -538,9 +589,10 @@ def convert_message(raw: Any, context: ChatContext, position: int, fallback_date
         date = fallback_date or 0
     service = kind == MessageKind.SERVICE
     text, entities = _text(fields)
+    sender_id = fields.peer("actor_id" if service else "from_id")
     values: dict[str, Any] = {
-        "sender_id": fields.peer("actor_id" if service else "from_id"),
-        "sender_name": fields.text("actor" if service else "from"),
+        "sender_id": sender_id,
+        "sender_name": _sender_name(fields, "actor" if service else "from", sender_id, context),
         "author": fields.text("author"),
         "edited": _edited(fields, context.timezone),
         "forward": _forward(fields),
@@ -550,6 +602,7 @@ def convert_message(raw: Any, context: ChatContext, position: int, fallback_date
         "location": _location(fields),
         "contact": _contact(fields),
         "via_bot": fields.text("via_bot"),
+        "reactions": _reactions(fields),
     }
     if service:
         values["action"] = _service_action(fields)
@@ -558,6 +611,17 @@ def convert_message(raw: Any, context: ChatContext, position: int, fallback_date
     return Message(
         chat_id=context.chat_id, id=ident, date=date, kind=kind, text=text, entities=entities, **values
     )
+
+
+def _sender_name(fields: _Fields, key: str, sender_id: int | None, context: ChatContext) -> str | None:
+    """``from``/``actor``; when it is null (the writer's "string or null" for a peer without a name), the
+    chat's own title for its own posts, else "Deleted account" for a user."""
+    name = fields.text(key)
+    if name is not None or key not in fields.raw:
+        return name
+    if sender_id is not None and sender_id == context.chat_id:
+        return context.title
+    return DELETED_ACCOUNT if sender_id is not None and sender_id > 0 else None
 
 
 def _text(fields: _Fields) -> tuple[str, tuple[Entity, ...]]:

@@ -46,10 +46,12 @@ from tobs_sync.model import (
     MessageKind,
     Poll,
     PollAnswer,
+    Reaction,
+    ReactionKind,
     Reply,
     ServiceAction,
 )
-from tobs_sync.sources.tdesktop_convert import DELETED_ACCOUNT
+from tobs_sync.sources.tdesktop_convert import DELETED_ACCOUNT, unnamed_title
 
 LOCATOR_SCHEME = "tg"
 UNAVAILABLE_MEDIA = "media no longer available"
@@ -130,7 +132,7 @@ def chat_from_entity(entity: Any) -> Chat:
     elif kind in (ChatKind.USER, ChatKind.BOT):
         title = display_name(entity) or username or f"{DELETED_ACCOUNT} {entity.id}"
     else:
-        title = display_name(entity) or f"Unnamed chat {chat_id}"
+        title = display_name(entity) or unnamed_title(kind, abs(getattr(entity, "id", chat_id)))
     forum = bool(getattr(entity, "forum", False))
     return Chat(id=chat_id, title=title, kind=kind.value, username=username, forum=forum)
 
@@ -530,17 +532,29 @@ def _reply(message: Any, chat_id: int, extra: dict[str, Any]) -> Reply | None:
     return Reply(header.reply_to_msg_id, other if other != chat_id else None, header.quote_text or None)
 
 
-def _reactions(reactions: Any) -> list[dict[str, Any]] | None:
+def _reactions(reactions: Any) -> tuple[Reaction, ...]:
+    """The counts of ``MessageReactions.results``, kinds named as exports name them (``emoji``,
+    ``custom_emoji``, ``paid``)."""
     counts = []
     for result in getattr(reactions, "results", None) or ():
         reaction = result.reaction
         if isinstance(reaction, types.ReactionEmoji):
-            counts.append({"type": "emoji", "count": result.count, "emoji": reaction.emoticon})
+            counts.append(Reaction(ReactionKind.EMOJI.value, result.count, emoji=reaction.emoticon or None))
         elif isinstance(reaction, types.ReactionCustomEmoji):
-            counts.append({"type": "custom_emoji", "count": result.count, "document_id": str(reaction.document_id)})
+            counts.append(Reaction(ReactionKind.CUSTOM_EMOJI.value, result.count, document_id=reaction.document_id))
         else:
-            counts.append({"type": _kind_name(reaction, "Reaction"), "count": result.count})
-    return counts or None
+            counts.append(Reaction(_kind_name(reaction, "Reaction"), result.count))
+    return tuple(counts)
+
+
+def _recent_reactions(reactions: Any) -> list[dict[str, Any]] | None:
+    """Who reacted lately (``recent_reactions``, shown by Telegram for small groups), as exports keep it."""
+    recent = []
+    for item in getattr(reactions, "recent_reactions", None) or ():
+        reaction = item.reaction
+        label = getattr(reaction, "emoticon", None) or _kind_name(reaction, "Reaction")
+        recent.append(_present(reaction=label, from_id=_peer_id(item.peer_id), date=_epoch(item.date)))
+    return recent or None
 
 
 def _button(button: types.KeyboardButton) -> dict[str, Any]:
@@ -563,7 +577,7 @@ def _counters(message: Any, extra: dict[str, Any]) -> None:
     """Counters and other per-message data the model has no slot for (zero counts are left out)."""
     extra.update(_present(
         views=message.views, forwards=message.forwards, replies=getattr(message.replies, "replies", None),
-        reactions=_reactions(message.reactions), inline_bot_buttons=_buttons(message.reply_markup),
+        reactions_recent=_recent_reactions(message.reactions), inline_bot_buttons=_buttons(message.reply_markup),
         ttl_period=message.ttl_period, via_business_bot_id=message.via_business_bot_id,
         restriction_reason=_json(message.restriction_reason),
     ))
@@ -614,5 +628,6 @@ def message_from_tl(message: Any, chat_id: int, *, forum: bool = False) -> Messa
         sender_id=sender_id, sender_name=sender_name, author=message.post_author or None,
         edited=_edited(message, date), forward=_forward(message), reply=reply, media=_media_refs(message, chat_id),
         grouped_id=message.grouped_id, action=action, via_bot=_via_bot(message), topic_id=topic_id,
-        topic_title=topic_title, extra=extra, **values, **_comments(message),
+        topic_title=topic_title, reactions=_reactions(message.reactions), extra=extra, **values,
+        **_comments(message),
     )
