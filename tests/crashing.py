@@ -56,10 +56,13 @@ class CrashingStore(Store):
 def install(app: App, vault: Vault, store: Store | None = None) -> None:
     """Make every writer of ``app`` go through ``vault`` (and ``store``, if given)."""
     store = store or app.store
-    app.synchronizer._vault = vault
-    app.synchronizer._store = store
-    app.synchronizer._publisher = Publisher(vault, store)
-    comments = app.synchronizer.comments
-    comments._vault, comments._store, comments._publisher = vault, store, app.synchronizer._publisher
+    synchronizer = app.synchronizer
+    publisher = Publisher(vault, store)
+    parts = (synchronizer, synchronizer._placement, synchronizer._notes, synchronizer._rerenderer,
+             synchronizer._widening, synchronizer.comments)
+    for part in parts:
+        for name, value in (("_vault", vault), ("_store", store), ("_publisher", publisher)):
+            if hasattr(part, name):
+                setattr(part, name, value)
     app.media._vault = vault
     app.media._store = store

@@ -20,7 +20,7 @@ from conftest import SAMPLE_EXPORT
 from crashing import CrashingStore, CrashingVault, install
 from vaultcheck import note_ids, vault_differences, vault_files
 
-import tobs_sync.sync
+import tobs_sync.widening
 from tobs_sync.app import App, import_export
 from tobs_sync.config import DEFAULT_CONFIG, load_settings, settings_from_mapping
 from tobs_sync.errors import ConfigError
@@ -299,7 +299,7 @@ def test_a_crash_after_a_widening_batch_committed_repeats_it_harmlessly(
     source = account(batch_size=4)
     sync_pass(vault, source)
     configure(vault)
-    recorded = tobs_sync.sync.widened_to
+    recorded = tobs_sync.widening.widened_to
     calls: list[int] = []
 
     def dying_after_the_second_batch(store: object, chat_id: int, message_id: int) -> None:
@@ -308,9 +308,9 @@ def test_a_crash_after_a_widening_batch_committed_repeats_it_harmlessly(
             raise SystemExit("simulated crash")  # the batch is committed; the widening's cursor is not moved
         recorded(store, chat_id, message_id)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(tobs_sync.sync, "widened_to", dying_after_the_second_batch)
+    monkeypatch.setattr(tobs_sync.widening, "widened_to", dying_after_the_second_batch)
     crashing_widening(vault, source, lambda app: None)
-    monkeypatch.setattr(tobs_sync.sync, "widened_to", recorded)
+    monkeypatch.setattr(tobs_sync.widening, "widened_to", recorded)
     assert calls == [4, 8]
     report = sync_pass(vault, source)
     assert report.messages == 20 + 2, "NEWS from 5 (messages 5 to 8 read again, once), FRIEND's 1 and 2"

@@ -22,7 +22,7 @@ from tobs_sync.model import Chat, ChatKind, MediaKind, Message
 from tobs_sync.publish import Outcome
 from tobs_sync.sources.memory import MemorySource
 from tobs_sync.store_passes import PassLog
-from tobs_sync.sync import ChatCounts, SyncReport
+from tobs_sync.sync_report import ChatCounts, SyncReport
 
 NEWS = Chat(-1001234, "News", ChatKind.CHANNEL.value)
 FRIEND = Chat(4242, "Friend", ChatKind.USER.value)

@@ -6,18 +6,14 @@ import errno
 import logging
 import os
 import stat
-import unicodedata
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from pyfakefs.fake_filesystem import FakeFilesystem
 
 from tobs_sync.errors import VaultError
-from tobs_sync.names import FORBIDDEN_CHARS, RESERVED_NAMES, sanitize_component, sanitize_filename
 from tobs_sync.vault import TEMP_PREFIX, Vault, sha256_hex
 
 OLD_TIME = 1_000_000_000
@@ -53,145 +49,6 @@ def umask_022() -> Iterator[None]:
 
 def temp_files(root: Path) -> list[Path]:
     return [path for path in root.rglob("*") if path.name.startswith(TEMP_PREFIX)]
-
-
-def is_reserved(name: str) -> bool:
-    return name.split(".", 1)[0].rstrip(" ").upper() in RESERVED_NAMES
-
-
-# --- sanitising --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        ("CON", "CON_"),
-        ("con.md", "con_.md"),
-        ("NUL.txt", "NUL_.txt"),
-        ("lpt\u00b9", "lpt\u00b9_"),
-        ("a/b:c*?", "a-b-c"),
-        ("[[x]]", "x"),
-        ("#tag^id", "tag-id"),
-        ("Re: hello", "Re - hello"),
-        ("name. ", "name"),
-        ("name .", "name"),
-        ("a\u202egpj.exe", "agpj.exe"),
-        ("a\x00b\x1fc\x7fd", "abcd"),
-        ("line\none\t two", "line one two"),
-        ("Cafe\u0301", "Caf\u00e9"),
-    ],
-)
-def test_sanitize_component_makes_names_safe_everywhere(raw: str, expected: str) -> None:
-    assert sanitize_component(raw) == expected
-
-
-@pytest.mark.parametrize("raw", ["", "   ", "...", " . . ", "\u202e\u200b", "???", "[[]]"])
-def test_sanitize_component_falls_back_when_nothing_is_left(raw: str) -> None:
-    assert sanitize_component(raw) == "untitled"
-    assert sanitize_component(raw, fallback="chat 42") == "chat 42"
-
-
-def test_sanitized_path_traversal_is_one_harmless_component() -> None:
-    name = sanitize_component("../../.obsidian/x")
-    assert "/" not in name and "\\" not in name
-    assert not name.startswith(".")
-    assert name not in ("..", ".")
-
-
-def test_sanitize_truncates_emoji_at_character_boundary() -> None:
-    name = sanitize_component("\U0001f600" * 100)  # 400 bytes
-    encoded = name.encode("utf-8")
-    assert 0 < len(encoded) <= 200
-    assert encoded.decode("utf-8") == name
-
-
-def test_sanitize_truncation_keeps_combining_marks_with_their_base() -> None:
-    name = sanitize_component("q\u0301" * 100)  # q + acute has no precomposed form
-    assert len(name.encode("utf-8")) <= 200
-    assert name.endswith("q\u0301")
-
-
-def test_sanitize_truncation_does_not_split_zwj_sequences_or_flags() -> None:
-    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
-    name = sanitize_component(family * 20)
-    assert name == family * (200 // len(family.encode("utf-8")))
-    flags = sanitize_component("\U0001f1e9\U0001f1ea" * 20, max_bytes=30)
-    assert flags == "\U0001f1e9\U0001f1ea" * 3
-
-
-def test_truncation_cannot_produce_a_reserved_name() -> None:
-    assert sanitize_component("CONSOLE", max_bytes=3) == "CO_"
-    assert sanitize_component("con.abc", max_bytes=4) == "con_"
-
-
-def test_sanitize_filename_keeps_extension_when_truncating() -> None:
-    name = sanitize_filename("x" * 500 + ".JPEG", fallback_stem="photo")
-    assert name.endswith(".jpeg")
-    assert len(name.encode("utf-8")) == 200
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        ("con.md", "con_.md"),
-        ("NUL.TXT", "NUL_.txt"),
-        (".jpg", "photo.jpg"),
-        ("report.PDF", "report.pdf"),
-        ("a?.mp4", "a.mp4"),
-        ("notes.v2 final", "notes.v2 final"),
-        ("archive.verylongextension", "archive.verylongextension"),
-        ("../../.obsidian/x", "-.obsidian-x"),
-        ("", "photo"),
-    ],
-)
-def test_sanitize_filename_splits_stem_and_extension(raw: str, expected: str) -> None:
-    assert sanitize_filename(raw, fallback_stem="photo") == expected
-
-
-def test_sanitize_filename_is_stable_when_truncation_exposes_an_extension() -> None:
-    name = sanitize_filename("x..ab cd", fallback_stem="f", max_bytes=5)  # "x..ab", then "x" + "ab"
-    assert name == "x.ab"
-    assert sanitize_filename(name, fallback_stem="f", max_bytes=5) == name
-
-
-_NASTY = st.sampled_from(
-    list(FORBIDDEN_CHARS) + list(" .-_\t\n\x00\x7f\u202e\u2066\u200b\u200d\u0301\u00a0")
-    + ["CON", "nul", "COM\u00b9", "lpt9", "\U0001f1e9", "\U0001f3fb", "\U0001f600"]
-)
-_TEXT = st.lists(st.one_of(_NASTY, st.characters(exclude_categories=())), max_size=80).map("".join)
-
-
-def assert_safe_name(name: str, max_bytes: int) -> None:
-    assert name
-    assert len(name.encode("utf-8")) <= max_bytes
-    assert not FORBIDDEN_CHARS & set(name)
-    assert not any(unicodedata.category(ch) in ("Cc", "Cs") for ch in name)
-    assert not name.startswith(".")
-    assert not name.endswith((" ", "."))
-    assert "  " not in name
-    assert not is_reserved(name)
-    assert unicodedata.normalize("NFC", name) == name
-
-
-@given(_TEXT, st.integers(min_value=1, max_value=40) | st.just(200))
-def test_sanitize_component_always_yields_a_safe_stable_name(raw: str, max_bytes: int) -> None:
-    name = sanitize_component(raw, max_bytes=max_bytes)
-    assert_safe_name(name, max_bytes)
-    assert sanitize_component(name, max_bytes=max_bytes) == name
-
-
-_EXTENSIONS = st.sampled_from(["jpg", "MP4", "md", "tar.gz", "we ird", "x" * 12])
-
-
-@given(_TEXT, _EXTENSIONS, st.integers(16, 200))
-def test_sanitize_filename_always_yields_a_safe_stable_name(
-    stem: str, extension: str, max_bytes: int
-) -> None:
-    name = sanitize_filename(f"{stem}.{extension}", fallback_stem="file", max_bytes=max_bytes)
-    assert_safe_name(name, max_bytes)
-    if extension in ("jpg", "MP4", "md", "tar.gz"):
-        assert name.endswith("." + extension.lower().rpartition(".")[2])
-    assert sanitize_filename(name, fallback_stem="file", max_bytes=max_bytes) == name
 
 
 # --- confinement -------------------------------------------------------------------------
@@ -566,17 +423,3 @@ def test_a_write_that_creates_folders_fsyncs_the_folder_and_every_new_folders_pa
     vault.synced.clear()
     vault.write_atomic("A/B/m.md", b"data")
     assert vault.synced == [vault.root / "A" / "B"], "folders that existed already are not fsynced again"
-
-
-@given(st.text(alphabet=st.characters(max_codepoint=0x7F)))
-def test_plain_ascii_names_take_a_shortcut_that_changes_nothing(name: str) -> None:
-    from tobs_sync.names import _visible
-
-    if name.isascii() and name.isprintable():
-        assert unicodedata.normalize("NFC", "".join(map(_visible, name))) == name
-
-
-def test_sanitize_component_remembers_names_it_cleaned() -> None:
-    sanitize_component.cache_clear()
-    assert sanitize_component("Family: Trips/Plans") == sanitize_component("Family: Trips/Plans")
-    assert sanitize_component.cache_info().hits == 1

@@ -4,14 +4,14 @@ Every error names the offending key (``vault.note_path: unknown field {chat_name
 for a misspelt key, the key that was probably meant. There are no module globals: callers load
 a :class:`Settings` and pass it on. Limits: only the keys documented in :data:`DEFAULT_CONFIG`
 are accepted; an unknown key is an error rather than silently ignored, so a typo never leaves a
-setting without effect.
+setting without effect. This module reads the file, checks the sections and ``[vault]``; the
+other sections' settings and parsers are in :mod:`tobs_sync.config_sections`, the value checks
+they share in :mod:`tobs_sync.config_values` (both re-exported here where callers use them).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,18 +20,32 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tobs_sync.chat_rules import (
-    ChatRule,
-    Since,
-    parse_backfill,
-    parse_chat_rules,
-    parse_duration,
-    parse_selectors,
-    parse_since,
+from tobs_sync.chat_rules import ChatRule, parse_chat_rules
+from tobs_sync.config_sections import (
+    AGENT_KEYS,
+    DEFAULT_STATUS_NOTE,
+    DELETIONS_KEYS,
+    MEDIA_KEYS,
+    SYNC_KEYS,
+    TELEGRAM_KEYS,
+    TEMPLATES_KEYS,
+    AgentSettings,
+    DeletionSettings,
+    MediaSettings,
+    SyncSettings,
+    TelegramSettings,
+    TemplateLimits,
+    agent_settings,
+    deletion_settings,
+    media_settings,
+    status_and_metrics,
+    sync_settings,
+    telegram_settings,
+    template_limits,
 )
+from tobs_sync.config_values import STATE_DIR, check_path_template, check_vault_folder, suggest
 from tobs_sync.errors import ConfigError
 
-STATE_DIR = ".tobs"
 CONFIG_NAME = "config.toml"
 
 NOTE_PATH_FIELDS = frozenset({"chat", "chat_id", "topic", "date", "year", "month", "day", "time", "id"})
@@ -170,111 +184,11 @@ every = "30m"
 _VAULT_KEYS = frozenset(
     {"note_path", "chat_note_path", "attachments", "templates", "timezone", "obsidian_config"}
 )
-_TELEGRAM_KEYS = frozenset(
-    {
-        "api_id", "api_hash", "session_dir", "chats", "exclude", "takeout", "flood_max_wait_s",
-        "request_timeout_s", "stall_timeout_s", "download_workers_per_dc", "download_workers_total",
-        "concurrent_chats", "batches_ahead", "blocking_workers", "since", "backfill", "comments_recent_posts",
-    }
-)
-_MEDIA_KEYS = frozenset({"kinds", "max_mb", "processors", "processor_workers"})
-_TEMPLATES_KEYS = frozenset({"max_render_ms", "max_output_chars"})
-_SYNC_KEYS = frozenset({"recent_messages", "recent_days"})
-_DELETIONS_KEYS = frozenset({"policy", "archive_folder", "hold_above"})
-_AGENT_KEYS = frozenset({"every"})
 _SECTIONS: Mapping[str, frozenset[str]] = {
-    "vault": _VAULT_KEYS, "telegram": _TELEGRAM_KEYS, "media": _MEDIA_KEYS, "templates": _TEMPLATES_KEYS,
-    "sync": _SYNC_KEYS, "deletions": _DELETIONS_KEYS, "agent": _AGENT_KEYS,
+    "vault": _VAULT_KEYS, "telegram": TELEGRAM_KEYS, "media": MEDIA_KEYS, "templates": TEMPLATES_KEYS,
+    "sync": SYNC_KEYS, "deletions": DELETIONS_KEYS, "agent": AGENT_KEYS,
     "status": frozenset({"note"}), "metrics": frozenset({"port"}),
 }
-DELETION_POLICIES = ("mark", "keep", "archive", "remove")
-DEFAULT_STATUS_NOTE = "Telegram/tobs-sync status.md"
-MEDIA_KINDS = ("photo", "video", "animation", "voice", "audio", "video_note", "sticker", "document")
-
-
-@dataclass(frozen=True, slots=True)
-class TelegramSettings:
-    """How to reach Telegram and what to sync. Secrets (api_hash) are never part of ``repr``."""
-
-    api_id: int = 0
-    api_hash: str = field(default="", repr=False)
-    session_dir: str = ""
-    chats: tuple[str | int, ...] = ("all",)
-    exclude: tuple[str | int, ...] = ()
-    takeout: bool = False
-    flood_max_wait_s: float = 300.0
-    request_timeout_s: float = 60.0
-    stall_timeout_s: float = 60.0
-    download_workers_per_dc: int = 2
-    download_workers_total: int = 6
-    concurrent_chats: int = 4
-    """Chats read at once by a pass over Telegram (a Desktop export is always read one chat at a time)."""
-    batches_ahead: int = 2
-    """Batches of a chat read while earlier ones are still being published."""
-    blocking_workers: int = 8
-    """Threads of the one executor for blocking work (note writes and fsyncs)."""
-    since: Since | None = None
-    """How far back a chat's first backfill reaches by date (None: the whole history); ``[[chat]]`` may override."""
-    backfill: int = 0
-    """At most the last N messages in a chat's first backfill (0: no limit); ``[[chat]]`` may override."""
-    comments_recent_posts: int = 20
-    """Newest posts of a channel whose comments are synced, read again each pass for new comments."""
-
-
-@dataclass(frozen=True, slots=True)
-class MediaSettings:
-    """Which media to store, and size limits per kind (bytes; absent = no limit)."""
-
-    kinds: frozenset[str] = frozenset(MEDIA_KINDS)
-    max_bytes: Mapping[str, int] = field(default_factory=dict)
-    processors: tuple[str, ...] | None = None
-    """Processors to run by name; None = every one that is on by default (not ``reencode``)."""
-    processor_workers: int = 2
-
-    def skip_reason(self, kind: str, size: int | None) -> str | None:
-        """Why media of this kind and size is not stored, or None to store it."""
-        if kind in MEDIA_KINDS and kind not in self.kinds:
-            return f"{kind} files are not stored (media.kinds)"
-        limit = self.max_bytes.get(kind)
-        if limit is not None and size is not None and size > limit:
-            return f"larger than {limit / 1e6:g} MB (media.max_mb.{kind})"
-        return None
-
-
-@dataclass(frozen=True, slots=True)
-class TemplateLimits:
-    """Bounds of one template render (``[templates]``); exceeding one is an error naming the key."""
-
-    max_render_ms: int = 1000
-    max_output_chars: int = 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class SyncSettings:
-    """``[sync]``: the recent window each pass re-reads (reconciliation)."""
-
-    recent_messages: int = 100
-    """At most this many of a chat's newest messages; 0 = no reconciliation."""
-    recent_days: float = 7
-    """None older than this many days; 0 = no age limit."""
-
-
-@dataclass(frozen=True, slots=True)
-class DeletionSettings:
-    """``[deletions]``: what a message deleted in Telegram does to its note."""
-
-    policy: str = "mark"
-    archive_folder: str = "Telegram/_deleted"
-    hold_above: int = 50
-    """More deletions than this in one chat at once are held until confirmed."""
-
-
-@dataclass(frozen=True, slots=True)
-class AgentSettings:
-    """The long-running agent (``[agent]``)."""
-
-    every_s: float = 1800.0
-    """Seconds between the passes over chats that no ``[[chat]]`` table schedules."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,14 +271,14 @@ def settings_from_mapping(vault_root: Path, data: Mapping[str, Any]) -> Settings
     settings = dataclasses.replace(
         Settings(vault_root=vault_root),
         **values,
-        telegram=_telegram_settings(data.get("telegram", {})),
-        media=_media_settings(data.get("media", {})),
-        template_limits=_template_limits(data.get("templates", {})),
+        telegram=telegram_settings(data.get("telegram", {})),
+        media=media_settings(data.get("media", {})),
+        template_limits=template_limits(data.get("templates", {})),
         chat_rules=parse_chat_rules(data.get("chat", [])),
-        sync=_sync_settings(data.get("sync", {})),
-        deletions=_deletion_settings(data.get("deletions", {})),
-        **_status_and_metrics(data.get("status", {}), data.get("metrics", {})),
-        agent=_agent_settings(data.get("agent", {})),
+        sync=sync_settings(data.get("sync", {})),
+        deletions=deletion_settings(data.get("deletions", {})),
+        **status_and_metrics(data.get("status", {}), data.get("metrics", {})),
+        agent=agent_settings(data.get("agent", {})),
     )
     check_path_template("vault.note_path", settings.note_path, NOTE_PATH_FIELDS, required=frozenset({"id"}))
     check_path_template("vault.chat_note_path", settings.chat_note_path, CHAT_NOTE_PATH_FIELDS)
@@ -378,166 +292,17 @@ def settings_from_mapping(vault_root: Path, data: Mapping[str, Any]) -> Settings
     return settings
 
 
-def _telegram_settings(table: Mapping[str, Any]) -> TelegramSettings:
-    defaults = TelegramSettings()
-    values: dict[str, Any] = {}
-    if "api_id" in table:
-        values["api_id"] = _number("telegram", table, "api_id", int, minimum=0)
-    if "api_hash" in table:
-        values["api_hash"] = _typed("telegram", table, "api_hash", str)
-    if "session_dir" in table:
-        values["session_dir"] = _typed("telegram", table, "session_dir", str)
-    if "takeout" in table:
-        values["takeout"] = _typed("telegram", table, "takeout", bool)
-    for key in ("chats", "exclude"):
-        if key in table:
-            values[key] = parse_selectors(f"telegram.{key}", table[key])
-    if "since" in table:
-        values["since"] = parse_since("telegram.since", table["since"])
-    if "backfill" in table:
-        values["backfill"] = parse_backfill("telegram.backfill", table["backfill"])
-    for key in ("flood_max_wait_s", "request_timeout_s", "stall_timeout_s"):
-        if key in table:
-            values[key] = float(_number("telegram", table, key, (int, float), minimum=1))
-    for key in ("download_workers_per_dc", "download_workers_total", "concurrent_chats", "batches_ahead",
-                "blocking_workers"):
-        if key in table:
-            values[key] = _number("telegram", table, key, int, minimum=1, maximum=64)
-    if "comments_recent_posts" in table:
-        values["comments_recent_posts"] = _number("telegram", table, "comments_recent_posts", int, minimum=0,
-                                                  maximum=1000)
-    return dataclasses.replace(defaults, **values)
-
-
-def _agent_settings(table: Mapping[str, Any]) -> AgentSettings:
-    if "every" in table:
-        return AgentSettings(every_s=parse_duration("agent.every", table["every"]))
-    return AgentSettings()
-
-
-def _media_settings(table: Mapping[str, Any]) -> MediaSettings:
-    values: dict[str, Any] = {}
-    if "kinds" in table:
-        kinds = table["kinds"]
-        if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
-            raise ConfigError("media.kinds: must be a list of media kinds, like [\"photo\", \"voice\"]")
-        for kind in kinds:
-            if kind not in MEDIA_KINDS:
-                raise ConfigError(f"media.kinds: unknown kind {kind!r}{_suggest(kind, MEDIA_KINDS)}")
-        values["kinds"] = frozenset(kinds)
-    if "max_mb" in table:
-        limits = table["max_mb"]
-        if not isinstance(limits, dict):
-            raise ConfigError("media.max_mb: must be a table, like { video = 200 }")
-        max_bytes = {}
-        for kind in limits:
-            if kind not in MEDIA_KINDS:
-                raise ConfigError(f"media.max_mb.{kind}: unknown kind{_suggest(kind, MEDIA_KINDS)}")
-            number = _number("media.max_mb", limits, kind, (int, float), minimum=0)
-            if number:
-                max_bytes[kind] = int(number * 1_000_000)
-        values["max_bytes"] = max_bytes
-    if "processors" in table:
-        names = table["processors"]
-        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
-            raise ConfigError('media.processors: must be a list of names, like ["ffprobe", "image", "reencode"]')
-        values["processors"] = tuple(names)
-    if "processor_workers" in table:
-        values["processor_workers"] = _number("media", table, "processor_workers", int, minimum=1, maximum=32)
-    return MediaSettings(**values)
-
-
-def _template_limits(table: Mapping[str, Any]) -> TemplateLimits:
-    values: dict[str, Any] = {}
-    if "max_render_ms" in table:
-        values["max_render_ms"] = _number("templates", table, "max_render_ms", int, minimum=1, maximum=600_000)
-    if "max_output_chars" in table:
-        values["max_output_chars"] = _number(
-            "templates", table, "max_output_chars", int, minimum=1000, maximum=100_000_000
-        )
-    return TemplateLimits(**values)
-
-
-def _sync_settings(table: Mapping[str, Any]) -> SyncSettings:
-    values: dict[str, Any] = {}
-    if "recent_messages" in table:
-        values["recent_messages"] = _number("sync", table, "recent_messages", int, minimum=0, maximum=10_000)
-    if "recent_days" in table:
-        values["recent_days"] = float(_number("sync", table, "recent_days", (int, float), minimum=0, maximum=3650))
-    return SyncSettings(**values)
-
-
-def _deletion_settings(table: Mapping[str, Any]) -> DeletionSettings:
-    values: dict[str, Any] = {}
-    if "policy" in table:
-        policy = _typed("deletions", table, "policy", str)
-        if policy not in DELETION_POLICIES:
-            raise ConfigError(f"deletions.policy: must be one of {', '.join(DELETION_POLICIES)}, not {policy!r}"
-                              f"{_suggest(policy, DELETION_POLICIES)}")
-        values["policy"] = policy
-    if "archive_folder" in table:
-        folder = _typed("deletions", table, "archive_folder", str)
-        if not folder.strip("/"):
-            raise ConfigError("deletions.archive_folder: must name a folder inside the vault, like 'Telegram/_deleted'")
-        check_vault_folder("deletions.archive_folder", folder)
-        if folder.split("/")[0] == STATE_DIR:
-            raise ConfigError(f"deletions.archive_folder: {folder!r} is inside tobs-sync's own {STATE_DIR} folder")
-        values["archive_folder"] = folder.strip("/")
-    if "hold_above" in table:
-        values["hold_above"] = _number("deletions", table, "hold_above", int, minimum=0)
-    return DeletionSettings(**values)
-
-
-def _status_and_metrics(status: Mapping[str, Any], metrics: Mapping[str, Any]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    if "note" in status:
-        note = _typed("status", status, "note", str)
-        if note:
-            check_path_template("status.note", note, frozenset())
-        values["status_note"] = note
-    if "port" in metrics:
-        values["metrics_port"] = _number("metrics", metrics, "port", int, minimum=0, maximum=65535)
-    return values
-
-
-def _typed(section: str, table: Mapping[str, Any], key: str, kind: type) -> Any:
-    value = table[key]
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise ConfigError(f"{section}.{key}: must be {_TYPE_NAMES[kind]}, not {type(value).__name__}")
-    return value
-
-
-def _number(
-    section: str, table: Mapping[str, Any], key: str, kind: Any, *, minimum: float, maximum: float | None = None
-) -> Any:
-    value = table[key]
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise ConfigError(f"{section}.{key}: must be a number, not {type(value).__name__}")
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"at least {minimum:g}" + (f" and at most {maximum:g}" if maximum is not None else "")
-        raise ConfigError(f"{section}.{key}: must be {bound}, not {value}")
-    return value
-
-
-_TYPE_NAMES: Mapping[type, str] = {str: "text", bool: "true or false", int: "a whole number"}
-
-
 def _check_keys(data: Mapping[str, Any]) -> None:
     for section, value in data.items():
         if section == "chat":
             continue  # an array of tables, checked by parse_chat_rules
         if section not in _SECTIONS:
-            raise ConfigError(f"{section}: unknown section{_suggest(section, [*_SECTIONS, 'chat'])}")
+            raise ConfigError(f"{section}: unknown section{suggest(section, [*_SECTIONS, 'chat'])}")
         if not isinstance(value, dict):
             raise ConfigError(f"{section}: must be a table ([{section}])")
         for key in value:
             if key not in _SECTIONS[section]:
-                raise ConfigError(f"{section}.{key}: unknown key{_suggest(key, _SECTIONS[section])}")
-
-
-def _suggest(word: str, choices: Any) -> str:
-    close = difflib.get_close_matches(word, sorted(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(f"{section}.{key}: unknown key{suggest(key, _SECTIONS[section])}")
 
 
 def _string(table: Mapping[str, Any], key: str) -> str:
@@ -545,35 +310,3 @@ def _string(table: Mapping[str, Any], key: str) -> str:
     if not isinstance(value, str):
         raise ConfigError(f"vault.{key}: must be a string, not {type(value).__name__}")
     return value
-
-
-def check_vault_folder(key: str, folder: str) -> None:
-    """A vault-relative POSIX folder: no absolute path, no ``..``, no backslash."""
-    parts = folder.strip("/").split("/") if folder.strip("/") else []
-    if (folder.startswith("/") and folder != "/") or "\\" in folder or any(p in ("", ".", "..") for p in parts):
-        raise ConfigError(f"{key}: {folder!r} must be a folder inside the vault, like 'Telegram/Media'")
-
-
-def check_path_template(
-    key: str, template: str, allowed: frozenset[str], required: frozenset[str] = frozenset()
-) -> None:
-    """Validate a ``{field}`` path template: known fields only, no format specs, ends in ``.md``."""
-    seen: set[str] = set()
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        raise ConfigError(f"{key}: {exc} in {template!r}") from exc
-    for _literal, field_name, spec, conversion in parsed:
-        if field_name is None:
-            continue
-        if field_name not in allowed:
-            raise ConfigError(f"{key}: unknown field {{{field_name}}}; use one of "
-                              + ", ".join(f"{{{f}}}" for f in sorted(allowed)))
-        if spec or conversion:
-            raise ConfigError(f"{key}: {{{field_name}}} takes no format options")
-        seen.add(field_name)
-    if missing := required - seen:
-        raise ConfigError(f"{key}: must contain {{{sorted(missing)[0]}}} so every note gets its own file")
-    if not template.endswith(".md"):
-        raise ConfigError(f"{key}: must end in .md")
-    check_vault_folder(key, template.rsplit("/", 1)[0] if "/" in template else "")

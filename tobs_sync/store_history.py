@@ -10,7 +10,7 @@ bounds reach further back than those, and a **widening** in progress: the new fl
 towards (``widen_start``) and the highest id of the older messages whose notes are durable
 (``widen_after``). The floor moves down only when the widening has reached it.
 
-Limits: only these rows; reading the older messages and publishing them is :mod:`tobs_sync.sync`'s
+Limits: only these rows; reading the older messages and publishing them is :mod:`tobs_sync.widening`'s
 job, deciding bounds :mod:`tobs_sync.backfill`'s.
 """
 
