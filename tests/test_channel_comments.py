@@ -421,3 +421,22 @@ def test_sync_on_the_command_line_counts_the_new_comments(vault: Path, capsys: A
     assert f"{len(sim.messages(channel))} new messages, {total} new comments; notes:" in capsys.readouterr().out
     assert main(["sync", "--vault", str(vault), "--simulate", SPEC]) == 0
     assert "0 new messages; notes:" in capsys.readouterr().out
+
+
+def test_templates_swapped_in_by_the_agent_render_comment_notes_too(vault: Path, tmp_path: Path) -> None:
+    from tobs_sync.render import Renderer, builtin_templates_dir
+
+    configure(vault)
+    sim = SimulatedTelegram(parse_spec(SPEC))
+    group = sim.discussion_group(sim.chat_ids[0])
+    sync_pass(vault, sim)
+    checked = tmp_path / "checked-templates"
+    shutil.copytree(builtin_templates_dir(), checked)
+    message_template = checked / "message.md"
+    message_template.write_text(message_template.read_text(encoding="utf-8") + "\nChecked template.\n",
+                                encoding="utf-8")
+    with App.open(vault) as app:
+        app.synchronizer.use_renderer(Renderer(checked, auto_reload=False))
+        app.synchronizer.render_all()
+    comment_bodies = [body for (chat, _), (_, _, body) in notes(vault).items() if chat == group]
+    assert comment_bodies and all("Checked template." in body for body in comment_bodies)

@@ -171,7 +171,7 @@ def test_sync_and_import_record_their_passes(vault: Path, tmp_path: Path) -> Non
         (imported,) = PassLog(app.store).recent()
     with App.open(other) as app:
         (synced,) = PassLog(app.store).recent()
-    assert (imported.trigger, imported.messages, len(imported.chats)) == ("import", 16, 3)
+    assert (imported.trigger, imported.messages, len(imported.chats)) == ("import", 18, 3)
     assert (synced.trigger, synced.messages, len(synced.chats)) == ("sync", 10, 2)
     assert not note_path(vault).exists() and not note_path(other).exists(), "one-shot commands leave it to the agent"
 

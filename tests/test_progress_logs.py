@@ -149,7 +149,7 @@ def test_without_a_terminal_a_pass_prints_one_line_per_chat(vault: Path, capsys:
     per_chat = [line for line in lines if line.endswith(" s")]
     assert [line.rsplit(", ", 1)[0] for line in per_chat] == [
         "Field Notes: 7 new messages, 311 bytes of media",
-        "Allotment Crew: 6 new messages, 124 bytes of media",
+        "Allotment Crew: 8 new messages, 704 bytes of media",  # a sticker of 580 bytes among them
         "Sam Gardner: 3 new messages",
     ]
     assert not any("\x1b[" in line for line in lines), "no terminal codes when not on a terminal"
@@ -251,7 +251,7 @@ def test_the_log_format_of_a_pass_makes_its_chat_lines_json(vault: Path, capsys:
     assert main(["import", str(SAMPLE_EXPORT), "--vault", str(vault), "--log-format", "json"]) == 0
     objects = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert [(o["chat"], o["new"], o["media_bytes"]) for o in objects] == [
-        ("Field Notes", 7, 311), ("Allotment Crew", 6, 124), ("Sam Gardner", 3, 0)]
+        ("Field Notes", 7, 311), ("Allotment Crew", 8, 704), ("Sam Gardner", 3, 0)]
     assert all(set(o) == {"chat", "chat_id", "new", "media_bytes", "seconds", "errors"} for o in objects)
 
 

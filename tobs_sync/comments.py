@@ -139,7 +139,8 @@ class CommentSync:
         self._settings = settings
         self._store = store
         self._vault = vault
-        self._renderer = renderer
+        self.renderer = renderer
+        """The renderer in force (the agent swaps in templates it has checked: :meth:`Synchronizer.use_renderer`)."""
         self._publisher = publisher
         self._rerender_note = rerender_note
         self._tz: dt.tzinfo = settings.timezone
@@ -303,7 +304,7 @@ class CommentSync:
             "chat": chat_view(chat, chat_note.path if chat_note else ""),
         }
         identity = {"tg_chat_id": comment.chat_id, "tg_message_id": comment.id}
-        return self._renderer.render(MESSAGE_TEMPLATE, context, identity)
+        return self.renderer.render(MESSAGE_TEMPLATE, context, identity)
 
 
 def _record(errors: list[str], message: str) -> None:

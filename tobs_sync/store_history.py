@@ -130,9 +130,9 @@ def finish_widening(store: Store, chat_id: int) -> None:
 
 
 def replies_into(store: Store, chat_id: int, floor: int, start: int) -> list[int]:
-    """Ids of the chat's stored messages above ``floor`` that reply to a message of the same chat
-    with an id in ``(start, floor]`` (their notes link to it once it is fetched). Reads the messages
-    above the floor once, :data:`_SCAN_CHUNK` at a time."""
+    """Ids of the chat's stored messages above ``floor`` that reply to, or pinned, a message of the
+    same chat with an id in ``(start, floor]`` (their notes link to it once it is fetched). Reads the
+    messages above the floor once, :data:`_SCAN_CHUNK` at a time."""
     found: list[int] = []
     last = floor
     while True:
@@ -143,7 +143,11 @@ def replies_into(store: Store, chat_id: int, floor: int, start: int) -> list[int
         if not rows:
             return found
         for message_id, record in rows:
-            reply = decode_message(record).reply
-            if reply is not None and reply.chat_id in (None, chat_id) and start < reply.message_id <= floor:
+            message = decode_message(record)
+            reply, action = message.reply, message.action
+            replies = reply is not None and reply.chat_id in (None, chat_id) and start < reply.message_id <= floor
+            pinned = (action is not None and action.kind == "pin_message" and action.message_id is not None
+                      and start < action.message_id <= floor)
+            if replies or pinned:
                 found.append(int(message_id))
         last = rows[-1][0]

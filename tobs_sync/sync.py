@@ -168,6 +168,7 @@ class Synchronizer:
     def use_renderer(self, renderer: Renderer) -> None:
         """Render with ``renderer`` from now on (the agent swaps in templates it has checked)."""
         self._notes.renderer = renderer
+        self.comments.renderer = renderer
 
     def chat_lock(self, chat_id: int) -> asyncio.Lock:
         """Held by :meth:`sync_chat`, :meth:`apply_edits` and :meth:`apply_deletions`: a pass and live
