@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -572,6 +573,13 @@ def test_reconciliation_finds_changes_and_deletions_nobody_reported_and_counts_i
     assert "edited while stopped" in region(note_path(vault, NEWS, 6))
     assert "reactions" in note_path(vault, NEWS, 5).read_text(encoding="utf-8")
     assert properties(note_path(vault, NEWS, 8))["deleted"]
+    with App.open(vault) as app:  # the cost is reported with the pass: `status` and the status note
+        when = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+        app.record_pass(report, when, when, "schedule")
+        last = {chat["id"]: chat["last_pass"] for chat in collect_status(app)["chats"]}
+    assert last[NEWS.id]["reconciled"] == 10
+    status_note = (vault / "Telegram" / "tobs-sync status.md").read_text(encoding="utf-8")
+    assert "News: 1 new, 2 edited, 1 deleted (10 recent messages read again)" in status_note
     again = run(vault, sync, source)
     assert (again.chat(NEWS).edited, again.chat(NEWS).deleted, again.notes_written) == (0, 0, 0)
 

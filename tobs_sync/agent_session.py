@@ -57,10 +57,13 @@ PassHook = Callable[[str, SyncReport], None]
 def log_pass(what: str, report: SyncReport) -> None:
     """The default record of a piece of work: one line."""
     counts = report.per_chat.values()
-    new, edited, deleted = (sum(getattr(c, name) for c in counts) for name in ("new", "edited", "deleted"))
-    log.info("%s: %d new, %d edited, %d deleted in %d chat(s); notes: %d written, %d unchanged%s", what, new, edited,
+    new, edited, deleted, reread = (
+        sum(getattr(c, name) for c in counts) for name in ("new", "edited", "deleted", "reconciled")
+    )
+    log.info("%s: %d new, %d edited, %d deleted in %d chat(s); notes: %d written, %d unchanged%s%s", what, new, edited,
              deleted, len(report.per_chat), report.notes_written, report.notes_unchanged,
-             f", {len(report.conflicts)} conflicts" if report.conflicts else "")
+             f", {len(report.conflicts)} conflicts" if report.conflicts else "",
+             f"; {reread} recent messages read again" if reread else "")
 
 
 def checked_renderer(app: App, settings: Settings) -> Renderer:

@@ -113,8 +113,9 @@ def status_note_text(problems: Problems, passes: Sequence[PassRecord], tz: dt.tz
         for chat in record.chats:
             if chat.new or chat.edited or chat.deleted or chat.errors:
                 errors = f", {_count(len(chat.errors), 'error')}" if chat.errors else ""
+                reread = f" ({chat.reconciled} recent messages read again)" if chat.reconciled else ""
                 lines.append(f"    - {_text(chat.title)}: {chat.new} new, {chat.edited} edited, "
-                             f"{chat.deleted} deleted{errors}")
+                             f"{chat.deleted} deleted{reread}{errors}")
         for what in (*record.deferred, *record.failed):
             lines.append(f"    - {_text(what)}")
         if record.conflicts:

@@ -19,8 +19,8 @@ from tobs_sync.store_rows import MESSAGE_NOTE
 
 
 def chat_activity(store: Store) -> dict[int, dict[str, Any]]:
-    """Per chat id: ``last_pass`` (when, trigger, new, edited, deleted, errors, or None), ``next_run``,
-    ``notes``, ``media`` (slots by status) and ``held_deletions``."""
+    """Per chat id: ``last_pass`` (when, trigger, new, edited, deleted, recent messages re-read, errors,
+    or None), ``next_run``, ``notes``, ``media`` (slots by status) and ``held_deletions``."""
     passes = PassLog(store)
     last = passes.last_by_chat()
     next_runs = passes.next_runs()
@@ -43,6 +43,7 @@ def chat_activity(store: Store) -> dict[int, dict[str, Any]]:
                 "new": record.new,
                 "edited": record.edited,
                 "deleted": record.deleted,
+                "reconciled": record.reconciled,
                 "errors": list(record.errors),
             },
             "next_run": _iso(next_runs[chat_id]) if chat_id in next_runs else None,

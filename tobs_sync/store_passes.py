@@ -47,6 +47,8 @@ class ChatPass:
     edited: int
     deleted: int
     errors: tuple[str, ...]
+    reconciled: int = 0
+    """Recent messages read again to find edits and deletions (the cost of reconciliation)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +110,11 @@ class PassLog:
             )
             pass_id = int(cursor.lastrowid or 0)
             db.executemany(
-                "INSERT INTO pass_chats (pass_id, chat_id, title, new, edited, deleted, errors)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO pass_chats (pass_id, chat_id, title, new, edited, deleted, errors, reconciled)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (pass_id, chat_id, c.title, c.new, c.edited, c.deleted, json.dumps(c.errors[:KEEP_ITEMS]))
+                    (pass_id, chat_id, c.title, c.new, c.edited, c.deleted, json.dumps(c.errors[:KEEP_ITEMS]),
+                     c.reconciled)
                     for chat_id, c in report.per_chat.items()
                 ],
             )
@@ -150,7 +153,7 @@ class PassLog:
         """Each chat's latest pass record."""
         rows = self._store.query(
             "SELECT c.pass_id, c.chat_id, c.title, p.trigger, p.started, p.finished, c.new, c.edited, c.deleted,"
-            " c.errors FROM pass_chats c JOIN passes p ON p.pass_id = c.pass_id"
+            " c.errors, c.reconciled FROM pass_chats c JOIN passes p ON p.pass_id = c.pass_id"
             " WHERE c.pass_id = (SELECT MAX(pass_id) FROM pass_chats WHERE chat_id = c.chat_id)"
         )
         return {row[1]: _chat_pass(row) for row in rows}
@@ -166,7 +169,7 @@ class PassLog:
         chats: dict[int, list[ChatPass]] = {}
         rows = self._store.query(
             "SELECT c.pass_id, c.chat_id, c.title, p.trigger, p.started, p.finished, c.new, c.edited, c.deleted,"
-            " c.errors FROM pass_chats c JOIN passes p ON p.pass_id = c.pass_id"
+            " c.errors, c.reconciled FROM pass_chats c JOIN passes p ON p.pass_id = c.pass_id"
             " WHERE c.pass_id >= ? ORDER BY c.pass_id, c.chat_id",
             (min(ids),),  # the latest passes: every id from the oldest of them on
         )
@@ -189,9 +192,9 @@ def _datetime(seconds: float) -> dt.datetime:
 
 
 def _chat_pass(row: Sequence[Any]) -> ChatPass:
-    pass_id, chat_id, title, trigger, started, finished, new, edited, deleted, errors = row
+    pass_id, chat_id, title, trigger, started, finished, new, edited, deleted, errors, reconciled = row
     return ChatPass(pass_id, chat_id, title, trigger, _datetime(started), _datetime(finished), new, edited, deleted,
-                    tuple(json.loads(errors)))
+                    tuple(json.loads(errors)), reconciled)
 
 
 def _pass_record(row: Sequence[Any], chats: list[ChatPass]) -> PassRecord:

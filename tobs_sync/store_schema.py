@@ -200,7 +200,8 @@ def _schema_deletions(db: sqlite3.Connection) -> None:
 
 def _schema_passes(db: sqlite3.Connection) -> None:
     """What each pass did (when, what started it, its counts and problems) and per chat within it
-    (new, edited, deleted, errors), and when the agent next runs each chat: ``status`` shows them."""
+    (new, edited, deleted, errors, recent messages re-read), and when the agent next runs each chat:
+    ``status`` shows them."""
     _run_script(
         db,
         """
@@ -219,6 +220,7 @@ def _schema_passes(db: sqlite3.Connection) -> None:
             edited    INTEGER NOT NULL,
             deleted   INTEGER NOT NULL,
             errors    TEXT NOT NULL,
+            reconciled INTEGER NOT NULL DEFAULT 0,
             PRIMARY KEY (chat_id, pass_id)
         ) WITHOUT ROWID;
         CREATE INDEX pass_chats_by_pass ON pass_chats (pass_id);
