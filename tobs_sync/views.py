@@ -92,7 +92,23 @@ def topic_path_value(message: Message) -> str:
     return inert_text(title) if title else f"topic {message.topic_id}"
 
 
+_CHAT_VIEWS: dict[tuple[Chat, str], dict[str, Any]] = {}
+_CHAT_VIEWS_KEPT = 256
+"""Chat views remembered: every note of a chat shows the same one (a chat is immutable)."""
+
+
 def chat_view(chat: Chat, chat_note_path: str) -> dict[str, Any]:
+    """The ``chat`` variable of the templates; a fresh mapping each time, built once per chat and path."""
+    key = (chat, chat_note_path)
+    view = _CHAT_VIEWS.get(key)
+    if view is None:
+        if len(_CHAT_VIEWS) >= _CHAT_VIEWS_KEPT:
+            _CHAT_VIEWS.clear()
+        view = _CHAT_VIEWS[key] = _build_chat_view(chat, chat_note_path)
+    return {**view, "raw": dict(view["raw"])}
+
+
+def _build_chat_view(chat: Chat, chat_note_path: str) -> dict[str, Any]:
     username = chat.username
     return {
         "id": chat.id,
