@@ -55,6 +55,11 @@ not ending with a space. Word characters (``\\w``) are letters and digits of any
 PyYAML prints as they are."""
 
 
+_PLAIN_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:T[0-9]{2}:[0-9]{2}:[0-9]{2})?")
+"""A date or datetime as the dumper writes it from year 1000 on: no indicator, and PyYAML's resolver
+reads it as a timestamp (neither its int nor its float pattern matches text with ``-`` inside)."""
+
+
 class _NotFast(Exception):
     """This mapping needs PyYAML's own emitter."""
 
@@ -143,6 +148,8 @@ def _node(value: Any, column: int, dates_seen: set[int]) -> str:
             raise _NotFast
         dates_seen.add(id(value))
         text = value.strftime("%Y-%m-%dT%H:%M:%S") if kind is dt.datetime else value.isoformat()
+        if _PLAIN_TIMESTAMP.fullmatch(text):
+            return " " + text  # plain, and read back as a timestamp: what _typed finds, without its scan
         return " " + _typed(text, _TIMESTAMP)
     raise _NotFast
 
