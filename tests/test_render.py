@@ -88,6 +88,16 @@ def test_sandbox_blocks_mutating_the_context(tmp_path: Path) -> None:
         renderer.render(MESSAGE_TEMPLATE, {"items": [1]}, IDENTITY)
 
 
+def test_dict_keys_named_like_dict_methods_still_give_the_methods_and_mutators_stay_blocked(tmp_path: Path) -> None:
+    # a key of a plain dict reads as its value, except where dict has an attribute of that name
+    renderer = renderer_with(tmp_path, "{{ d.a }} {{ d.items() | list | length }} {{ d.__class__ is undefined }}")
+    body = renderer.render(MESSAGE_TEMPLATE, {"d": {"a": "A", "items": "I", "__class__": "C"}}, IDENTITY).decode()
+    assert "A 3 True" in body
+    for mutator in ("d.update({'x': 1})", "d.pop('a')", "d.setdefault('x', 1)"):
+        with pytest.raises(TemplateError):
+            renderer_with(tmp_path, "{{ " + mutator + " }}").render(MESSAGE_TEMPLATE, {"d": {"a": 1}}, IDENTITY)
+
+
 @pytest.mark.parametrize(
     ("expression", "message"),
     [

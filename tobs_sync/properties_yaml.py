@@ -55,6 +55,11 @@ not ending with a space. Word characters (``\\w``) are letters and digits of any
 PyYAML prints as they are."""
 
 
+_PLAIN_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:T[0-9]{2}:[0-9]{2}:[0-9]{2})?")
+"""A date or datetime as the dumper writes it from year 1000 on: no indicator, and PyYAML's resolver
+reads it as a timestamp (neither its int nor its float pattern matches text with ``-`` inside)."""
+
+
 class _NotFast(Exception):
     """This mapping needs PyYAML's own emitter."""
 
@@ -91,8 +96,30 @@ def _fast_dump(properties: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+_MEMO_KEPT = 4096
+"""Keys and text values remembered with their YAML (the same ones recur in every note)."""
+_MEMO_TEXT_MAX = 200
+"""Longer text values (a message's text in a property) are not remembered."""
+_KEYS: dict[str, str] = {}
+_TEXTS: dict[tuple[str, int], str] = {}
+
+
 def _key(key: str) -> str:
     """A mapping key: plain or single-quoted, never folded (PyYAML's simple keys)."""
+    known = _KEYS.get(key)
+    if known is None:
+        known = _remember(_KEYS, key, _key_text(key))
+    return known
+
+
+def _remember(memo: dict[Any, str], key: Any, text: str) -> str:
+    if len(memo) >= _MEMO_KEPT:
+        memo.clear()
+    memo[key] = text
+    return text
+
+
+def _key_text(key: str) -> str:
     if not key:
         raise _NotFast
     if _plain_allowed(key) and _implicit_tag(key) == _STR:
@@ -104,10 +131,12 @@ def _node(value: Any, column: int, dates_seen: set[int]) -> str:
     """A value written after ``column`` characters of its line, with its leading space and folds."""
     kind = type(value)
     if kind is str:
-        if not value:
-            raise _NotFast
-        plain = _plain_allowed(value) and _implicit_tag(value) == _STR
-        return _plain(value, column) if plain else _single_quoted(value, column)
+        if len(value) > _MEMO_TEXT_MAX:
+            return _text_node(value, column)
+        known = _TEXTS.get((value, column))
+        if known is None:
+            known = _remember(_TEXTS, (value, column), _text_node(value, column))
+        return known
     if kind is bool:
         return " " + _typed("true" if value else "false", _BOOL)
     if kind is int:
@@ -119,8 +148,17 @@ def _node(value: Any, column: int, dates_seen: set[int]) -> str:
             raise _NotFast
         dates_seen.add(id(value))
         text = value.strftime("%Y-%m-%dT%H:%M:%S") if kind is dt.datetime else value.isoformat()
+        if _PLAIN_TIMESTAMP.fullmatch(text):
+            return " " + text  # plain, and read back as a timestamp: what _typed finds, without its scan
         return " " + _typed(text, _TIMESTAMP)
     raise _NotFast
+
+
+def _text_node(value: str, column: int) -> str:
+    if not value:
+        raise _NotFast
+    plain = _plain_allowed(value) and _implicit_tag(value) == _STR
+    return _plain(value, column) if plain else _single_quoted(value, column)
 
 
 def _plain(text: str, column: int) -> str:

@@ -10,6 +10,7 @@ re-render. Limits: only the dataclasses of :mod:`tobs_sync.model` are supported,
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -53,26 +54,38 @@ _TUPLE_FIELDS = frozenset({"entities", "media", "answers", "members", "reactions
 def to_record(obj: Any) -> dict[str, Any]:
     """A dataclass instance as a dict of its non-default fields (nested ones converted too)."""
     record: dict[str, Any] = {}
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if _is_default(f, value):
+    for name, default in _defaults(type(obj)):
+        value = getattr(obj, name)
+        if default is not _NO_DEFAULT and bool(value == default):
             continue
-        if dataclasses.is_dataclass(value):
+        if type(value) in _PLAIN_TYPES:
+            pass
+        elif dataclasses.is_dataclass(value):
             value = to_record(value)
         elif isinstance(value, tuple):
             value = [to_record(v) if dataclasses.is_dataclass(v) else v for v in value]
         elif isinstance(value, Mapping):
             value = dict(value)
-        record[f.name] = value
+        record[name] = value
     return record
 
 
-def _is_default(f: dataclasses.Field[Any], value: Any) -> bool:
+_NO_DEFAULT = object()
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
+@functools.cache
+def _defaults(cls: type) -> tuple[tuple[str, Any], ...]:
+    """Each field of ``cls`` with its default (a factory's made once: they make empty values)."""
+    return tuple((f.name, _default(f)) for f in dataclasses.fields(cls))
+
+
+def _default(f: dataclasses.Field[Any]) -> Any:
     if f.default is not dataclasses.MISSING:
-        return bool(value == f.default)
+        return f.default
     if f.default_factory is not dataclasses.MISSING:
-        return bool(value == f.default_factory())
-    return False
+        return f.default_factory()
+    return _NO_DEFAULT
 
 
 def from_record(cls: type, record: Mapping[str, Any]) -> Any:

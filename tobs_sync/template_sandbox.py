@@ -63,6 +63,9 @@ MAX_RANGE = 100_000
 
 Clock = Callable[[], float]
 
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+"""Every attribute a plain ``dict`` has (its instances have no others): ``message.items`` is the method."""
+
 
 @dataclass
 class _Budget:
@@ -218,6 +221,13 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         self.tick()
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            # what the sandbox finds for a key of a plain dict (it has no attribute of that name),
+            # without its failed attribute lookup first
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:

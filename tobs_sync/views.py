@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,8 +67,31 @@ def chat_tag(chat: Chat) -> str:
     return f"telegram/{tag_segment(chat.title, fallback=f'chat-{abs(chat.id)}')}"
 
 
+_NAMES_KEPT = 1024
+"""Names (senders, authors, bots, topics) remembered in their inert and Markdown forms: they recur."""
+_NAME_MAX = 256
+_INERT_NAMES: dict[str, str] = {}
+_MD_NAMES: dict[str, str] = {}
+
+
+def _remembered(memo: dict[str, str], make: Callable[[str], str], text: str) -> str:
+    """``make(text)``, remembered in ``memo`` for short text (at most :data:`_NAMES_KEPT` kept)."""
+    if len(text) > _NAME_MAX:
+        return make(text)
+    known = memo.get(text)
+    if known is None:
+        if len(memo) >= _NAMES_KEPT:
+            memo.clear()
+        known = memo[text] = make(text)
+    return known
+
+
 def _inert(text: str | None) -> str | None:
-    return None if text is None else inert_text(text)
+    return None if text is None else _remembered(_INERT_NAMES, inert_text, text)
+
+
+def _md_name(text: str) -> str:
+    return _remembered(_MD_NAMES, md, text)
 
 
 NO_TOPIC = "General"
@@ -92,7 +115,23 @@ def topic_path_value(message: Message) -> str:
     return inert_text(title) if title else f"topic {message.topic_id}"
 
 
+_CHAT_VIEWS: dict[tuple[Chat, str], dict[str, Any]] = {}
+_CHAT_VIEWS_KEPT = 256
+"""Chat views remembered: every note of a chat shows the same one (a chat is immutable)."""
+
+
 def chat_view(chat: Chat, chat_note_path: str) -> dict[str, Any]:
+    """The ``chat`` variable of the templates; a fresh mapping each time, built once per chat and path."""
+    key = (chat, chat_note_path)
+    view = _CHAT_VIEWS.get(key)
+    if view is None:
+        if len(_CHAT_VIEWS) >= _CHAT_VIEWS_KEPT:
+            _CHAT_VIEWS.clear()
+        view = _CHAT_VIEWS[key] = _build_chat_view(chat, chat_note_path)
+    return {**view, "raw": dict(view["raw"])}
+
+
+def _build_chat_view(chat: Chat, chat_note_path: str) -> dict[str, Any]:
     username = chat.username
     return {
         "id": chat.id,
@@ -153,18 +192,18 @@ def message_view(
         "text": inert_text(text),
         "body": inert_markdown("\n\n".join(bodies)),
         "sender": _inert(first.sender_name),
-        "sender_md": md(first.sender_name) if first.sender_name else "",
+        "sender_md": _md_name(first.sender_name) if first.sender_name else "",
         "sender_id": first.sender_id,
         "author": _inert(first.author),
         "via_bot": _inert(first.via_bot),
-        "via_bot_md": md(first.via_bot) if first.via_bot else None,
+        "via_bot_md": _md_name(first.via_bot) if first.via_bot else None,
         "reactions": [inert_text(reaction_label(r)) for r in reactions],
         "reactions_total": reactions_total(reactions),
         "reactions_md": md(" · ".join(reaction_label(r) for r in reactions)) if reactions else None,
         "reaction_counts": [_reaction_view(r) for r in reactions],
         "topic_id": first.topic_id,
         "topic": _inert(topic),
-        "topic_md": md(topic) if topic else None,
+        "topic_md": _md_name(topic) if topic else None,
         "note_path": note_path,
         "forward": _forward_view(first, tz),
         "reply": _reply_view(first, links),

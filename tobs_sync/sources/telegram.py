@@ -78,6 +78,7 @@ from tobs_sync.sources.telegram_downloads import Downloads
 from tobs_sync.sources.telegram_errors import FLOOD_ERRORS, TRANSIENT_ERRORS
 from tobs_sync.sources.telegram_live import LiveUpdates, recent_window
 from tobs_sync.sources.telegram_migrated import as_supergroup_message, old_group
+from tobs_sync.sources.telegram_readahead import ReadAhead
 from tobs_sync.sources.telegram_requests import MAX_ATTEMPTS, Requests, describe, within
 from tobs_sync.sources.telegram_takeout import Takeout
 from tobs_sync.sources.telegram_topics import TopicTitles
@@ -338,7 +339,7 @@ class TelegramSource:
         batch: list[Message] = []
         while True:
             reader = await self._takeout.history_client(after)
-            iterator = reader.iter_messages(peer, min_id=cursor, reverse=True, wait_time=0).__aiter__()
+            iterator = ReadAhead(reader.iter_messages(peer, min_id=cursor, reverse=True, wait_time=0))
             try:
                 while True:
                     try:
@@ -376,6 +377,8 @@ class TelegramSource:
                 raise SourceError(
                     f"chat {chat.title!r}: Telegram refused to read its history ({describe(error)})"
                 ) from error
+            finally:
+                await iterator.aclose()
             if batch:  # keep what was read before the interruption; the re-read starts after it
                 yield batch
                 batch = []
