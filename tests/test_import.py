@@ -15,11 +15,14 @@ from conftest import SAMPLE_EXPORT
 from crashing import CrashingVault, install
 from vaultcheck import check_vault, vault_differences, vault_files
 
+from tobs_sync import rerender
 from tobs_sync.app import App, import_export
 from tobs_sync.cli import main
 from tobs_sync.config import load_settings
 from tobs_sync.errors import ExportFormatError, TemplateError, VaultError
+from tobs_sync.render import Renderer
 from tobs_sync.sources.tdesktop import DesktopExport
+from tobs_sync.store_rows import MESSAGE_NOTE
 
 
 def run_import(vault: Path, export: Path) -> Any:
@@ -375,3 +378,35 @@ def test_invalid_external_export_is_refused_without_touching_the_vault(vault: Pa
         run_import(vault, external / "invalid" / "tdesktop-joweich-chat-miner-minimal-full-export.json")
     assert "message 1" in str(error.value)
     assert not (vault / "Telegram").exists()
+
+
+class CountingRenderer(Renderer):
+    """A renderer of the given templates that counts its renders."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder, auto_reload=False)
+        self.renders = 0
+
+    def render(self, *args: Any, **kwargs: Any) -> bytes:
+        self.renders += 1
+        return super().render(*args, **kwargs)
+
+
+@pytest.mark.parametrize("kept_bytes", [rerender.KEPT_RENDERS_BYTES, 0], ids=["kept", "over the budget"])
+def test_a_template_change_renders_each_note_once_unless_over_the_kept_bytes(
+    vault: Path, monkeypatch: pytest.MonkeyPatch, kept_bytes: int
+) -> None:
+    run_import(vault, SAMPLE_EXPORT)
+    templates = vault / "Telegram" / "_templates"
+    templates.mkdir(parents=True, exist_ok=True)
+    builtin = (Path(__file__).parents[1] / "templates" / "message.md").read_text(encoding="utf-8")
+    (templates / "message.md").write_text(builtin + "\nv2\n", encoding="utf-8")
+    monkeypatch.setattr(rerender, "KEPT_RENDERS_BYTES", kept_bytes)
+    with App.open(vault) as app:
+        counting = CountingRenderer(templates)
+        app.synchronizer.use_renderer(counting)
+        report = app.synchronizer.render_all()
+        message_notes = sum(1 for row in app.store.notes(kind=MESSAGE_NOTE))
+    assert report.notes_written == message_notes  # every message note changed, no chat note did
+    renders_per_changed_note = 1 if kept_bytes else 2
+    assert counting.renders == report.notes_written * renders_per_changed_note + report.notes_unchanged

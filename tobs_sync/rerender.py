@@ -31,6 +31,9 @@ from tobs_sync.views import StoredMedia
 
 log = logging.getLogger(__name__)
 
+KEPT_RENDERS_BYTES = 64 * 1024 * 1024
+"""Rendered bytes of changed notes a re-render keeps between its two phases (the rest is rendered again)."""
+
 BACKUP_FOLDER = "backups"
 """Inside the state folder: copies of notes that ``render --force`` replaced."""
 
@@ -58,8 +61,9 @@ class Rerenderer:
         """Re-render every note from the store (or only those at ``paths``), writing only those whose bytes change.
 
         Two phases: every note is rendered first without writing, so a template error stops the
-        run before any note is touched; then the changed ones are rendered again and published,
-        :data:`RENDER_BATCH` at a time. Each is merged with the user's edits; with ``force``
+        run before any note is touched; then the changed ones are published, :data:`RENDER_BATCH` at
+        a time, with the bytes the first phase rendered (up to :data:`KEPT_RENDERS_BYTES` of them;
+        notes beyond that are rendered again). Each is merged with the user's edits; with ``force``
         (``render --force PATH``) an edited generated part is replaced too, after the file is
         copied to ``.tobs/backups/<path>.<UTC time>.md``.
         """
@@ -69,18 +73,23 @@ class Rerenderer:
         states = {s.chat.id: s for s in self._store.chat_states()}
         rows = ([row for row in self._store.notes() if row.kind in RENDERED_KINDS] if paths is None
                 else [self._known_note(path) for path in paths])
-        changed: list[NoteRow] = []
+        changed: list[tuple[NoteRow, bytes | None]] = []
+        kept = 0
         for start in range(0, len(rows), RENDER_BATCH):
             chunk = rows[start:start + RENDER_BATCH]
             bases = self._store.note_bases([row.path for row in chunk])
-            changed += [row for row in chunk
-                        if force or self._needs_write(row, self.rerender(row, states), bases.get(row.path))]
+            for row in chunk:
+                data = self.rerender(row, states)
+                if force or self._needs_write(row, data, bases.get(row.path)):
+                    keep = kept + len(data) <= KEPT_RENDERS_BYTES
+                    kept += len(data) if keep else 0
+                    changed.append((row, data if keep else None))
         for start in range(0, len(changed), RENDER_BATCH):
             batch = changed[start:start + RENDER_BATCH]
             if force:
-                for row in batch:
+                for row, _ in batch:
                     self._back_up(row.path)
-            drafts = [draft_of(row, self.rerender(row, states)) for row in batch]
+            drafts = [draft_of(row, self.rerender(row, states) if data is None else data) for row, data in batch]
             report.count(self._publisher.publish(drafts, force=force))
         report.chats = len(states)
         report.notes_unchanged += len(rows) - len(changed)
