@@ -153,13 +153,20 @@ def new_group_id(seed: int, channel: Any) -> tuple[int, int]:
     return 1_500_000_000 + channel.index * 1_000_000 + rng.randrange(1_000_000), signed64(rng)
 
 
-def history_window(history: list[Any], req: Any) -> list[Any]:
-    """``history`` (ascending ids) cut as ``messages.getHistory`` cuts it: newest first, from the position
-    ``offset_id`` names shifted by ``add_offset``, ``limit`` (at most :data:`MAX_REPLIES`) messages, then
-    the exclusive ``min_id``/``max_id`` bounds."""
+def history_window(
+    history: list[Any], req: Any, *, maximum: int = MAX_REPLIES, offset_date: datetime | None = None
+) -> list[Any]:
+    """``history`` (ascending ids) cut as ``messages.getHistory`` (and ``getReplies``) cut it: newest
+    first, from the position ``offset_id`` (else ``offset_date``) names shifted by ``add_offset``,
+    ``limit`` (at most ``maximum``) messages, then the exclusive ``min_id``/``max_id`` bounds."""
     total = len(history)
-    newer = total - bisect.bisect_left(history, req.offset_id, key=lambda m: m.id) if req.offset_id else 0
-    limit = max(0, min(req.limit, MAX_REPLIES))
+    if req.offset_id:
+        newer = total - bisect.bisect_left(history, req.offset_id, key=lambda m: m.id)
+    elif offset_date is not None:
+        newer = total - bisect.bisect_left(history, offset_date, key=lambda m: m.date)
+    else:
+        newer = 0
+    limit = max(0, min(req.limit, maximum))
     start = max(newer + req.add_offset, 0)
     end = min(max(newer + req.add_offset + limit, 0), total)
     window = list(reversed(history[total - end : total - start])) if end > start else []

@@ -31,7 +31,6 @@ Requests without a handler raise :class:`UnsupportedRequest` naming the request.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import weakref
 from collections.abc import Callable
@@ -48,7 +47,7 @@ from tobs_sync.sim.chat_info import chat_info_handlers
 from tobs_sync.sim.contacts import ContactBook
 from tobs_sync.sim.content import rng_for, signed64
 from tobs_sync.sim.difference import UpdateFeed
-from tobs_sync.sim.discussion import discussion_handlers
+from tobs_sync.sim.discussion import discussion_handlers, history_window
 from tobs_sync.sim.faults import Faults
 from tobs_sync.sim.files import key_of_location, media_id_of_key, read_range
 from tobs_sync.sim.login import REQUESTS_BEFORE_LOGIN, LoginDesk
@@ -248,20 +247,7 @@ class SimServer:
         history = chat.messages
         total = len(history)
         offset_date = req.offset_date if req.offset_date and req.offset_date > EPOCH else None
-        if req.offset_id:
-            newer = total - bisect.bisect_left(history, req.offset_id, key=lambda m: m.id)
-        elif offset_date is not None:
-            newer = total - bisect.bisect_left(history, offset_date, key=lambda m: m.date)
-        else:
-            newer = 0
-        limit = max(0, min(req.limit, MAX_HISTORY))
-        start = max(newer + req.add_offset, 0)
-        end = min(max(newer + req.add_offset + limit, 0), total)
-        window = list(reversed(history[total - end : total - start])) if end > start else []
-        if req.min_id:
-            window = [m for m in window if m.id > req.min_id]
-        if req.max_id:
-            window = [m for m in window if m.id < req.max_id]
+        window = history_window(history, req, maximum=MAX_HISTORY, offset_date=offset_date)
         users, chats = self.account.entities_for(window, [chat.peer])
         if chat.is_channel:
             return types.messages.ChannelMessages(
