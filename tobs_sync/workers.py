@@ -69,6 +69,25 @@ def _now() -> float:
     return asyncio.get_running_loop().time()
 
 
+async def _attempt(job: Job[T], future: asyncio.Future[T]) -> FloodWait | None:
+    """Run ``job`` once and settle ``future`` with its result or error. A flood wait is returned with
+    ``future`` unsettled (the caller pauses, then runs the job again); a cancellation cancels
+    ``future`` and goes on only when the worker itself is being stopped."""
+    try:
+        result = await job.run()
+    except FloodWait as flood:
+        return flood
+    except asyncio.CancelledError:
+        future.cancel()
+        if _stopping():
+            raise
+    except Exception as exc:
+        _settle(future, error=exc)
+    else:
+        _settle(future, result)
+    return None
+
+
 def _settle(future: asyncio.Future[Any], result: object = None, error: BaseException | None = None) -> None:
     """Give ``future`` its outcome, unless its waiter has given up on it (cancelled)."""
     if future.done():
@@ -146,19 +165,9 @@ class DcScheduler:
                     continue
                 lane.given_up = None
                 async with slots:
-                    try:
-                        result = await job.run()
-                    except FloodWait as flood:
+                    if (flood := await _attempt(job, future)) is not None:
                         self._pause(dc_id, lane, flood)
                         lane.queue.appendleft((job, future))  # retried after the pause (or failed if given up)
-                    except asyncio.CancelledError:
-                        future.cancel()
-                        if _stopping():
-                            raise
-                    except Exception as exc:
-                        _settle(future, error=exc)
-                    else:
-                        _settle(future, result)
         finally:
             lane.workers -= 1
 
@@ -212,25 +221,12 @@ class GlobalPool:
                 job, future = self._queue.popleft()
                 if future.done():
                     continue
-                while True:
-                    try:
-                        result = await job.run()
-                    except FloodWait as flood:
-                        if flood.seconds > self._max_flood_wait:
-                            _settle(future, error=flood)
-                            if job.abandon is not None:
-                                job.abandon()
-                            break
-                        await asyncio.sleep(flood.seconds)
-                        continue
-                    except asyncio.CancelledError:
-                        future.cancel()
-                        if _stopping():
-                            raise
-                    except Exception as exc:
-                        _settle(future, error=exc)
-                    else:
-                        _settle(future, result)
-                    break
+                while (flood := await _attempt(job, future)) is not None:
+                    if flood.seconds > self._max_flood_wait:
+                        _settle(future, error=flood)
+                        if job.abandon is not None:
+                            job.abandon()
+                        break
+                    await asyncio.sleep(flood.seconds)
         finally:
             self._workers -= 1
