@@ -22,6 +22,7 @@ import pytest
 from telethon import functions, types
 from telethon.errors import rpc_message_to_error
 from vaultcheck import check_vault, vault_differences
+from virtualtime import run_virtual
 
 from tobs_sync.app import App
 from tobs_sync.config import TelegramSettings, load_settings
@@ -49,9 +50,10 @@ class FakeClock:
 
 def sync_pass(
     vault: Path, sim: SimulatedTelegram, *, clock: FakeClock | None = None, session_file: Path | None = None,
-    **telegram: Any,
+    virtual_time: bool = False, **telegram: Any,
 ) -> tuple[SyncReport, MediaCounts]:
-    """One pass of the real sync path over ``sim`` (``telegram`` overrides settings)."""
+    """One pass of the real sync path over ``sim`` (``telegram`` overrides settings); ``virtual_time``:
+    on a loop whose clock jumps (the download scheduler's pauses then take no real time)."""
     clock = clock or FakeClock()
 
     async def run() -> tuple[SyncReport, MediaCounts]:
@@ -61,7 +63,7 @@ def sync_pass(
             async with TelegramSource(client, settings, retry_delay=0.01, peers=app.store, sleep=clock.sleep) as source:
                 return await app.sync_source(source), app.media.counts
 
-    return asyncio.run(run())
+    return run_virtual(run()) if virtual_time else asyncio.run(run())
 
 
 def reference_vault(tmp_path: Path, vault: Path, spec: str = SPEC) -> Path:
@@ -135,7 +137,7 @@ def test_premium_download_waits_during_a_pass_leave_every_file_stored(vault: Pat
     sim = SimulatedTelegram(parse_spec(SPEC))
     for dc in sim.dcs:
         sim.faults.flood("GetFile", seconds=1, dc=dc, premium=True, after=1)
-    report, counts = sync_pass(vault, sim)
+    report, counts = sync_pass(vault, sim, virtual_time=True)
     assert sim.faults.fired["flood"] == len(sim.dcs)
     assert (report.failed, report.deferred) == ([], [])
     assert (counts.failed, counts.unavailable) == (0, 0)
