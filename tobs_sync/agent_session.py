@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -215,7 +216,7 @@ class AgentSession:
         self._on_pass(what, report)
         return report
 
-    def _record(self, report: SyncReport, started: Any, what: str) -> None:
+    def _record(self, report: SyncReport, started: dt.datetime, what: str) -> None:
         """Keep the pass's record for ``status`` and update the status note (never fatal)."""
         try:
             self.app.record_pass(report, started, self.app.clock(), what)
