@@ -9,6 +9,7 @@ and config files count), and the debouncing of an editor's burst of events on vi
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import os
 import threading
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from agent_clock import WallClock
-from test_agent_schedule import FRIEND, NEWS, memory_source, run_agent, write_config
+from test_agent_schedule import FRIEND, NEWS, memory_source, run_agent, stored_next_runs, write_config
 from virtualtime import run_virtual
 from watchdog.events import (
     FileClosedNoWriteEvent,
@@ -28,7 +29,6 @@ from watchdog.events import (
 )
 
 from tobs_sync.agent import AGENT_COMMAND, Agent
-from tobs_sync.agent_schedule import read_next_runs
 from tobs_sync.agent_watch import Debouncer, Kind, Watcher, _Handler, config_event, template_event
 from tobs_sync.app import init_vault
 from tobs_sync.config import load_settings
@@ -125,7 +125,7 @@ def test_a_valid_config_change_remakes_the_schedules_and_an_invalid_one_is_refus
     vault = initialised
     state_dir = load_settings(vault).state_dir
     config = state_dir / "config.toml"
-    seen: list[tuple[int, dict[str, object]]] = []
+    seen: list[tuple[int, dict[int, dt.datetime]]] = []
 
     async def change_config(agent: Agent, clock: WallClock) -> AsyncIterator[None]:
         await asyncio.sleep(10)
@@ -136,18 +136,18 @@ def test_a_valid_config_change_remakes_the_schedules_and_an_invalid_one_is_refus
             assert agent.session is not None
             agent.session.file_changed("config")
             await asyncio.sleep(10)
-            seen.append((agent.sessions, read_next_runs(state_dir)["jobs"]))
+            seen.append((agent.sessions, stored_next_runs(vault)))
         yield None
 
     with caplog.at_level(logging.ERROR):
         passes = run_agent(vault, memory_source([FRIEND]), 50, monkeypatch, during=change_config)
     start = WallClock().start
-    assert seen[0] == (1, {"default": start.replace(minute=30)})
-    assert seen[1] == (1, {"default": start.replace(minute=30)})
+    assert seen[0] == (1, {FRIEND.id: start.replace(minute=30)})
+    assert seen[1] == (1, {FRIEND.id: start.replace(minute=30)})
     assert "agent.every: 'soon' is not a duration" in caplog.text
     assert "previous settings stay in force" in caplog.text
     assert seen[2][0] == 2  # a new session with the new settings, starting with a catch-up
-    assert seen[2][1] == {"default": start.replace(minute=5, second=30)}
+    assert seen[2][1] == {FRIEND.id: start.replace(minute=5, second=30)}
     assert [p.what for p in passes] == ["catch-up", "catch-up"]
 
 

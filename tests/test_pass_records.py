@@ -114,8 +114,8 @@ def test_the_history_is_bounded_and_keeps_the_last_pass_of_a_rarely_synced_chat(
 
 
 def test_next_runs_are_kept_replaced_and_forgotten(app: App) -> None:
-    app.set_next_runs({NEWS.id: T0, FRIEND.id: T0 + dt.timedelta(hours=1)})
-    app.set_next_runs({NEWS.id: T0 + dt.timedelta(minutes=15), FRIEND.id: None})
+    PassLog(app.store).replace_next_runs({NEWS.id: T0, FRIEND.id: T0 + dt.timedelta(hours=1)})
+    PassLog(app.store).replace_next_runs({NEWS.id: T0 + dt.timedelta(minutes=15)})  # FRIEND no longer scheduled
     assert PassLog(app.store).next_runs() == {NEWS.id: T0 + dt.timedelta(minutes=15)}
     PassLog(app.store).clear_next_runs()  # the agent stopped
     assert PassLog(app.store).next_runs() == {}
@@ -128,7 +128,7 @@ def test_status_shows_per_chat_last_pass_next_run_notes_media_and_conflicts(vaul
     source.fail_history(FRIEND.id, ChatDeferred("chat 'Friend': Telegram asks to wait 900 s"))
     run_pass(vault, source)
     with App.open(vault) as app:
-        app.set_next_runs({NEWS.id: T0 + dt.timedelta(minutes=15)})
+        PassLog(app.store).replace_next_runs({NEWS.id: T0 + dt.timedelta(minutes=15)})
         edited = app.store.note_of_message(NEWS.id, 2)
     assert edited is not None
     path = vault / edited.path

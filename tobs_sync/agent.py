@@ -26,11 +26,12 @@ import contextlib
 import logging
 import os
 import signal
+import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
-from tobs_sync.agent_schedule import WallClock, clear_next_runs, local_now
+from tobs_sync.agent_schedule import WallClock, local_now
 from tobs_sync.agent_session import AgentSession, PassHook, log_pass
 from tobs_sync.app import App
 from tobs_sync.config import Settings, load_settings
@@ -88,8 +89,7 @@ class Agent:
             else:
                 clean = True
         finally:
-            clear_next_runs(app.settings.state_dir)
-            with contextlib.suppress(TobsError):
+            with contextlib.suppress(TobsError, sqlite3.Error):  # the agent stopped: nothing is scheduled
                 PassLog(app.store).clear_next_runs()
             app.close(clean=clean)
 

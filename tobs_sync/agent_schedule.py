@@ -16,14 +16,9 @@ first seen by a pass is scheduled by the rules as they are, with no restart need
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import json
-import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -33,12 +28,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from tobs_sync.chat_rules import ChatRule, rule_for
 from tobs_sync.config import Settings
 from tobs_sync.model import Chat
-from tobs_sync.vault import TEMP_PREFIX
 
 DEFAULT_KEY = "default"
 MAX_WAIT_S = 60.0
 """The longest the scheduler sleeps on the event loop's clock before it reads the wall clock again."""
-NEXT_RUNS_NAME = "agent-next-runs.json"
 """In the state folder: when each scheduled pass runs next, for ``status``."""
 
 WallClock = Callable[[], dt.datetime]
@@ -144,31 +137,3 @@ def next_runs_by_chat(
         if when is not None:
             result[chat.id] = when
     return result
-
-
-def record_next_runs(state_dir: Path, runs: Mapping[str, dt.datetime], by_chat: Mapping[int, dt.datetime]) -> None:
-    """Save the next run times where ``status`` reads them (:func:`read_next_runs`); replaced atomically."""
-    data: dict[str, Any] = {
-        "pid": os.getpid(),
-        "jobs": {key: when.isoformat() for key, when in sorted(runs.items())},
-        "chats": {str(chat_id): when.isoformat() for chat_id, when in sorted(by_chat.items())},
-    }
-    temp = state_dir / f"{TEMP_PREFIX}{NEXT_RUNS_NAME}"
-    temp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    os.replace(temp, state_dir / NEXT_RUNS_NAME)
-
-
-def read_next_runs(state_dir: Path) -> dict[str, dict[str, dt.datetime]]:
-    """``{"jobs": {key: when}, "chats": {chat id: when}}`` as the agent last saved them (empty if none)."""
-    try:
-        data = json.loads((state_dir / NEXT_RUNS_NAME).read_text(encoding="utf-8"))
-        return {part: {key: dt.datetime.fromisoformat(value) for key, value in data[part].items()}
-                for part in ("jobs", "chats")}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {"jobs": {}, "chats": {}}
-
-
-def clear_next_runs(state_dir: Path) -> None:
-    """The agent stopped: no pass is scheduled any more."""
-    with contextlib.suppress(FileNotFoundError):
-        (state_dir / NEXT_RUNS_NAME).unlink()

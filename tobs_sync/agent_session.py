@@ -22,9 +22,9 @@ Limits: a long pass (a first backfill) delays live changes and re-renders until 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
+import sqlite3
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -35,7 +35,6 @@ from tobs_sync.agent_schedule import (
     local_now,
     next_runs_by_chat,
     plan_schedules,
-    record_next_runs,
     schedule_key,
 )
 from tobs_sync.agent_watch import Debouncer, Kind, Watcher
@@ -244,15 +243,12 @@ class AgentSession:
         await consume_live_changes(self)
 
     def _save_next_runs(self) -> None:
-        runs = self.scheduler.next_runs()
+        """Each known chat's next scheduled pass, where ``status`` reads it (the store)."""
         chats = [state.chat for state in self.app.store.chat_states()]
-        by_chat = next_runs_by_chat(runs, chats, self.app.settings.chat_rules)
-        with contextlib.suppress(OSError):
-            record_next_runs(self.app.settings.state_dir, runs, by_chat)
-        try:  # what `status` shows per chat
-            PassLog(self.app.store).clear_next_runs()
-            self.app.set_next_runs(dict(by_chat))
-        except TobsError as error:
+        by_chat = next_runs_by_chat(self.scheduler.next_runs(), chats, self.app.settings.chat_rules)
+        try:
+            PassLog(self.app.store).replace_next_runs(by_chat)
+        except (TobsError, sqlite3.Error) as error:
             log.warning("the next run times could not be saved: %s", error)
 
     # -- watched files ----------------------------------------------------------------------

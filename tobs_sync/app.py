@@ -255,10 +255,6 @@ class App:
         if trigger not in ONE_SHOT_TRIGGERS:
             StatusNote(self.settings.status_note, self.vault, self.store, self.settings.timezone).update()
 
-    def set_next_runs(self, next_runs: dict[int, dt.datetime | None]) -> None:
-        """When the agent runs each chat next (shown by ``status``); None forgets a chat's next run."""
-        PassLog(self.store).set_next_runs(next_runs)
-
     def observe_metrics(self) -> Metrics:
         """This app's metrics, created (and fed by every later pass) on first use."""
         if self.metrics is None:

@@ -131,15 +131,12 @@ class PassLog:
             )
         return pass_id
 
-    def set_next_runs(self, next_runs: Mapping[int, dt.datetime | None]) -> None:
-        """When each chat runs next (the agent's schedule); None forgets a chat's next run."""
+    def replace_next_runs(self, next_runs: Mapping[int, dt.datetime]) -> None:
+        """The agent's schedule now: these chats' next runs, and none for any other chat."""
         with self._store.transaction() as db:
-            for chat_id, when in next_runs.items():
-                if when is None:
-                    db.execute("DELETE FROM next_runs WHERE chat_id=?", (chat_id,))
-                else:
-                    db.execute("INSERT OR REPLACE INTO next_runs (chat_id, at) VALUES (?, ?)",
-                               (chat_id, _seconds(when)))
+            db.execute("DELETE FROM next_runs")
+            db.executemany("INSERT INTO next_runs (chat_id, at) VALUES (?, ?)",
+                           [(chat_id, _seconds(when)) for chat_id, when in next_runs.items()])
 
     def clear_next_runs(self) -> None:
         """No chat has a next run (the agent stopped)."""
