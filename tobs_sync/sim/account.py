@@ -528,7 +528,7 @@ class Account:
     ) -> tuple[types.TypeMessage, int, int]:
         """A text, media or service message; returns it with ``(album members left, grouped id)``."""
         from_id, out, post = self._sender(chat, rng)
-        earlier = [m.id for m in chat.messages[-50:]]
+        earlier = chat.messages[-50:]  # the messages a reply or pin may point to
         roll = rng.random()
         if roll < 0.02 and chat.kind not in (PRIVATE, SAVED) and i > 1:
             service = types.MessageService(
@@ -539,7 +539,7 @@ class Account:
         if roll < 0.05 and earlier:
             service = types.MessageService(
                 id=msg_id, peer_id=chat.peer, date=date, out=out or None, post=post or None, from_id=from_id,
-                reply_to=types.MessageReplyHeader(reply_to_msg_id=rng.choice(earlier)),
+                reply_to=types.MessageReplyHeader(reply_to_msg_id=rng.choice(earlier).id),
                 action=types.MessageActionPinMessage(),
             )
             return service, 0, 0
@@ -572,7 +572,7 @@ class Account:
         forward = self._forward(rng, date) if rng.random() < 0.08 else None
         reply = None
         if earlier and rng.random() < 0.12:
-            reply = types.MessageReplyHeader(reply_to_msg_id=rng.choice(earlier))
+            reply = types.MessageReplyHeader(reply_to_msg_id=rng.choice(earlier).id)
         edit_date = date + timedelta(minutes=rng.randint(1, 600)) if rng.random() < 0.05 else None
         message = types.Message(
             id=msg_id, peer_id=chat.peer, date=date, message=text, out=out or None, post=post or None,
