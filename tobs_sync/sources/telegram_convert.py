@@ -21,6 +21,7 @@ Self-destructing media are recorded as unavailable and never downloaded.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -78,7 +79,13 @@ def snake_case(name: str) -> str:
 
 
 def _kind_name(obj: Any, prefix: str) -> str:
-    return snake_case(type(obj).__name__.removeprefix(prefix)) or "unknown"
+    return _type_kind(type(obj), prefix)
+
+
+@functools.cache
+def _type_kind(cls: type, prefix: str) -> str:
+    """The kind name of a TL class (computed once per class: the regular expressions are not cheap)."""
+    return snake_case(cls.__name__.removeprefix(prefix)) or "unknown"
 
 
 def _epoch(value: Any) -> int | None:
