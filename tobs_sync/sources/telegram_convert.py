@@ -229,8 +229,24 @@ def _present(**values: Any) -> dict[str, Any]:
 # -- text -----------------------------------------------------------------------------------
 
 
+_ENTITY_EXTRAS = ("user_id", "language", "url", "document_id", "collapsed")
+_entity_fields: dict[type, frozenset[str]] = {}
+"""Which of :data:`_ENTITY_EXTRAS` each entity class has (the same for every object of a TL class)."""
+
+
+@functools.cache
+def _entity_kind(cls: type) -> str:
+    return _ENTITY_KINDS.get(cls) or _type_kind(cls, "MessageEntity")  # unknown -> "unknown"
+
+
 def _entity(tl: Any) -> Entity:
-    kind = _ENTITY_KINDS.get(type(tl)) or _kind_name(tl, "MessageEntity")  # unknown -> "unknown"
+    cls = type(tl)
+    kind = _entity_kind(cls)
+    fields = _entity_fields.get(cls)
+    if fields is None:
+        fields = _entity_fields[cls] = frozenset(name for name in _ENTITY_EXTRAS if hasattr(tl, name))
+    if not fields:  # bold, italic, code, links, hashtags ...: no field beyond the span
+        return Entity(kind, tl.offset, tl.length)
     user_id = getattr(tl, "user_id", None)
     if not isinstance(user_id, int):  # InputMessageEntityMentionName holds an InputUser
         user_id = getattr(user_id, "user_id", None)
@@ -325,11 +341,14 @@ def _empty_kind(media: Any, slot: int) -> str:
 
 
 def _media_refs(message: Any, chat_id: int) -> tuple[MediaRef, ...]:
+    objects = _slot_objects(message)
+    if not objects:
+        return ()
     media = getattr(message, "media", None)
     spoiler = bool(getattr(media, "spoiler", False))
     reason = SELF_DESTRUCTING if _self_destructing(message) else None
     refs = []
-    for slot, obj in enumerate(_slot_objects(message)):
+    for slot, obj in enumerate(objects):
         locator = None if reason else media_locator(chat_id, message.id, slot)
         if isinstance(obj, types.Photo):
             ref = _photo_ref(obj, locator, spoiler)
