@@ -56,10 +56,15 @@ def to_record(obj: Any) -> dict[str, Any]:
     record: dict[str, Any] = {}
     for name, default in _defaults(type(obj)):
         value = getattr(obj, name)
+        if value is default:  # most fields of most messages: None, "", () (never the no-default marker)
+            continue
         if default is not _NO_DEFAULT and bool(value == default):
             continue
-        if type(value) in _PLAIN_TYPES:
+        value_type = type(value)
+        if value_type in _PLAIN_TYPES:
             pass
+        elif value_type is tuple:
+            value = [to_record(v) if _is_dataclass_type(type(v)) else v for v in value]
         elif dataclasses.is_dataclass(value):
             value = to_record(value)
         elif isinstance(value, tuple):
@@ -68,6 +73,11 @@ def to_record(obj: Any) -> dict[str, Any]:
             value = dict(value)
         record[name] = value
     return record
+
+
+@functools.cache
+def _is_dataclass_type(cls: type) -> bool:
+    return dataclasses.is_dataclass(cls)
 
 
 _NO_DEFAULT = object()
