@@ -135,24 +135,32 @@ METACHARACTERS = ("*not bold*", "under_score_name", "[not a link](nope)", "1. no
 
 
 class TextBuilder:
-    """Accumulates text and entities, measuring offsets in UTF-16 code units."""
+    """Accumulates text and entities, measuring offsets in UTF-16 code units.
+
+    Parts without an entity are measured only when an offset is needed (all pending parts at once),
+    so plain text costs an append."""
 
     def __init__(self) -> None:
         self._parts: list[str] = []
         self._entities: list[types.TypeMessageEntity] = []
-        self._offset = 0
+        self._measured_parts = 0
+        self._measured = 0
 
     def add(self, text: str, *entity: Callable[[int, int], types.TypeMessageEntity]) -> None:
-        length = len(text) if text.isascii() else utf16_len(text)
-        for make in entity:
-            self._entities.append(make(self._offset, length))
+        if entity:
+            offset, length = self.offset, utf16_len(text)
+            for make in entity:
+                self._entities.append(make(offset, length))
         self._parts.append(text)
-        self._offset += length
 
     @property
     def offset(self) -> int:
         """Current length in UTF-16 code units."""
-        return self._offset
+        parts = self._parts
+        if self._measured_parts < len(parts):
+            self._measured += utf16_len("".join(parts[self._measured_parts :]))
+            self._measured_parts = len(parts)
+        return self._measured
 
     def add_entity(self, entity: types.TypeMessageEntity) -> None:
         self._entities.append(entity)
