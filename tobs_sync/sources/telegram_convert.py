@@ -601,6 +601,11 @@ def _buttons(markup: Any) -> list[list[dict[str, Any]]] | None:
 
 def _counters(message: Any, extra: dict[str, Any]) -> None:
     """Counters and other per-message data the model has no slot for (zero counts are left out)."""
+    if not (
+        message.views or message.forwards or message.replies or message.reactions or message.reply_markup
+        or message.ttl_period or message.via_business_bot_id or message.restriction_reason
+    ):
+        return  # nothing to keep (most messages outside channels)
     extra.update(_present(
         views=message.views, forwards=message.forwards, replies=getattr(message.replies, "replies", None),
         reactions_recent=_recent_reactions(message.reactions), inline_bot_buttons=_buttons(message.reply_markup),
