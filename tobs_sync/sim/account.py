@@ -69,6 +69,8 @@ GENERAL_TOPIC_ID = 1
 _MEDIA_BASE = 5_000_000_000_000_000
 _LIVE_MEDIA_BASE = 6_000_000_000_000_000
 _GROUPED_BASE = 13_000_000_000_000_000
+_CHANNEL_MARK = 1_000_000_000_000
+"""A channel's marked id is ``-(_CHANNEL_MARK + channel_id)``."""
 
 
 @dataclass(eq=False)
@@ -299,8 +301,11 @@ class Account:
         chat_marked: set[int] = set()
 
         def add(peer: types.TypePeer | None) -> None:
-            if isinstance(peer, types.PeerUser):
-                user_ids.add(peer.user_id)
+            peer_type = type(peer)
+            if peer_type is types.PeerUser:
+                user_ids.add(peer.user_id)  # type: ignore[union-attr]
+            elif peer_type is types.PeerChannel:  # the marked id, as utils.get_peer_id makes it
+                chat_marked.add(-(_CHANNEL_MARK + peer.channel_id))  # type: ignore[union-attr]
             elif peer is not None:
                 chat_marked.add(utils.get_peer_id(peer))
 
