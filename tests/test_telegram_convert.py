@@ -627,6 +627,28 @@ def test_reactions_are_counted_and_buttons_and_counters_go_to_extra() -> None:
     }
 
 
+
+EACH_COUNTER_ALONE = [
+    ({"views": 7, "forwards": 2}, {"views": 7, "forwards": 2}),
+    ({"replies": T.MessageReplies(replies=3, replies_pts=1)}, {"replies": 3}),
+    ({"ttl_period": 60}, {"ttl_period": 60}),
+    ({"via_business_bot_id": 99}, {"via_business_bot_id": 99}),
+    ({"restriction_reason": [T.RestrictionReason(platform="ios", reason="x", text="t")]},
+     {"restriction_reason": [{"platform": "ios", "reason": "x", "text": "t"}]}),
+    ({"reply_markup": T.ReplyInlineMarkup(rows=[T.KeyboardButtonRow(buttons=[
+        T.KeyboardButton(text="Go", type=T.InlineButtonTypeCallback(data=b"g"))])])},
+     {"inline_bot_buttons": [[{"type": "callback", "text": "Go"}]]}),
+    ({"views": 0, "forwards": 0}, {}),
+]
+
+
+@pytest.mark.parametrize(("fields", "extra"), EACH_COUNTER_ALONE)
+def test_each_counter_reaches_extra_on_its_own_and_zero_counts_are_left_out(
+    fields: dict[str, Any], extra: dict[str, Any]
+) -> None:
+    assert convert(msg(**fields)).extra == extra
+
+
 # -- service messages -------------------------------------------------------------------------
 
 

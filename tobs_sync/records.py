@@ -49,6 +49,8 @@ _NESTED: Mapping[str, type] = MappingProxyType(
     }
 )
 _TUPLE_FIELDS = frozenset({"entities", "media", "answers", "members", "reactions"})
+_CONVERTED = _TUPLE_FIELDS | frozenset(_NESTED)
+"""Keys whose values are rebuilt (nested records, tuples) rather than taken as they are."""
 
 
 def to_record(obj: Any) -> dict[str, Any]:
@@ -56,10 +58,15 @@ def to_record(obj: Any) -> dict[str, Any]:
     record: dict[str, Any] = {}
     for name, default in _defaults(type(obj)):
         value = getattr(obj, name)
+        if value is default:  # most fields of most messages: None, "", () (never the no-default marker)
+            continue
         if default is not _NO_DEFAULT and bool(value == default):
             continue
-        if type(value) in _PLAIN_TYPES:
+        value_type = type(value)
+        if value_type in _PLAIN_TYPES:
             pass
+        elif value_type is tuple:
+            value = [to_record(v) if _is_dataclass_type(type(v)) else v for v in value]
         elif dataclasses.is_dataclass(value):
             value = to_record(value)
         elif isinstance(value, tuple):
@@ -68,6 +75,11 @@ def to_record(obj: Any) -> dict[str, Any]:
             value = dict(value)
         record[name] = value
     return record
+
+
+@functools.cache
+def _is_dataclass_type(cls: type) -> bool:
+    return dataclasses.is_dataclass(cls)
 
 
 _NO_DEFAULT = object()
@@ -90,20 +102,26 @@ def _default(f: dataclasses.Field[Any]) -> Any:
 
 def from_record(cls: type, record: Mapping[str, Any]) -> Any:
     """Rebuild ``cls`` from :func:`to_record` output; unknown keys are ignored."""
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = _field_names(cls)
     kwargs: dict[str, Any] = {}
     for key, value in record.items():
         if key not in names:
             continue
-        nested = _NESTED.get(key)
-        if nested is not None and value is not None:
-            value = (
-                tuple(from_record(nested, v) for v in value) if key in _TUPLE_FIELDS else from_record(nested, value)
-            )
-        elif key in _TUPLE_FIELDS and value is not None:
-            value = tuple(value)
+        if key in _CONVERTED and value is not None:  # plain values (most keys) are taken as they are
+            nested = _NESTED.get(key)
+            if nested is None:
+                value = tuple(value)  # a tuple of plain values
+            elif key in _TUPLE_FIELDS:
+                value = tuple(from_record(nested, v) for v in value)
+            else:
+                value = from_record(nested, value)
         kwargs[key] = value
     return cls(**kwargs)
+
+
+@functools.cache
+def _field_names(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(cls))
 
 
 def encode_message(message: Message) -> bytes:

@@ -69,6 +69,8 @@ GENERAL_TOPIC_ID = 1
 _MEDIA_BASE = 5_000_000_000_000_000
 _LIVE_MEDIA_BASE = 6_000_000_000_000_000
 _GROUPED_BASE = 13_000_000_000_000_000
+_CHANNEL_MARK = 1_000_000_000_000
+"""A channel's marked id is ``-(_CHANNEL_MARK + channel_id)``."""
 
 
 @dataclass(eq=False)
@@ -299,8 +301,11 @@ class Account:
         chat_marked: set[int] = set()
 
         def add(peer: types.TypePeer | None) -> None:
-            if isinstance(peer, types.PeerUser):
-                user_ids.add(peer.user_id)
+            peer_type = type(peer)
+            if peer_type is types.PeerUser:
+                user_ids.add(peer.user_id)  # type: ignore[union-attr]
+            elif peer_type is types.PeerChannel:  # the marked id, as utils.get_peer_id makes it
+                chat_marked.add(-(_CHANNEL_MARK + peer.channel_id))  # type: ignore[union-attr]
             elif peer is not None:
                 chat_marked.add(utils.get_peer_id(peer))
 
@@ -528,7 +533,7 @@ class Account:
     ) -> tuple[types.TypeMessage, int, int]:
         """A text, media or service message; returns it with ``(album members left, grouped id)``."""
         from_id, out, post = self._sender(chat, rng)
-        earlier = [m.id for m in chat.messages[-50:]]
+        earlier = chat.messages[-50:]  # the messages a reply or pin may point to
         roll = rng.random()
         if roll < 0.02 and chat.kind not in (PRIVATE, SAVED) and i > 1:
             service = types.MessageService(
@@ -539,7 +544,7 @@ class Account:
         if roll < 0.05 and earlier:
             service = types.MessageService(
                 id=msg_id, peer_id=chat.peer, date=date, out=out or None, post=post or None, from_id=from_id,
-                reply_to=types.MessageReplyHeader(reply_to_msg_id=rng.choice(earlier)),
+                reply_to=types.MessageReplyHeader(reply_to_msg_id=rng.choice(earlier).id),
                 action=types.MessageActionPinMessage(),
             )
             return service, 0, 0
@@ -572,7 +577,7 @@ class Account:
         forward = self._forward(rng, date) if rng.random() < 0.08 else None
         reply = None
         if earlier and rng.random() < 0.12:
-            reply = types.MessageReplyHeader(reply_to_msg_id=rng.choice(earlier))
+            reply = types.MessageReplyHeader(reply_to_msg_id=rng.choice(earlier).id)
         edit_date = date + timedelta(minutes=rng.randint(1, 600)) if rng.random() < 0.05 else None
         message = types.Message(
             id=msg_id, peer_id=chat.peer, date=date, message=text, out=out or None, post=post or None,

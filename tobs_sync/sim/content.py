@@ -3,6 +3,9 @@
 Every random choice in the simulator comes from :func:`rng_for`, a ``random.Random`` seeded from a
 BLAKE2 digest of ``(seed, *labels)`` -- never from Python's salted ``hash()`` and never from one shared
 sequential generator -- so one message's content does not depend on how many other messages exist.
+The generator is a :class:`SimRandom`: ``random.Random`` with cheaper ``choice``, ``randint`` and
+``randrange`` that draw exactly the same numbers (the same ``getrandbits`` calls as the standard
+methods), so an account is what it always was, only made faster.
 
 :func:`make_text` returns message text with real Telegram entities whose offsets and lengths are in
 UTF-16 code units (emoji outside the BMP, skin tones and ZWJ sequences are included on purpose so that
@@ -12,22 +15,70 @@ Limits: the prose is word salad; it exercises formatting, not language.
 
 from __future__ import annotations
 
+import _random
 import hashlib
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from telethon.tl import types
+
+_seed_generator = _random.Random.seed
+
+
+class SimRandom(random.Random):  # Reproducible simulation data, not secrets.  # nosec B311
+    """``random.Random`` seeded with an int, with ``choice``/``randint``/``randrange`` made cheaper.
+
+    Each draws exactly what the standard method draws: ``random.Random`` turns all three into
+    ``_randbelow(n)``, that is ``getrandbits(n.bit_length())`` until the value is below ``n``; here
+    that loop is inlined, saving two or three Python calls per draw. Everything else (``random``,
+    ``sample``, ``getrandbits`` ...) is the standard implementation.
+    """
+
+    def __init__(self, seed: int) -> None:
+        _seed_generator(self, seed)  # what random.Random.seed does for an int, without its dispatch
+        self.gauss_next = None
+
+    def choice(self, seq: Sequence[Any]) -> Any:
+        n = len(seq)
+        if not n:
+            raise IndexError("Cannot choose from an empty sequence")
+        getrandbits, k = self.getrandbits, n.bit_length()
+        r = getrandbits(k)
+        while r >= n:
+            r = getrandbits(k)
+        return seq[r]
+
+    def randint(self, a: int, b: int) -> int:
+        n = b - a + 1
+        if type(a) is not int or type(b) is not int or n <= 0:
+            return super().randint(a, b)  # the standard errors
+        getrandbits, k = self.getrandbits, n.bit_length()
+        r = getrandbits(k)
+        while r >= n:
+            r = getrandbits(k)
+        return a + r
+
+    def randrange(self, start: int, stop: int | None = None, step: int = 1) -> int:  # type: ignore[override]
+        if stop is not None or step != 1 or type(start) is not int or start <= 0:
+            return super().randrange(start, stop, step)
+        getrandbits, k = self.getrandbits, start.bit_length()
+        r = getrandbits(k)
+        while r >= start:
+            r = getrandbits(k)
+        return r
 
 
 def rng_for(seed: int, *labels: object) -> random.Random:
     """A generator determined only by ``seed`` and ``labels`` (ints and strings)."""
     digest = hashlib.blake2b(repr((seed, *labels)).encode(), digest_size=16).digest()
-    # Reproducible simulation data, not secrets.
-    return random.Random(int.from_bytes(digest, "big"))  # noqa: S311  # nosec B311
+    return SimRandom(int.from_bytes(digest, "big"))
 
 
 def utf16_len(text: str) -> int:
+    if text.isascii():
+        return len(text)
     return len(text.encode("utf-16-le")) // 2
 
 
@@ -79,28 +130,37 @@ PRE_BLOCKS = (
     ("", "plain block\n  with *stars* and _underscores_\n"),
     ("json", "{\"key\": \"wert\", \"n\": [1, 2]}"),
 )
+_ENDINGS = (".", "!", "?", " …")
 METACHARACTERS = ("*not bold*", "under_score_name", "[not a link](nope)", "1. not a list", "<b>raw html</b>", "%% x %%")
 
 
 class TextBuilder:
-    """Accumulates text and entities, measuring offsets in UTF-16 code units."""
+    """Accumulates text and entities, measuring offsets in UTF-16 code units.
+
+    Parts without an entity are measured only when an offset is needed (all pending parts at once),
+    so plain text costs an append."""
 
     def __init__(self) -> None:
         self._parts: list[str] = []
         self._entities: list[types.TypeMessageEntity] = []
-        self._offset = 0
+        self._measured_parts = 0
+        self._measured = 0
 
     def add(self, text: str, *entity: Callable[[int, int], types.TypeMessageEntity]) -> None:
-        length = utf16_len(text)
-        for make in entity:
-            self._entities.append(make(self._offset, length))
+        if entity:
+            offset, length = self.offset, utf16_len(text)
+            for make in entity:
+                self._entities.append(make(offset, length))
         self._parts.append(text)
-        self._offset += length
 
     @property
     def offset(self) -> int:
         """Current length in UTF-16 code units."""
-        return self._offset
+        parts = self._parts
+        if self._measured_parts < len(parts):
+            self._measured += utf16_len("".join(parts[self._measured_parts :]))
+            self._measured_parts = len(parts)
+        return self._measured
 
     def add_entity(self, entity: types.TypeMessageEntity) -> None:
         self._entities.append(entity)
@@ -109,8 +169,20 @@ class TextBuilder:
         return "".join(self._parts), list(self._entities)
 
 
+_WORD_COUNT = len(WORDS)
+_WORD_BITS = _WORD_COUNT.bit_length()
+
+
 def _words(rng: random.Random, low: int, high: int) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(low, high)))
+    """``randint(low, high)`` words, each ``choice(WORDS)`` (the same draws, inlined: this is the hot loop)."""
+    getrandbits = rng.getrandbits
+    picked = []
+    for _ in range(rng.randint(low, high)):
+        r = getrandbits(_WORD_BITS)
+        while r >= _WORD_COUNT:
+            r = getrandbits(_WORD_BITS)
+        picked.append(WORDS[r])
+    return " ".join(picked)
 
 
 def _styled_span(rng: random.Random, out: TextBuilder, mentionable: Sequence[tuple[int, Person]]) -> None:
@@ -164,21 +236,22 @@ def make_text(
 ) -> tuple[str, list[types.TypeMessageEntity]]:
     """Text with entities; ``short`` for media captions. Entities are sorted by offset."""
     out = TextBuilder()
+    add, draw, choice = out.add, rng.random, rng.choice
     sentences = 1 if short else rng.randint(1, 3)
     for index in range(sentences):
         if index:
-            out.add(" ")
-        if rng.random() < 0.35:
-            out.add(rng.choice(EMOJI) + " ")
-        out.add(_words(rng, 1, 4 if short else 8).capitalize())
-        if rng.random() < 0.6:
-            out.add(" ")
+            add(" ")
+        if draw() < 0.35:
+            add(choice(EMOJI) + " ")
+        add(_words(rng, 1, 4 if short else 8).capitalize())
+        if draw() < 0.6:
+            add(" ")
             _styled_span(rng, out, mentionable)
-        if rng.random() < 0.1:
-            out.add(" " + rng.choice(METACHARACTERS))
-        if rng.random() < 0.25:
-            out.add(" " + rng.choice(EMOJI))
-        out.add(rng.choice((".", "!", "?", " …")))
+        if draw() < 0.1:
+            add(" " + choice(METACHARACTERS))
+        if draw() < 0.25:
+            add(" " + choice(EMOJI))
+        add(choice(_ENDINGS))
     text, entities = out.build()
     entities.sort(key=lambda e: (e.offset, -e.length))
     return text, entities

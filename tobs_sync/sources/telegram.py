@@ -342,23 +342,24 @@ class TelegramSource:
             iterator = ReadAhead(reader.iter_messages(peer, min_id=cursor, reverse=True, wait_time=0))
             try:
                 while True:
-                    try:
-                        tl_message = await within(self._settings.request_timeout_s, iterator.__anext__())
+                    try:  # one deadline per page read, not per message
+                        page = await iterator.take(self._settings.request_timeout_s)
                     except StopAsyncIteration:
                         if batch:
                             yield batch
                         return
                     attempts = 0
-                    if tl_message.id <= cursor:
-                        continue
-                    cursor = tl_message.id
-                    self._downloads.remember(chat.id, tl_message)
-                    message = message_from_tl(tl_message, chat.id, forum=chat.forum)
-                    if message is not None:
-                        batch.append(message)
-                    if len(batch) >= self._batch_size:
-                        yield batch
-                        batch = []
+                    for tl_message in page:
+                        if tl_message.id <= cursor:
+                            continue
+                        cursor = tl_message.id
+                        self._downloads.remember(chat.id, tl_message)
+                        message = message_from_tl(tl_message, chat.id, forum=chat.forum)
+                        if message is not None:
+                            batch.append(message)
+                        if len(batch) >= self._batch_size:
+                            yield batch
+                            batch = []
             except FLOOD_ERRORS as flood:
                 await self._requests.flood_sleep(flood, chat)
             except (errors.TakeoutInvalidError, errors.TakeoutRequiredError) as error:

@@ -21,6 +21,7 @@ Self-destructing media are recorded as unavailable and never downloaded.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -78,7 +79,13 @@ def snake_case(name: str) -> str:
 
 
 def _kind_name(obj: Any, prefix: str) -> str:
-    return snake_case(type(obj).__name__.removeprefix(prefix)) or "unknown"
+    return _type_kind(type(obj), prefix)
+
+
+@functools.cache
+def _type_kind(cls: type, prefix: str) -> str:
+    """The kind name of a TL class (computed once per class: the regular expressions are not cheap)."""
+    return snake_case(cls.__name__.removeprefix(prefix)) or "unknown"
 
 
 def _epoch(value: Any) -> int | None:
@@ -222,8 +229,24 @@ def _present(**values: Any) -> dict[str, Any]:
 # -- text -----------------------------------------------------------------------------------
 
 
+_ENTITY_EXTRAS = ("user_id", "language", "url", "document_id", "collapsed")
+_entity_fields: dict[type, frozenset[str]] = {}
+"""Which of :data:`_ENTITY_EXTRAS` each entity class has (the same for every object of a TL class)."""
+
+
+@functools.cache
+def _entity_kind(cls: type) -> str:
+    return _ENTITY_KINDS.get(cls) or _type_kind(cls, "MessageEntity")  # unknown -> "unknown"
+
+
 def _entity(tl: Any) -> Entity:
-    kind = _ENTITY_KINDS.get(type(tl)) or _kind_name(tl, "MessageEntity")  # unknown -> "unknown"
+    cls = type(tl)
+    kind = _entity_kind(cls)
+    fields = _entity_fields.get(cls)
+    if fields is None:
+        fields = _entity_fields[cls] = frozenset(name for name in _ENTITY_EXTRAS if hasattr(tl, name))
+    if not fields:  # bold, italic, code, links, hashtags ...: no field beyond the span
+        return Entity(kind, tl.offset, tl.length)
     user_id = getattr(tl, "user_id", None)
     if not isinstance(user_id, int):  # InputMessageEntityMentionName holds an InputUser
         user_id = getattr(user_id, "user_id", None)
@@ -318,11 +341,14 @@ def _empty_kind(media: Any, slot: int) -> str:
 
 
 def _media_refs(message: Any, chat_id: int) -> tuple[MediaRef, ...]:
+    objects = _slot_objects(message)
+    if not objects:
+        return ()
     media = getattr(message, "media", None)
     spoiler = bool(getattr(media, "spoiler", False))
     reason = SELF_DESTRUCTING if _self_destructing(message) else None
     refs = []
-    for slot, obj in enumerate(_slot_objects(message)):
+    for slot, obj in enumerate(objects):
         locator = None if reason else media_locator(chat_id, message.id, slot)
         if isinstance(obj, types.Photo):
             ref = _photo_ref(obj, locator, spoiler)
@@ -575,6 +601,11 @@ def _buttons(markup: Any) -> list[list[dict[str, Any]]] | None:
 
 def _counters(message: Any, extra: dict[str, Any]) -> None:
     """Counters and other per-message data the model has no slot for (zero counts are left out)."""
+    if not (
+        message.views or message.forwards or message.replies or message.reactions or message.reply_markup
+        or message.ttl_period or message.via_business_bot_id or message.restriction_reason
+    ):
+        return  # nothing to keep (most messages outside channels)
     extra.update(_present(
         views=message.views, forwards=message.forwards, replies=getattr(message.replies, "replies", None),
         reactions_recent=_recent_reactions(message.reactions), inline_bot_buttons=_buttons(message.reply_markup),
