@@ -1,5 +1,5 @@
-"""The simulated Telegram's rate-based flood limit: so many attempts per sliding window, refused ones
-counted, answered with the FLOOD_WAIT_X that Telethon turns into FloodWaitError.
+"""The simulated Telegram's rate-based flood limit: so many requests per sliding window (refused ones
+counted if asked), answered with the FLOOD_WAIT_X that Telethon turns into FloodWaitError.
 
 Times are given explicitly (the limit takes the clock from its caller) or come from the virtual-time
 loop of tests/virtualtime.py: nothing sleeps for real.
@@ -18,17 +18,26 @@ from tobs_sync.sim.faults import Faults
 from tobs_sync.sim.floodlimit import SlidingLimit
 
 
-def test_a_limit_admits_so_many_attempts_per_sliding_window_and_tells_when_there_is_room() -> None:
+def test_a_limit_admits_so_many_requests_per_sliding_window_and_tells_when_there_is_room() -> None:
     limit = SlidingLimit(3, 10.0)
     assert [limit.attempt(t) for t in (0.0, 1.0, 2.0)] == [0.0, 0.0, 0.0]
-    # Full: room again once attempts leave the window, the refused one included (it counts).
-    assert limit.attempt(4.0) == pytest.approx(7.0)
-    assert limit.attempt(11.0) == 0.0  # a client that waited as told is admitted
-    assert (limit.admitted, limit.refused, limit.waits) == (4, 1, 1)
+    assert limit.attempt(4.0) == pytest.approx(6.0)  # full: room again once the request at 0 leaves the window
+    assert limit.attempt(9.5) == pytest.approx(0.5)  # asking early is refused (and costs nothing here)
+    assert limit.attempt(10.0) == 0.0  # a client that waited as told is admitted
+    assert limit.attempt(10.5) == pytest.approx(0.5)  # the window slides: the next room comes at 11
+    assert (limit.admitted, limit.refused, limit.waits) == (4, 3, 2)
 
 
-def test_a_client_that_keeps_asking_during_a_wait_is_kept_waiting_longer() -> None:
-    polite, hammering = SlidingLimit(3, 10.0), SlidingLimit(3, 10.0)
+def test_counting_refusals_a_refused_request_takes_a_place_in_the_window() -> None:
+    limit = SlidingLimit(3, 10.0, count_refused=True)
+    for t in (0.0, 1.0, 2.0):
+        limit.attempt(t)
+    assert limit.attempt(4.0) == pytest.approx(7.0)  # room once the requests at 0 and 1 left: 3 in the window
+    assert limit.attempt(11.0) == 0.0
+
+
+def test_counting_refusals_a_client_that_keeps_asking_during_a_wait_is_kept_waiting_longer() -> None:
+    polite, hammering = SlidingLimit(3, 10.0, count_refused=True), SlidingLimit(3, 10.0, count_refused=True)
     for limit in (polite, hammering):
         for t in (0.0, 1.0, 2.0):
             limit.attempt(t)
@@ -41,7 +50,7 @@ def test_a_client_that_keeps_asking_during_a_wait_is_kept_waiting_longer() -> No
 
 
 def test_without_counting_refusals_asking_during_a_wait_costs_nothing() -> None:
-    limit = SlidingLimit(3, 10.0, count_refused=False)
+    limit = SlidingLimit(3, 10.0)
     for t in (0.0, 1.0, 2.0):
         limit.attempt(t)
     assert limit.attempt(4.0) == pytest.approx(6.0)
@@ -71,7 +80,7 @@ def test_invalid_limits_are_refused_naming_the_problem() -> None:
 
 def test_a_download_limit_holds_its_dc_only_and_answers_flood_wait_with_the_seconds_left() -> None:
     faults = Faults()
-    faults.limit_downloads(3, requests=2, window_s=5.0)
+    faults.limit_downloads(3, requests=2, window_s=5.0, count_refused=True)
 
     async def scenario() -> list[tuple[int, str | None]]:
         answers = []

@@ -45,10 +45,10 @@ What a caller sees (all exceptions are the real Telethon classes, built by ``rpc
   is refused with the seconds left. The number of windows is then fixed by the number of requests,
   however they are spread in time (kept for tests that want a flood at a known request).
 * ``limit_downloads`` -- a standing per-DC rate limit, as Telegram's limits are: at most ``requests``
-  GetFile attempts on the DC per sliding ``window_s`` seconds (:mod:`tobs_sync.sim.floodlimit`); an
-  attempt over it gets ``FLOOD_WAIT_X`` with the time until the window has room, and counts, so a
-  client that keeps asking during a wait waits longer. ``fired["limit"]`` counts refusals and
-  ``fired["limit_wait"]`` the floods (a refusal after an admitted request).
+  GetFile requests on the DC per sliding ``window_s`` seconds (:mod:`tobs_sync.sim.floodlimit`); one
+  over it gets ``FLOOD_WAIT_X`` with the time until the window has room (with ``count_refused`` a
+  refused request counts too, so asking during a wait makes it longer). ``fired["limit"]`` counts
+  refusals and ``fired["limit_wait"]`` the floods (a refusal after an admitted request).
 * ``refuse_connections`` -- opening a connection to the DC fails: ``ConnectionRefusedError`` (no
   network), or ``asyncio.IncompleteReadError`` holding the bytes something else answered with (a
   captive portal or an HTTP proxy), which is what Telethon's ``connect()`` raises then.
@@ -259,12 +259,12 @@ class Faults:
         )
 
     def limit_downloads(
-        self, dc: int, requests: int, window_s: float, *, premium: bool = False, count_refused: bool = True
+        self, dc: int, requests: int, window_s: float, *, premium: bool = False, count_refused: bool = False
     ) -> None:
-        """Standing policy, a rate limit on ``dc``: at most ``requests`` GetFile attempts per sliding
+        """Standing policy, a rate limit on ``dc``: at most ``requests`` GetFile requests per sliding
         ``window_s`` seconds; one over it gets ``FLOOD_WAIT_X`` (``FLOOD_PREMIUM_WAIT_X`` if ``premium``),
-        ``X`` the seconds until the window has room. Refused attempts count too unless ``count_refused``
-        is false. Time is the running event loop's clock."""
+        ``X`` the seconds until the window has room. With ``count_refused`` refused requests count too.
+        Time is the running event loop's clock."""
         limit = SlidingLimit(requests, window_s, count_refused=count_refused)
         self._rules.append(FaultRule("limit", "GetFile", _dc(dc), None, premium=premium, limit=limit))
 

@@ -1,22 +1,24 @@
 """A rate-based flood limit for the simulated Telegram: at most ``requests`` attempts per sliding window.
 
 Telegram publishes no limits. It documents error ``420 FLOOD`` as the maximum allowed number of
-*attempts* to invoke a method being exceeded, answered with ``FLOOD_WAIT_X`` (``X`` seconds to wait;
-Telethon raises ``errors.FloodWaitError`` with ``e.seconds == X``). Clients widely report that the
-limits are rates (so many requests in so many seconds, per account and method) and that a client
-that keeps sending during a wait keeps being refused, for longer. :class:`SlidingLimit` models
-exactly that and nothing more:
+attempts to invoke a method being exceeded, answered with ``FLOOD_WAIT_X`` (``X`` seconds to wait;
+Telethon raises ``errors.FloodWaitError`` with ``e.seconds == X``), and clients widely report that
+the limits are rates: so many requests in so many seconds, per account and method. :class:`SlidingLimit`
+models that and nothing more:
 
-* an attempt is admitted when fewer than ``requests`` attempts arrived in the last ``window_s``
-  seconds (a sliding window: no reset at fixed times);
+* an attempt is admitted when fewer than ``requests`` attempts were admitted in the last
+  ``window_s`` seconds (a sliding window: no reset at fixed times);
 * otherwise it is refused with the time until the window has room again (``X`` is that rounded up,
-  at least 1, as Telegram tells waits in whole seconds);
-* a refused attempt still counts (``count_refused``, on by default): it is an attempt. A client that
-  waits as told loses one slot per flood; one that keeps asking during the wait pushes the window's
-  room further away with every request it sends, so its wait grows.
+  at least 1, as Telegram tells waits in whole seconds).
 
-A client that respects every wait gets ``requests`` per ``window_s`` on average, however it spreads
-them: the number of waits depends on how fast it asks, not on a fixed share of its requests.
+So the number of floods depends on how fast a client asks, not on a fixed share of its requests,
+and a client that respects every wait gets ``requests`` per ``window_s`` however it spreads them.
+
+``count_refused=True`` also counts refused attempts in the window, so a client that keeps asking
+during a wait is kept waiting longer, as some users report (Telegram documents nothing of it). It is
+off by default: with it, a pool of workers that each wait as told but together retry at least
+``requests`` times per window is never admitted again, and clients that download with many parallel
+workers (Telethon's own retries of waits of 3 s or less, tdl) are not reported to stall that way.
 
 Limits: the numbers are the caller's (no documented values exist); one window per limit, no
 escalation to hour-long bans; the clock is given by the caller.
@@ -31,7 +33,7 @@ from collections import deque
 class SlidingLimit:
     """At most ``requests`` attempts per ``window_s`` seconds (see the module docstring)."""
 
-    def __init__(self, requests: int, window_s: float, *, count_refused: bool = True) -> None:
+    def __init__(self, requests: int, window_s: float, *, count_refused: bool = False) -> None:
         if requests < 1:
             raise ValueError(f"a flood limit needs at least 1 request per window, got {requests}")
         if not (window_s > 0 and math.isfinite(window_s)):
@@ -49,7 +51,7 @@ class SlidingLimit:
     def attempt(self, now: float) -> float:
         """Admit an attempt at ``now`` (0.0), or refuse it: the seconds until the window has room."""
         attempts = self._attempts
-        while attempts and attempts[0] <= now - self.window_s:
+        while attempts and attempts[0] + self.window_s <= now:
             attempts.popleft()
         if len(attempts) < self.requests:
             attempts.append(now)
