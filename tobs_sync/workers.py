@@ -12,7 +12,7 @@ seconds, rounded up, so a later answer to a request sent before the pause often 
 the flood does). Nothing more is sent to a paused DC: a job of that DC already running (a file part way
 through) calls :func:`stop_if_paused` between two requests and so goes back to the head of its queue,
 to go on from where it stopped once the pause is over, instead of sending requests that Telegram
-refuses (and counts: a client that keeps asking during a wait is kept waiting longer). A DC whose
+refuses (and, some users report, holds against the client: its wait grows). A DC whose
 wait exceeds ``max_flood_wait`` is given up until that wait is over: the jobs
 it holds then, and those submitted meanwhile, fail with ``FloodWait`` so the caller can record them
 and retry on a later pass. Jobs of one DC run back to back, so its connection stays warm. A DC's
