@@ -11,18 +11,21 @@ import pytest
 
 from tobs_sync import bench, benchsuite
 from tobs_sync.model import Chat, EntityKind
+from tobs_sync.sim.faults import Faults
 from tobs_sync.sources.memory import MemorySource
 
 TINY_DC_SPEC = "chats=2,messages=12,media=1,dcs=3,seed=21"
 
 
 def test_dc_benchmark_stores_every_file_under_both_schedulers(capsys: Any) -> None:
-    figures = bench.bench_dc_scenario(flood_every=6, flood_s=1, spec=TINY_DC_SPEC)
+    figures = bench.bench_dc_scenario(bench.DcFlood(requests=3, window_s=1.0), spec=TINY_DC_SPEC)
     aware, naive = figures["dc_aware"], figures["global_pool"]
     assert aware["files"] == naive["files"] > 0
     assert aware["failed"] == naive["failed"] == 0
     assert aware["megabytes"] == pytest.approx(naive["megabytes"])
     assert aware["flood_waits_served"] > 0 and naive["flood_waits_served"] > 0
+    assert aware["per_dc"][bench.FLOODED_DC]["refused"] == aware["flood_waits_served"]
+    assert sum(row["megabytes"] for row in aware["per_dc"].values()) == pytest.approx(aware["megabytes"])
     printed = capsys.readouterr().out
     assert "DC-aware" in printed and "global pool" in printed and "speed-up" in printed
 
@@ -66,12 +69,26 @@ def test_import_benchmark_writes_every_note_once_then_nothing(capsys: Any) -> No
 
 
 def test_the_command_line_runs_one_custom_dc_scenario(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
-    ran: list[tuple[str, int, int]] = []
+    ran: list[tuple[str, bench.DcFlood]] = []
     monkeypatch.setattr(bench, "bench_dc", lambda scenarios: ran.extend(scenarios) or {})
+    assert bench.main(["dc", "--limit", "7", "--window", "5"]) == 0
+    assert ran == [("custom", bench.DcFlood(requests=7, window_s=5.0))]
     assert bench.main(["dc", "--flood-every", "7", "--flood-s", "5"]) == 0
-    assert ran == [("custom", 7, 5)]
+    assert ran[1] == ("custom", bench.DcFlood(window_s=5.0, every_n=7))
+    assert bench.main(["dc", "--limit", "7", "--count-refused"]) == 0
+    assert ran[2] == ("custom", bench.DcFlood(requests=7, window_s=3.0, count_refused=True))
     assert bench.main(["dc"]) == 0
-    assert ran[1:] == list(bench.DC_SCENARIOS)
+    assert ran[3:] == list(bench.DC_SCENARIOS)
+
+
+def test_the_dc_flood_of_a_scenario_sets_up_the_rule_it_describes() -> None:
+    limited, counted, none = Faults(), Faults(), Faults()
+    bench.DcFlood(requests=7, window_s=5.0).apply(limited)
+    bench.DcFlood(window_s=5.0, every_n=7).apply(counted)
+    bench.DcFlood().apply(none)
+    assert [(r.kind, r.dc) for r in limited.pending()] == [("limit", bench.FLOODED_DC)]
+    assert [(r.kind, r.dc, r.every_n, r.seconds) for r in counted.pending()] == [("throttle", bench.FLOODED_DC, 7, 5)]
+    assert none.pending() == []
 
 
 def test_parse_benchmark_reads_every_message_of_the_generated_export(capsys: Any) -> None:

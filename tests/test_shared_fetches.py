@@ -9,6 +9,9 @@ are exact, so they are decided by the pipeline alone.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import math
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from test_durability_order import Event, RecordingVault
@@ -16,14 +19,16 @@ from test_pipeline import START, SlowMemorySource, chats_with_history, timed_pas
 from virtualtime import run_virtual
 
 from tobs_sync.config import load_settings
+from tobs_sync.errors import FloodWait
 from tobs_sync.media import MediaWriter
+from tobs_sync.media_fetch import Download
 from tobs_sync.model import Chat, ChatKind, MediaKind, MediaRef, Message
 from tobs_sync.render import Renderer
 from tobs_sync.store import Store
 from tobs_sync.store_rows import MediaRows
 from tobs_sync.sync import Synchronizer
 from tobs_sync.vault import Vault
-from tobs_sync.workers import DcScheduler
+from tobs_sync.workers import DcScheduler, Job
 
 PHOTO = b"the same photo, posted again " * 200
 
@@ -109,3 +114,50 @@ def test_a_note_embedding_a_file_is_renamed_only_after_the_files_folder_is_fsync
     for at in media_renames:
         next_note = next(i for i, e in enumerate(log) if i > at and e.kind == "rename" and e.path.suffix == ".md")
         assert any(e.kind == "fsync-folder" and e.path == attachments for e in log[at:next_note]), log[at:next_note]
+
+
+class FloodingDc:
+    """One DC serving files in parts (0.1 s each for the first file, 0.15 s for the others): the first
+    file's second part is answered with a 1 s flood wait, and every request that arrives while that
+    wait runs is refused with what is left of it. Records when each request arrived."""
+
+    def __init__(self) -> None:
+        self.flood_until = 0.0
+        self.requests: list[tuple[str, float]] = []
+
+    async def chunks(self, media: MediaRef, offset: int) -> AsyncIterator[bytes]:
+        part = 100
+        while offset < (media.size or 0):
+            now = asyncio.get_running_loop().time()
+            self.requests.append((media.file_key or "", now))
+            if now < self.flood_until:
+                raise FloodWait(math.ceil(self.flood_until - now), "downloading")
+            if media.file_key == "document:1" and offset == part and not self.flood_until:
+                self.flood_until = now + 1.0
+                raise FloodWait(1, "downloading")
+            await asyncio.sleep(0.1 if media.file_key == "document:1" else 0.15)
+            yield bytes([offset // part]) * part
+            offset += part
+
+
+def test_a_download_sends_nothing_to_its_dc_while_another_download_there_waits_out_a_flood(vault: Path) -> None:
+    """The DC says at 0.1 to wait 1 s: the other file on it, whose first part arrives at 0.15, asks for
+    no part before 1.1 (a request meanwhile would be refused, and counted against the account), then
+    resumes where it stopped; both files are whole."""
+    dc = FloodingDc()
+    files = [MediaRef(MediaKind.DOCUMENT.value, f"file-{n}", file_key=f"document:{n}", dc_id=2, size=400)
+             for n in (1, 2)]
+    downloads = [Download(Vault(vault), "files", media, dc.chunks) for media in files]
+    scheduler = DcScheduler(per_dc=2, total=2)
+
+    async def run() -> list[object]:
+        return list((await scheduler.run_all([Job(d, 2, d.run) for d in downloads])).values())
+
+    results = run_virtual(run())
+    during_the_wait = [(key, at) for key, at in dc.requests if 0.1 < at < 1.1 - 1e-9]
+    assert during_the_wait == []
+    expected = b"".join(bytes([n]) * 100 for n in range(4))
+    for result in results:
+        assert not isinstance(result, BaseException)
+        digest, size, temp = result  # type: ignore[misc]
+        assert (digest, size, temp.read_bytes()) == (hashlib.sha256(expected).hexdigest(), 400, expected)

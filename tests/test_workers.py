@@ -13,7 +13,7 @@ import pytest
 from virtualtime import run_virtual
 
 from tobs_sync.errors import FloodWait
-from tobs_sync.workers import DcScheduler, GlobalPool, Job
+from tobs_sync.workers import DcScheduler, GlobalPool, Job, stop_if_paused
 
 DURATION = 0.01
 
@@ -229,3 +229,47 @@ def test_a_job_that_ends_cancelled_does_not_stop_the_jobs_queued_behind_it(sched
     results = run_virtual(scheduler.run_all([Job("gone", 1, cancelled_inside), fake.job("1-next", 1)]))
     assert isinstance(results["gone"], asyncio.CancelledError)
     assert results["1-next"] == "1-next"
+
+
+def parts_job(key: str, dc_id: int, sent: list[tuple[str, float]], *, flood_at_part: int | None = None,
+              wait: float = 0.3, parts: int = 4) -> Job[str]:
+    """A download of ``parts`` requests of ``DURATION`` each, checking its DC between two (as
+    ``Download`` does); ``flood_at_part`` is answered once with a flood wait. Resumes where it stopped."""
+    done = 0
+    flooded = False
+
+    async def run() -> str:
+        nonlocal done, flooded
+        while done < parts:
+            sent.append((key, loop_time()))
+            if done == flood_at_part and not flooded:
+                flooded = True
+                raise FloodWait(wait, "downloading")
+            await asyncio.sleep(DURATION)
+            done += 1
+            if done < parts:
+                stop_if_paused()
+        return key
+
+    return Job(key, dc_id, run)
+
+
+def test_a_running_job_of_a_dc_given_up_stops_at_its_next_request_and_is_deferred() -> None:
+    """A wait longer than the maximum on DC 4 (told at the second part of one file) defers the file
+    running beside it at its next part, without sending it: both fail with the wait."""
+    sent: list[tuple[str, float]] = []
+    jobs = [parts_job("4-a", 4, sent, flood_at_part=1, wait=1000), parts_job("4-b", 4, sent, parts=6)]
+    results = run_virtual(DcScheduler(per_dc=2, total=2, max_flood_wait=60).run_all(jobs))
+    assert isinstance(results["4-a"], FloodWait) and isinstance(results["4-b"], FloodWait)
+    flood_told_at = max(at for key, at in sent if key == "4-a")
+    assert flood_told_at == pytest.approx(DURATION)
+    assert max(at for key, at in sent if key == "4-b") <= flood_told_at  # none of its 6 parts after
+
+
+def test_the_naive_pool_sends_on_to_a_dc_that_asked_another_worker_to_wait() -> None:
+    """As a plain client does: stop_if_paused is no check outside the DC-aware scheduler."""
+    sent: list[tuple[str, float]] = []
+    jobs = [parts_job("4-a", 4, sent, flood_at_part=1), parts_job("4-b", 4, sent)]
+    results = run_virtual(GlobalPool(total=2).run_all(jobs))
+    assert results == {"4-a": "4-a", "4-b": "4-b"}
+    assert [at for key, at in sent if key == "4-b"] == pytest.approx([n * DURATION for n in range(4)])

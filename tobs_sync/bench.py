@@ -5,9 +5,14 @@
 
 ``python -m tobs_sync.bench dc``      DC-aware scheduling vs a naive global pool, on the same
                                       seeded simulation: no flood waits, then one data centre
-                                      under short waits (3 s, which Telethon forgets) and long
-                                      ones (10 s, which Telethon applies to downloads on every DC);
-                                      ``--flood-every N --flood-s S`` runs one scenario of your own.
+                                      rate-limited (at most N download requests per sliding
+                                      window, as Telegram's limits are rates) with
+                                      short waits (a 3 s window: waits Telethon forgets) and long
+                                      ones (10 s: waits Telethon applies to downloads on every DC);
+                                      ``--limit N --window S [--count-refused]`` runs one
+                                      scenario of your own, and
+                                      ``--flood-every N --flood-s S`` one under the older count-based
+                                      model (every N-th request opens an S-second window).
 ``python -m tobs_sync.bench memory``  one 500 MB simulated file downloaded into a vault, in a fresh
                                       process: its peak RSS before and after, and the peak of
                                       Python allocations during the pass (streaming: both stay
@@ -42,6 +47,7 @@ import tempfile
 import time
 import tracemalloc
 from collections.abc import Awaitable, Hashable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,6 +56,7 @@ from tobs_sync.config import TelegramSettings
 from tobs_sync.markdown import render_text
 from tobs_sync.model import Entity, EntityKind
 from tobs_sync.sim import SimulatedTelegram, parse_spec
+from tobs_sync.sim.faults import Faults
 from tobs_sync.sources.telegram import TelegramSource
 from tobs_sync.workers import DcScheduler, GlobalPool, Job
 
@@ -79,9 +86,41 @@ class _Timed:
         return await self._scheduler.run_all([timed(job) for job in jobs])
 
 
-async def _download_backlog(
-    scheduler: DcScheduler | GlobalPool, flood_every: int, flood_s: int, spec: str = DC_SPEC
-) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class DcFlood:
+    """How the flooded DC refuses downloads: a rate limit of ``requests`` GetFile per sliding
+    ``window_s`` seconds (``Faults.limit_downloads``; ``count_refused`` as there), or, with
+    ``every_n``, the older count-based model where every ``every_n``-th GetFile opens a
+    ``window_s``-second window (``Faults.throttle_downloads``). Neither: no flood waits."""
+
+    requests: int = 0
+    window_s: float = 0.0
+    every_n: int = 0
+    count_refused: bool = False
+
+    def apply(self, faults: Faults) -> None:
+        if self.every_n:
+            faults.throttle_downloads(FLOODED_DC, every_n=self.every_n, seconds=int(self.window_s))
+        elif self.requests:
+            faults.limit_downloads(FLOODED_DC, requests=self.requests, window_s=self.window_s,
+                                   count_refused=self.count_refused)
+
+    def describe(self) -> str:
+        if self.every_n:
+            return f"every {self.every_n}th GetFile opens a {self.window_s:g} s window"
+        if self.requests:
+            counted = ", refused ones counted" if self.count_refused else ""
+            return f"at most {self.requests} GetFile per sliding {self.window_s:g} s{counted}"
+        return "no flood waits"
+
+
+def _floods(faults: Faults) -> tuple[int, int]:
+    """(requests refused with a flood wait, floods) by whichever download flood rule ran."""
+    return (faults.fired["throttle"] + faults.fired["limit"],
+            faults.fired["throttle_window"] + faults.fired["limit_wait"])
+
+
+async def _download_backlog(scheduler: DcScheduler | GlobalPool, flood: DcFlood, spec: str = DC_SPEC) -> dict[str, Any]:
     """The media of the whole seeded account stored into a fresh vault by MediaWriter under ``scheduler``.
 
     The history is read first; then every file is queued at once, as a backfill does (a sync pass
@@ -109,13 +148,13 @@ async def _download_backlog(
                 async for chat in source.chats():
                     async for batch in source.batches(chat, 0):
                         pairs += [(m, f"Telegram/{abs(chat.id)}/{m.id}.md") for m in batch if m.media]
-                if flood_every:
-                    sim.faults.throttle_downloads(FLOODED_DC, every_n=flood_every, seconds=flood_s)
+                flood.apply(sim.faults)
                 started = timed.started = time.monotonic()
                 await app.media.store_media(pairs, "bench", source.media_chunks)
                 elapsed = time.monotonic() - started
                 counts = app.media.counts
     megabytes = counts.fetched_bytes / 1e6
+    per_dc = _per_dc_figures(sim, timed, started)
     others = [dc for dc in timed.finished if dc != FLOODED_DC]
     others_mb = sum(sim.stats.bytes_by_dc[dc] for dc in others) / 1e6
     others_s = max(timed.finished[dc] for dc in others) - started
@@ -129,41 +168,69 @@ async def _download_backlog(
         "megabytes": megabytes,
         "seconds": elapsed,
         "mb_per_s": megabytes / elapsed,
-        "flood_waits_served": sim.faults.fired["throttle"],
+        "flood_waits_served": _floods(sim.faults)[0],
+        "flood_windows": _floods(sim.faults)[1],
         "rate_flood_waits": sim.flood_waits,
+        "per_dc": per_dc,
     }
 
 
-# (name, every n-th GetFile on the flooded DC opens a window (0: never), window seconds). Telethon
-# forgets a flood wait of 3 s or less; a longer one it remembers per request type and applies to
-# every DC.
-DC_SCENARIOS = (("no waits", 0, 0), ("short waits", 20, 3), ("long waits", 40, 10))
+def _per_dc_figures(sim: SimulatedTelegram, timed: _Timed, started: float) -> dict[int, dict[str, float]]:
+    """By DC: download requests sent and refused with a flood wait, megabytes, when its last file was
+    done (seconds from the start), and how long its connection was busy carrying bytes."""
+    refused: dict[int, int] = {}
+    for record in sim.stats.log:
+        if record.name == "GetFile" and record.outcome.startswith("FLOOD"):
+            refused[record.dc] = refused.get(record.dc, 0) + 1
+    bandwidth = sim.spec.bandwidth_bytes_per_s
+    return {
+        dc: {
+            "getfile_requests": sim.stats.count("GetFile", dc),
+            "refused": refused.get(dc, 0),
+            "megabytes": sim.stats.bytes_by_dc[dc] / 1e6,
+            "done_s": timed.finished[dc] - started,
+            "link_busy_s": sim.stats.bytes_by_dc[dc] / bandwidth if bandwidth else 0.0,
+        }
+        for dc in sorted(d for d in timed.finished if d is not None)
+    }
 
 
-def bench_dc_scenario(flood_every: int, flood_s: int, spec: str = DC_SPEC) -> dict[str, Any]:
-    """One backlog with DC-aware per-DC queues vs one global pool, 6 workers each, one DC throttled."""
+DC_SCENARIOS: tuple[tuple[str, DcFlood], ...] = (
+    ("no waits", DcFlood()),
+    ("short waits", DcFlood(requests=6, window_s=3.0)),
+    ("long waits", DcFlood(requests=20, window_s=10.0)),
+)
+"""(name, flood on DC 3). Both limits allow 2 download requests per second on average, about half what
+the DC's simulated connection carries in 512 KiB parts. Telethon forgets a flood wait of 3 s or less;
+a longer one it remembers per request type and applies to every DC (the global pool keeps that)."""
+
+
+def bench_dc_scenario(flood: DcFlood, spec: str = DC_SPEC) -> dict[str, Any]:
+    """One backlog with DC-aware per-DC queues vs one global pool, 6 workers each, one DC flooded."""
     aware_scheduler = DcScheduler(per_dc=2, total=6, max_flood_wait=600)
-    aware = asyncio.run(_download_backlog(aware_scheduler, flood_every, flood_s, spec))
-    naive = asyncio.run(_download_backlog(GlobalPool(total=6, max_flood_wait=600), flood_every, flood_s, spec))
-    flood = f"every {flood_every}th GetFile opens a {flood_s} s window" if flood_every else "no flood waits"
-    figures = {"spec": spec, "flooded_dc": FLOODED_DC, "flood": flood,
+    aware = asyncio.run(_download_backlog(aware_scheduler, flood, spec))
+    naive = asyncio.run(_download_backlog(GlobalPool(total=6, max_flood_wait=600), flood, spec))
+    figures = {"spec": spec, "flooded_dc": FLOODED_DC, "flood": flood.describe(),
                "dc_aware": aware, "global_pool": naive,
                "speedup_other_dcs": aware["other_dcs_mb_per_s"] / naive["other_dcs_mb_per_s"],
                "speedup_whole_pass": aware["mb_per_s"] / naive["mb_per_s"]}
-    print(f"DC {FLOODED_DC}: {flood}")
+    print(f"DC {FLOODED_DC}: {flood.describe()}")
     for name, run in (("DC-aware   ", aware), ("global pool", naive)):
         print(f"  {name}: other DCs {run['other_dcs_mb']:.1f} MB in {run['other_dcs_s']:.1f} s = "
               f"{run['other_dcs_mb_per_s']:.2f} MB/s; whole pass {run['megabytes']:.1f} MB in {run['seconds']:.1f} s"
-              f" = {run['mb_per_s']:.2f} MB/s; {run['flood_waits_served']} flood waits served; "
-              f"{run['rate_flood_waits']} provoked by the spec's rate policy")
-    print(f"  speed-up   : {figures['speedup_other_dcs']:.2f}x on the DCs not throttled, "
+              f" = {run['mb_per_s']:.2f} MB/s; {run['flood_waits_served']} requests refused in "
+              f"{run['flood_windows']} floods; {run['rate_flood_waits']} provoked by the spec's rate policy")
+        for dc, row in run["per_dc"].items():
+            print(f"    DC {dc}: {row['getfile_requests']} GetFile, {row['refused']} refused, "
+                  f"{row['megabytes']:.1f} MB, link busy {row['link_busy_s']:.1f} s, done at {row['done_s']:.1f} s")
+    print(f"  speed-up   : {figures['speedup_other_dcs']:.2f}x on the DCs not flooded, "
           f"{figures['speedup_whole_pass']:.2f}x for the whole pass")
     return figures
 
 
-def bench_dc(scenarios: Sequence[tuple[str, int, int]] = DC_SCENARIOS) -> dict[str, Any]:
+def bench_dc(scenarios: Sequence[tuple[str, DcFlood]] = DC_SCENARIOS) -> dict[str, Any]:
     """Every scenario of :data:`DC_SCENARIOS` (or those given), by name."""
-    return {name: bench_dc_scenario(every, seconds) for name, every, seconds in scenarios}
+    return {name: bench_dc_scenario(flood) for name, flood in scenarios}
 
 
 def _peak_rss_mb() -> float:
@@ -382,8 +449,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=20_000, help="rss-child: messages to sync")
     parser.add_argument("--size", type=int, default=500_000_000, help="memory, memory-stream: file size in bytes")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    parser.add_argument("--limit", type=int, metavar="N",
+                        help="dc: one scenario where DC 3 allows N download requests per window (0: no limit)")
+    parser.add_argument("--window", type=float, default=3.0, metavar="S",
+                        help="dc: that sliding window's length in seconds (default 3)")
+    parser.add_argument("--count-refused", action="store_true",
+                        help="dc: with --limit, refused requests count in the window too (asking during a wait "
+                             "makes it longer)")
     parser.add_argument("--flood-every", type=int, metavar="N",
-                        help="dc: one scenario where every N-th download request opens a flood window (0: none)")
+                        help="dc: one scenario of the count-based model: every N-th download request on DC 3 "
+                             "opens a flood window")
     parser.add_argument("--flood-s", type=int, default=3, metavar="S", help="dc: that window's length (default 3)")
     args = parser.parse_args(argv)
     if args.which == "suite":
@@ -396,8 +471,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     figures: dict[str, Any] = {}
     if args.which in ("dc", "all"):
-        custom = [("custom", args.flood_every, args.flood_s)] if args.flood_every is not None else DC_SCENARIOS
-        figures["dc"] = bench_dc(custom)
+        scenarios: Sequence[tuple[str, DcFlood]] = DC_SCENARIOS
+        if args.flood_every is not None:
+            scenarios = [("custom", DcFlood(window_s=args.flood_s, every_n=args.flood_every))]
+        elif args.limit is not None:
+            scenarios = [("custom", DcFlood(requests=args.limit, window_s=args.window,
+                                            count_refused=args.count_refused))]
+        figures["dc"] = bench_dc(scenarios)
     if args.which in ("memory", "all"):
         figures["memory"] = bench_memory(args.size)
     if args.which in ("import", "all"):

@@ -20,8 +20,9 @@ output). ``--quick`` runs every case at a tenth of its size. The cases:
 5. ``rerender_notes_per_s``: the vault of case 1 re-rendered after a template change that alters
    the note of every tenth message; ``rerender_files_written`` (equal to
    ``rerender_files_changed``, the notes whose bytes changed).
-6. ``media_dc_aware_speedup``: the whole media backlog with one DC in flood waits, DC-aware
-   scheduling vs one global pool (``bench dc``).
+6. ``media_dc_aware_speedup``: the whole media backlog with one DC in flood waits (rate-limited:
+   at most so many download requests per sliding window, ``bench dc``'s "short waits" when quick,
+   "long waits" at full size), DC-aware scheduling vs one global pool.
 7. ``import_msgs_per_s``: a generated Desktop export of 100,000 messages imported durably.
 
 Figures are printed, never asserted: they depend on the machine. Limits: the simulator runs in the
@@ -307,13 +308,15 @@ def rss_child(messages: int) -> dict[str, Any]:
 def case_media(scale: float) -> dict[str, Any]:
     from tobs_sync import bench
 
+    scenarios = dict(bench.DC_SCENARIOS)
     if scale >= 1:
-        figures = bench.bench_dc_scenario(flood_every=40, flood_s=10)
+        figures = bench.bench_dc_scenario(scenarios["long waits"])
     elif scale >= 0.1:
         spec = "chats=4,messages=15,media=1,latency_ms=20,dcs=3,bandwidth_kbps=16000,seed=21"
-        figures = bench.bench_dc_scenario(flood_every=8, flood_s=3, spec=spec)
+        figures = bench.bench_dc_scenario(scenarios["short waits"], spec=spec)
     else:  # tests of the suite itself
-        figures = bench.bench_dc_scenario(flood_every=6, flood_s=1, spec="chats=2,messages=12,media=1,dcs=3,seed=21")
+        tiny = bench.DcFlood(requests=3, window_s=1.0)
+        figures = bench.bench_dc_scenario(tiny, spec="chats=2,messages=12,media=1,dcs=3,seed=21")
     return {"media_dc_aware_speedup": figures["speedup_whole_pass"], "files": figures["dc_aware"]["files"],
             "failed": figures["dc_aware"]["failed"] + figures["global_pool"]["failed"], "spec": figures["spec"]}
 

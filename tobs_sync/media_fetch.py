@@ -32,7 +32,7 @@ from tobs_sync.errors import FloodWait
 from tobs_sync.model import MediaRef
 from tobs_sync.observe import NO_OBSERVER, SyncObserver
 from tobs_sync.vault import Vault
-from tobs_sync.workers import Job
+from tobs_sync.workers import Job, LanePaused, stop_if_paused
 
 Fetch = Callable[[MediaRef, int], AsyncIterator[bytes]]
 Fetched = tuple[str, int, Path]
@@ -43,12 +43,21 @@ class Submits(Protocol):
     def submit(self, job: Job[Any]) -> asyncio.Future[Any]: ...
 
 
+async def _close(chunks: AsyncIterator[bytes]) -> None:
+    """Close a chunk stream left before its end (its connection is given back at once)."""
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
 class Download:
     """One file streaming into a hidden temp file; resumable after a flood wait.
 
     The scheduler re-runs a job that ended in :class:`FloodWait` once the DC's pause is over;
     the download then continues from the bytes it already has (hash state included) instead of
-    starting again, so a throttled DC still makes progress. Any other failure removes the temp file.
+    starting again, so a throttled DC still makes progress. Between two chunks it stops (and is
+    re-run likewise) when its DC has been paused meanwhile, so no request goes to a DC that asked to
+    wait. Any other failure removes the temp file.
     """
 
     def __init__(
@@ -67,19 +76,26 @@ class Download:
     async def run(self) -> Fetched:
         if self._out is None:
             self._out, self._temp = self._vault.open_temp(self._folder)
+        chunks = self._fetch(self._media, self._offset)
         try:
-            async for chunk in self._fetch(self._media, self._offset):
+            async for chunk in chunks:
                 self._digest.update(chunk)
                 self._out.write(chunk)
                 self._offset += len(chunk)
                 self._observer.media_bytes(self._chat_id, self._media.dc_id, len(chunk))
+                if self._media.size is None or self._offset < self._media.size:
+                    stop_if_paused()  # the DC asked another download to wait: send it nothing more until then
             temp = self._vault.finish_temp(self._out, self._temp)
+        except LanePaused:
+            raise  # keep what we have: the next run resumes at self._offset
         except FloodWait as flood:
             self._observer.flood_wait(self._media.dc_id, flood.seconds)
             raise  # keep what we have: the next run resumes at self._offset
         except BaseException:
             self.discard()
             raise
+        finally:
+            await _close(chunks)
         self._out = None  # finished: the temp file now belongs to the caller
         if self.abandoned:
             temp.unlink(missing_ok=True)

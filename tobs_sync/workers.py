@@ -9,13 +9,18 @@ double a DC's concurrency. When a job reports a flood wait (:class:`~tobs_sync.e
 only that DC's queue pauses for the wait while the other DCs keep going; the job is retried after
 the pause (the earliest end that the answers received during a pause allow: Telegram tells a wait in whole
 seconds, rounded up, so a later answer to a request sent before the pause often ends it later than
-the flood does). A DC whose wait exceeds ``max_flood_wait`` is given up until that wait is over: the jobs
+the flood does). Nothing more is sent to a paused DC: a job of that DC already running (a file part way
+through) calls :func:`stop_if_paused` between two requests and so goes back to the head of its queue,
+to go on from where it stopped once the pause is over, instead of sending requests that Telegram
+refuses (and, some users report, holds against the client: its wait grows). A DC whose
+wait exceeds ``max_flood_wait`` is given up until that wait is over: the jobs
 it holds then, and those submitted meanwhile, fail with ``FloodWait`` so the caller can record them
 and retry on a later pass. Jobs of one DC run back to back, so its connection stays warm. A DC's
 workers end when its queue is empty and start again with the next job submitted.
 
-:class:`GlobalPool` is the naive alternative (one shared pool, a flood wait sleeps in the
-worker that hit it), kept for the benchmark that shows why the DC-aware scheduler exists.
+:class:`GlobalPool` is the naive alternative, what a plain client does (one shared pool; a flood
+wait sleeps the worker that hit it while the other workers go on sending, to that DC too), kept for
+the benchmark that shows why the DC-aware scheduler exists.
 
 Time is read from the running event loop (``loop.time()``, a monotonic clock) and waited with
 ``asyncio.sleep`` on that same loop: one clock for both, so a loop with a virtual clock (tests)
@@ -30,6 +35,7 @@ whose future is cancelled before it starts is skipped; one already running is no
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Sequence
@@ -64,19 +70,43 @@ class _Lane:
     given_up_until: float = 0.0
 
 
+class LanePaused(Exception):  # a signal to the scheduler, not an error
+    """Raised by :func:`stop_if_paused` in a job whose DC is paused: the job goes back to its queue."""
+
+
+_RUNNING_LANE: contextvars.ContextVar[_Lane | None] = contextvars.ContextVar("tobs_sync_running_lane", default=None)
+"""The lane of the job the current task runs for a :class:`DcScheduler` (None elsewhere)."""
+
+
+def stop_if_paused() -> None:
+    """For a job between two requests to its DC: raise :class:`LanePaused` if that DC is paused (a flood
+    wait answered to another of its jobs, or given up until a long wait ends), so that nothing more is
+    sent to it before the wait ends. The job is run again after the pause and must go on from where it
+    stopped. Does nothing outside a :class:`DcScheduler` job (the naive pool sends on, as a plain client
+    does)."""
+    lane = _RUNNING_LANE.get()
+    if lane is None:
+        return
+    now = _now()
+    if lane.paused_until > now or (lane.given_up is not None and now < lane.given_up_until):
+        raise LanePaused
+
+
 def _now() -> float:
     """The running event loop's clock: the one ``asyncio.sleep`` waits on."""
     return asyncio.get_running_loop().time()
 
 
-async def _attempt(job: Job[T], future: asyncio.Future[T]) -> FloodWait | None:
-    """Run ``job`` once and settle ``future`` with its result or error. A flood wait is returned with
-    ``future`` unsettled (the caller pauses, then runs the job again); a cancellation cancels
-    ``future`` and goes on only when the worker itself is being stopped."""
+async def _attempt(job: Job[T], future: asyncio.Future[T]) -> FloodWait | LanePaused | None:
+    """Run ``job`` once and settle ``future`` with its result or error. A flood wait (or a stop for a
+    pause already known) is returned with ``future`` unsettled (the caller pauses, then runs the job
+    again); a cancellation cancels ``future`` and goes on only when the worker itself is being stopped."""
     try:
         result = await job.run()
     except FloodWait as flood:
         return flood
+    except LanePaused as paused:
+        return paused
     except asyncio.CancelledError:
         future.cancel()
         if _stopping():
@@ -165,8 +195,14 @@ class DcScheduler:
                     continue
                 lane.given_up = None
                 async with slots:
-                    if (flood := await _attempt(job, future)) is not None:
-                        self._pause(dc_id, lane, flood)
+                    running = _RUNNING_LANE.set(lane)
+                    try:
+                        stopped = await _attempt(job, future)
+                    finally:
+                        _RUNNING_LANE.reset(running)
+                    if stopped is not None:
+                        if isinstance(stopped, FloodWait):
+                            self._pause(dc_id, lane, stopped)
                         lane.queue.appendleft((job, future))  # retried after the pause (or failed if given up)
         finally:
             lane.workers -= 1
@@ -216,12 +252,13 @@ class GlobalPool:
         return await _gather_keyed(jobs, [self.submit(job) for job in jobs])
 
     async def _worker(self) -> None:
+        _RUNNING_LANE.set(None)  # this task's own context: no lane, whoever submitted the first job
         try:
             while self._queue:
                 job, future = self._queue.popleft()
                 if future.done():
                     continue
-                while (flood := await _attempt(job, future)) is not None:
+                while isinstance(flood := await _attempt(job, future), FloodWait):
                     if flood.seconds > self._max_flood_wait:
                         _settle(future, error=flood)
                         if job.abandon is not None:

@@ -42,7 +42,13 @@ What a caller sees (all exceptions are the real Telethon classes, built by ``rpc
   the dialog list and ``channels.getChannels`` show it as ``channelForbidden``.
 * ``flood_downloads`` -- a standing per-DC policy: every ``every_n``-th GetFile on the DC gets a flood wait.
 * ``throttle_downloads`` -- the same, but each flood opens a window in which every GetFile on that DC
-  is refused with the seconds left, as a throttled Telegram DC answers.
+  is refused with the seconds left. The number of windows is then fixed by the number of requests,
+  however they are spread in time (kept for tests that want a flood at a known request).
+* ``limit_downloads`` -- a standing per-DC rate limit, as Telegram's limits are: at most ``requests``
+  GetFile requests on the DC per sliding ``window_s`` seconds (:mod:`tobs_sync.sim.floodlimit`); one
+  over it gets ``FLOOD_WAIT_X`` with the time until the window has room (with ``count_refused`` a
+  refused request counts too, so asking during a wait makes it longer). ``fired["limit"]`` counts
+  refusals and ``fired["limit_wait"]`` the floods (a refusal after an admitted request).
 * ``refuse_connections`` -- opening a connection to the DC fails: ``ConnectionRefusedError`` (no
   network), or ``asyncio.IncompleteReadError`` holding the bytes something else answered with (a
   captive portal or an HTTP proxy), which is what Telethon's ``connect()`` raises then.
@@ -60,6 +66,7 @@ from telethon.tl.alltlobjects import tlobjects
 from telethon.tl.tlobject import TLRequest
 
 from tobs_sync.sim.files import media_id_of_key
+from tobs_sync.sim.floodlimit import SlidingLimit
 
 
 def class_names(cls: type) -> tuple[str, str]:
@@ -101,6 +108,7 @@ class FaultRule:
     until: float = 0.0
     premium: bool = False
     after: int = 0
+    limit: SlidingLimit | None = None
 
     @property
     def flood_message(self) -> str:
@@ -250,6 +258,16 @@ class Faults:
             FaultRule("throttle", "GetFile", _dc(dc), None, seconds=int(seconds), every_n=every_n, premium=premium)
         )
 
+    def limit_downloads(
+        self, dc: int, requests: int, window_s: float, *, premium: bool = False, count_refused: bool = False
+    ) -> None:
+        """Standing policy, a rate limit on ``dc``: at most ``requests`` GetFile requests per sliding
+        ``window_s`` seconds; one over it gets ``FLOOD_WAIT_X`` (``FLOOD_PREMIUM_WAIT_X`` if ``premium``),
+        ``X`` the seconds until the window has room. With ``count_refused`` refused requests count too.
+        Time is the running event loop's clock."""
+        limit = SlidingLimit(requests, window_s, count_refused=count_refused)
+        self._rules.append(FaultRule("limit", "GetFile", _dc(dc), None, premium=premium, limit=limit))
+
     def private_channel(self, chat_id: int) -> None:
         """Make the channel (marked id) private: its history raises ``ChannelPrivateError``."""
         self._private.add(chat_id)
@@ -295,6 +313,10 @@ class Faults:
                 if (window := self._throttle(rule)) is None:
                     continue
                 return window
+            if rule.kind == "limit":
+                if (refusal := self._limit(rule)) is None:
+                    continue
+                return refusal
             return self._fire(rule)
         return None
 
@@ -306,10 +328,23 @@ class Faults:
             if rule.seen % rule.every_n:
                 return None
             rule.until = now + rule.seconds
+            self.fired["throttle_window"] += 1
         self.fired["throttle"] += 1
         return FaultRule(
             "flood", rule.request, rule.dc, 1, seconds=max(1, math.ceil(rule.until - now)), premium=rule.premium
         )
+
+    def _limit(self, rule: FaultRule) -> FaultRule | None:
+        """A flood answer if ``rule``'s rate limit refuses this attempt."""
+        assert rule.limit is not None  # nosec B101  # set by limit_downloads for every "limit" rule
+        waits = rule.limit.waits
+        wait = rule.limit.attempt(asyncio.get_running_loop().time())
+        if not wait:
+            return None
+        self.fired["limit"] += 1
+        if rule.limit.waits > waits:
+            self.fired["limit_wait"] += 1
+        return FaultRule("flood", rule.request, rule.dc, 1, seconds=SlidingLimit.told(wait), premium=rule.premium)
 
     def take_refusal(self, dc: int) -> BaseException | None:
         """The error opening a connection to ``dc`` ends with now, if a rule says so."""
