@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from tobs_sync.config import STATE_DIR
 from tobs_sync.errors import VaultError
 from tobs_sync.media import MediaWriter
 from tobs_sync.merge import generated_base
+from tobs_sync.model import Message
 from tobs_sync.note_placement import PlannedNote
 from tobs_sync.note_render import NoteRendering
 from tobs_sync.publish import Draft, Publisher
+from tobs_sync.rerender_files import NoteFiles
 from tobs_sync.store import Store
 from tobs_sync.store_comments import COMMENT_NOTE
 from tobs_sync.store_rows import CHAT_NOTE, MESSAGE_NOTE, ChatState, NoteRow
@@ -75,12 +77,14 @@ class Rerenderer:
                 else [self._known_note(path) for path in paths])
         changed: list[tuple[NoteRow, bytes | None]] = []
         kept = 0
+        files = NoteFiles(self._vault)
         for start in range(0, len(rows), RENDER_BATCH):
             chunk = rows[start:start + RENDER_BATCH]
             bases = self._store.note_bases([row.path for row in chunk])
+            cached = self._messages_of(chunk)
             for row in chunk:
-                data = self.rerender(row, states)
-                if force or self._needs_write(row, data, bases.get(row.path)):
+                data = self.rerender(row, states, messages=cached)
+                if force or self._needs_write(row, data, bases.get(row.path), files):
                     keep = kept + len(data) <= KEPT_RENDERS_BYTES
                     kept += len(data) if keep else 0
                     changed.append((row, data if keep else None))
@@ -96,19 +100,25 @@ class Rerenderer:
         return report
 
     def rerender(
-        self, row: NoteRow, states: dict[int, ChatState], media: dict[int, list[StoredMedia]] | None = None
+        self, row: NoteRow, states: dict[int, ChatState], media: dict[int, list[StoredMedia]] | None = None,
+        *, messages: Mapping[tuple[int, int], Message] | None = None,
     ) -> bytes:
-        """A stored note rendered again from the store (``media``: slots fetched just now, not yet committed)."""
+        """A stored note rendered again from the store (``media``: slots fetched just now, not yet committed;
+        ``messages``: cached messages by ``(chat id, message id)`` read for a batch of notes, see
+        :meth:`_messages_of`; without it each message is read on its own)."""
         if row.kind == COMMENT_NOTE:
             return self._comment_note(row)
         state = states[row.chat_id]
         if row.kind == CHAT_NOTE:
             return self._notes.chat_note(state, row.path)
-        messages = [m for mid in row.message_ids if (m := self._store.message(row.chat_id, mid)) is not None]
-        note = PlannedNote(messages, row.path, row)
+        if messages is None:
+            found = [m for mid in row.message_ids if (m := self._store.message(row.chat_id, mid)) is not None]
+        else:
+            found = [m for mid in row.message_ids if (m := messages.get((row.chat_id, mid))) is not None]
+        note = PlannedNote(found, row.path, row)
         fetched = media or {}
-        stored = {m.id: fetched[m.id] if m.id in fetched else self._media.stored_media(m) for m in messages}
-        return self._notes.message_note(state, note, stored, {})
+        # slots fetched just now; the others are read by message_note (only for messages that have media)
+        return self._notes.message_note(state, note, {m.id: fetched[m.id] for m in found if m.id in fetched}, {})
 
     def rerender_one(self, row: NoteRow, state: ChatState, media: dict[int, list[StoredMedia]] | None) -> bytes:
         """:meth:`rerender` of a note of the chat of ``state``."""
@@ -138,11 +148,26 @@ class Rerenderer:
         log.warning("%s: the previous file is kept as %s", path, backup)
         return backup
 
-    def _needs_write(self, row: NoteRow, data: bytes, bases: tuple[bytes | None, bytes | None] | None) -> bool:
+    def _messages_of(self, rows: Sequence[NoteRow]) -> dict[tuple[int, int], Message]:
+        """The cached messages of the message notes among ``rows``, by ``(chat id, message id)``: one
+        query per chat (and 500 ids) instead of one per message."""
+        wanted: dict[int, list[int]] = {}
+        for row in rows:
+            if row.kind == MESSAGE_NOTE:
+                wanted.setdefault(row.chat_id, []).extend(row.message_ids)
+        return {
+            (chat_id, message_id): message
+            for chat_id, ids in wanted.items()
+            for message_id, message in self._store.messages_by_id(chat_id, ids).items()
+        }
+
+    def _needs_write(
+        self, row: NoteRow, data: bytes, bases: tuple[bytes | None, bytes | None] | None, files: NoteFiles
+    ) -> bool:
         if row.conflict_hash is not None or row.intended_hash is not None:
             return True  # re-check: the user may have reverted the edit; a write was left unfinished
         if sha256_hex(data) == row.content_hash:
-            return not self._vault.resolve(row.path).exists()
+            return not files.exists(row.path)  # unchanged bytes: nothing read, only the folder's listing
         # the note holds the user's text too: unchanged if the generated part is and the file is as written
         if bases is None or bases[0] is None or bases[0] != generated_base(data):
             return True
