@@ -65,8 +65,12 @@ def test_a_rerender_reads_a_batch_of_notes_messages_in_one_query(vault: Path) ->
     message_reads = [s for s in statements if "FROM messages" in s]
     assert len(message_reads) == 1, message_reads  # was one per message
     assert not [s for s in statements if "FROM message_media" in s]  # text messages have no media to ask about
+    link_reads = [s for s in statements if "FROM note_members" in s]
+    assert len(link_reads) == 1, link_reads  # was one per reply
     text = (vault / paths[0]).read_text(encoding="utf-8")
     assert "News 1" in text and "(rendered again)" in text
+    replied = paths[3].removesuffix(".md")
+    assert f"In reply to [[{replied}|" in (vault / paths[4]).read_text(encoding="utf-8")  # message 5 links to 4
 
 
 def test_a_rerender_of_unchanged_notes_resolves_their_folder_not_each_note(

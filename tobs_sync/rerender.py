@@ -82,8 +82,9 @@ class Rerenderer:
             chunk = rows[start:start + RENDER_BATCH]
             bases = self._store.note_bases([row.path for row in chunk])
             cached = self._messages_of(chunk)
+            targets = self._link_targets(chunk, cached)
             for row in chunk:
-                data = self.rerender(row, states, messages=cached)
+                data = self.rerender(row, states, messages=cached, linked=targets.get(row.chat_id))
                 if force or self._needs_write(row, data, bases.get(row.path), files):
                     keep = kept + len(data) <= KEPT_RENDERS_BYTES
                     kept += len(data) if keep else 0
@@ -101,11 +102,12 @@ class Rerenderer:
 
     def rerender(
         self, row: NoteRow, states: dict[int, ChatState], media: dict[int, list[StoredMedia]] | None = None,
-        *, messages: Mapping[tuple[int, int], Message] | None = None,
+        *, messages: Mapping[tuple[int, int], Message] | None = None, linked: dict[int, str] | None = None,
     ) -> bytes:
         """A stored note rendered again from the store (``media``: slots fetched just now, not yet committed;
         ``messages``: cached messages by ``(chat id, message id)`` read for a batch of notes, see
-        :meth:`_messages_of`; without it each message is read on its own)."""
+        :meth:`_messages_of`, and ``linked``: note paths of messages of the note's chat it may link to,
+        see :meth:`_link_targets`; without them each is read on its own)."""
         if row.kind == COMMENT_NOTE:
             return self._comment_note(row)
         state = states[row.chat_id]
@@ -118,7 +120,8 @@ class Rerenderer:
         note = PlannedNote(found, row.path, row)
         fetched = media or {}
         # slots fetched just now; the others are read by message_note (only for messages that have media)
-        return self._notes.message_note(state, note, {m.id: fetched[m.id] for m in found if m.id in fetched}, {})
+        stored = {m.id: fetched[m.id] for m in found if m.id in fetched}
+        return self._notes.message_note(state, note, stored, {} if linked is None else linked)
 
     def rerender_one(self, row: NoteRow, state: ChatState, media: dict[int, list[StoredMedia]] | None) -> bytes:
         """:meth:`rerender` of a note of the chat of ``state``."""
@@ -160,6 +163,23 @@ class Rerenderer:
             for chat_id, ids in wanted.items()
             for message_id, message in self._store.messages_by_id(chat_id, ids).items()
         }
+
+    def _link_targets(
+        self, rows: Sequence[NoteRow], messages: Mapping[tuple[int, int], Message]
+    ) -> dict[int, dict[int, str]]:
+        """Per chat, ``message id -> note path`` of the messages in the same chat that the first
+        messages of ``rows`` reply to or pinned (the links a message note shows), in one query per
+        chat; a target with no note is left out (and then asked of the store again, as before)."""
+        wanted: dict[int, set[int]] = {}
+        for row in rows:
+            first = messages.get((row.chat_id, row.message_ids[0])) if row.message_ids else None
+            if row.kind != MESSAGE_NOTE or first is None:
+                continue
+            if first.reply is not None and first.reply.chat_id in (None, row.chat_id):
+                wanted.setdefault(row.chat_id, set()).add(first.reply.message_id)
+            if first.action is not None and first.action.kind == "pin_message" and first.action.message_id is not None:
+                wanted.setdefault(row.chat_id, set()).add(first.action.message_id)
+        return {chat_id: self._store.note_paths_of_messages(chat_id, sorted(ids)) for chat_id, ids in wanted.items()}
 
     def _needs_write(
         self, row: NoteRow, data: bytes, bases: tuple[bytes | None, bytes | None] | None, files: NoteFiles
