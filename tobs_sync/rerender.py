@@ -4,9 +4,13 @@
 edited generated part after a backup into ``.tobs/backups``), the relinking of notes whose replied-to
 note now exists, the media retry, live changes (:mod:`tobs_sync.changes`) and channel comments. A
 message note, a chat note and a comment note are each rendered the way the pass renders them
-(:mod:`tobs_sync.note_render`, :mod:`tobs_sync.comments`). Limits: only notes rendered from messages
-(:data:`RENDERED_KINDS`; the status note is written after passes); it reads nothing from the source
-and moves no cursor; a note's path never changes here.
+(:mod:`tobs_sync.note_render`, :mod:`tobs_sync.comments`). ``render_all`` reads the store per batch
+of :data:`RENDER_BATCH` notes (their messages, the notes their replies and pins link to) and looks a
+note whose bytes did not change up in its folder's listing (:mod:`tobs_sync.rerender_files`) rather
+than on disk. Limits: only notes rendered from messages (:data:`RENDERED_KINDS`; the status note is
+written after passes); it reads nothing from the source and moves no cursor; a note's path never
+changes here; rendering runs in this process (a pool of worker processes did not pay on a busy
+2-core machine: see the README's Benchmarks).
 """
 
 from __future__ import annotations
