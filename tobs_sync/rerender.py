@@ -4,24 +4,30 @@
 edited generated part after a backup into ``.tobs/backups``), the relinking of notes whose replied-to
 note now exists, the media retry, live changes (:mod:`tobs_sync.changes`) and channel comments. A
 message note, a chat note and a comment note are each rendered the way the pass renders them
-(:mod:`tobs_sync.note_render`, :mod:`tobs_sync.comments`). Limits: only notes rendered from messages
-(:data:`RENDERED_KINDS`; the status note is written after passes); it reads nothing from the source
-and moves no cursor; a note's path never changes here.
+(:mod:`tobs_sync.note_render`, :mod:`tobs_sync.comments`). ``render_all`` reads the store per batch
+of :data:`RENDER_BATCH` notes (their messages, the notes their replies and pins link to) and looks a
+note whose bytes did not change up in its folder's listing (:mod:`tobs_sync.rerender_files`) rather
+than on disk. Limits: only notes rendered from messages (:data:`RENDERED_KINDS`; the status note is
+written after passes); it reads nothing from the source and moves no cursor; a note's path never
+changes here; rendering runs in this process (a pool of worker processes did not pay on a busy
+2-core machine: see the README's Benchmarks).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from tobs_sync.config import STATE_DIR
 from tobs_sync.errors import VaultError
 from tobs_sync.media import MediaWriter
 from tobs_sync.merge import generated_base
+from tobs_sync.model import Message
 from tobs_sync.note_placement import PlannedNote
 from tobs_sync.note_render import NoteRendering
 from tobs_sync.publish import Draft, Publisher
+from tobs_sync.rerender_files import NoteFiles
 from tobs_sync.store import Store
 from tobs_sync.store_comments import COMMENT_NOTE
 from tobs_sync.store_rows import CHAT_NOTE, MESSAGE_NOTE, ChatState, NoteRow
@@ -75,12 +81,15 @@ class Rerenderer:
                 else [self._known_note(path) for path in paths])
         changed: list[tuple[NoteRow, bytes | None]] = []
         kept = 0
+        files = NoteFiles(self._vault)
         for start in range(0, len(rows), RENDER_BATCH):
             chunk = rows[start:start + RENDER_BATCH]
             bases = self._store.note_bases([row.path for row in chunk])
+            cached = self._messages_of(chunk)
+            targets = self._link_targets(chunk, cached)
             for row in chunk:
-                data = self.rerender(row, states)
-                if force or self._needs_write(row, data, bases.get(row.path)):
+                data = self.rerender(row, states, messages=cached, linked=targets.get(row.chat_id))
+                if force or self._needs_write(row, data, bases.get(row.path), files):
                     keep = kept + len(data) <= KEPT_RENDERS_BYTES
                     kept += len(data) if keep else 0
                     changed.append((row, data if keep else None))
@@ -96,19 +105,27 @@ class Rerenderer:
         return report
 
     def rerender(
-        self, row: NoteRow, states: dict[int, ChatState], media: dict[int, list[StoredMedia]] | None = None
+        self, row: NoteRow, states: dict[int, ChatState], media: dict[int, list[StoredMedia]] | None = None,
+        *, messages: Mapping[tuple[int, int], Message] | None = None, linked: dict[int, str] | None = None,
     ) -> bytes:
-        """A stored note rendered again from the store (``media``: slots fetched just now, not yet committed)."""
+        """A stored note rendered again from the store (``media``: slots fetched just now, not yet committed;
+        ``messages``: cached messages by ``(chat id, message id)`` read for a batch of notes, see
+        :meth:`_messages_of`, and ``linked``: note paths of messages of the note's chat it may link to,
+        see :meth:`_link_targets`; without them each is read on its own)."""
         if row.kind == COMMENT_NOTE:
             return self._comment_note(row)
         state = states[row.chat_id]
         if row.kind == CHAT_NOTE:
             return self._notes.chat_note(state, row.path)
-        messages = [m for mid in row.message_ids if (m := self._store.message(row.chat_id, mid)) is not None]
-        note = PlannedNote(messages, row.path, row)
+        if messages is None:
+            found = [m for mid in row.message_ids if (m := self._store.message(row.chat_id, mid)) is not None]
+        else:
+            found = [m for mid in row.message_ids if (m := messages.get((row.chat_id, mid))) is not None]
+        note = PlannedNote(found, row.path, row)
         fetched = media or {}
-        stored = {m.id: fetched[m.id] if m.id in fetched else self._media.stored_media(m) for m in messages}
-        return self._notes.message_note(state, note, stored, {})
+        # slots fetched just now; the others are read by message_note (only for messages that have media)
+        stored = {m.id: fetched[m.id] for m in found if m.id in fetched}
+        return self._notes.message_note(state, note, stored, {} if linked is None else linked)
 
     def rerender_one(self, row: NoteRow, state: ChatState, media: dict[int, list[StoredMedia]] | None) -> bytes:
         """:meth:`rerender` of a note of the chat of ``state``."""
@@ -138,11 +155,43 @@ class Rerenderer:
         log.warning("%s: the previous file is kept as %s", path, backup)
         return backup
 
-    def _needs_write(self, row: NoteRow, data: bytes, bases: tuple[bytes | None, bytes | None] | None) -> bool:
+    def _messages_of(self, rows: Sequence[NoteRow]) -> dict[tuple[int, int], Message]:
+        """The cached messages of the message notes among ``rows``, by ``(chat id, message id)``: one
+        query per chat (and 500 ids) instead of one per message."""
+        wanted: dict[int, list[int]] = {}
+        for row in rows:
+            if row.kind == MESSAGE_NOTE:
+                wanted.setdefault(row.chat_id, []).extend(row.message_ids)
+        return {
+            (chat_id, message_id): message
+            for chat_id, ids in wanted.items()
+            for message_id, message in self._store.messages_by_id(chat_id, ids).items()
+        }
+
+    def _link_targets(
+        self, rows: Sequence[NoteRow], messages: Mapping[tuple[int, int], Message]
+    ) -> dict[int, dict[int, str]]:
+        """Per chat, ``message id -> note path`` of the messages in the same chat that the first
+        messages of ``rows`` reply to or pinned (the links a message note shows), in one query per
+        chat; a target with no note is left out (and then asked of the store again, as before)."""
+        wanted: dict[int, set[int]] = {}
+        for row in rows:
+            first = messages.get((row.chat_id, row.message_ids[0])) if row.message_ids else None
+            if row.kind != MESSAGE_NOTE or first is None:
+                continue
+            if first.reply is not None and first.reply.chat_id in (None, row.chat_id):
+                wanted.setdefault(row.chat_id, set()).add(first.reply.message_id)
+            if first.action is not None and first.action.kind == "pin_message" and first.action.message_id is not None:
+                wanted.setdefault(row.chat_id, set()).add(first.action.message_id)
+        return {chat_id: self._store.note_paths_of_messages(chat_id, sorted(ids)) for chat_id, ids in wanted.items()}
+
+    def _needs_write(
+        self, row: NoteRow, data: bytes, bases: tuple[bytes | None, bytes | None] | None, files: NoteFiles
+    ) -> bool:
         if row.conflict_hash is not None or row.intended_hash is not None:
             return True  # re-check: the user may have reverted the edit; a write was left unfinished
         if sha256_hex(data) == row.content_hash:
-            return not self._vault.resolve(row.path).exists()
+            return not files.exists(row.path)  # unchanged bytes: nothing read, only the folder's listing
         # the note holds the user's text too: unchanged if the generated part is and the file is as written
         if bases is None or bases[0] is None or bases[0] != generated_base(data):
             return True

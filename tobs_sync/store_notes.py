@@ -39,6 +39,20 @@ class NotesIndex(StoreConnection):
         ).fetchone()
         return None if row is None else _note_row(row)
 
+    def note_paths_of_messages(self, chat_id: int, message_ids: Sequence[int]) -> dict[int, str]:
+        """``message id -> note path`` for those of a chat's ``message_ids`` that a note holds (what
+        :meth:`note_of_message` gives, for many messages in one query per 500 ids)."""
+        ids = list(dict.fromkeys(message_ids))
+        found: dict[int, str] = {}
+        for start in range(0, len(ids), _BASES_CHUNK):
+            rows = self._db.execute(
+                "SELECT m.message_id, n.path FROM note_members m JOIN notes n ON n.path = m.path"
+                " WHERE m.chat_id=? AND m.message_id IN (SELECT value FROM json_each(?))",
+                (chat_id, json.dumps(ids[start:start + _BASES_CHUNK])),
+            ).fetchall()
+            found.update((int(message_id), str(path)) for message_id, path in rows)
+        return found
+
     def notes_of_message_range(self, chat_id: int, first: int, end: int) -> dict[int, NoteRow]:
         """The notes of a chat's messages ``first <= id < end``, by message id, in one query."""
         members = self._db.execute(
