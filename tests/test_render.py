@@ -60,6 +60,22 @@ def test_properties_become_frontmatter_with_identity_added_last(tmp_path: Path) 
     assert "flag: 'yes'" in data
 
 
+def test_a_template_saved_between_renders_is_used_by_the_next_render(tmp_path: Path) -> None:
+    renderer = renderer_with(tmp_path, "first")
+    kept = Renderer(tmp_path / "templates", auto_reload=False)
+    assert b"first" in renderer.render(MESSAGE_TEMPLATE, {}, IDENTITY)
+    assert b"first" in kept.render(MESSAGE_TEMPLATE, {}, IDENTITY)
+    (tmp_path / "templates" / MESSAGE_TEMPLATE).write_text("second version", encoding="utf-8")
+    assert b"second version" in renderer.render(MESSAGE_TEMPLATE, {}, IDENTITY)
+    assert b"first" in kept.render(MESSAGE_TEMPLATE, {}, IDENTITY)  # auto_reload=False: as first compiled
+
+
+def test_template_globals_are_there_and_a_context_value_of_the_same_name_wins(tmp_path: Path) -> None:
+    renderer = renderer_with(tmp_path, "{{ wikilink('a.md', 'A') }} {{ merge({'x': 1}, {'x': 2}).x }} {{ range }}")
+    data = renderer.render(MESSAGE_TEMPLATE, {"range": "mine"}, IDENTITY)
+    assert b"[[a|A]] 1 mine" in data
+
+
 def test_syntax_error_names_template_file_and_line(tmp_path: Path) -> None:
     renderer = renderer_with(tmp_path, "line one\n{% if %}\n")
     with pytest.raises(TemplateError) as error:

@@ -146,8 +146,11 @@ class Renderer:
             "wikilink": wikilink,
             "strftime": _strftime,
         })
-        self._env.globals["wikilink"] = wikilink
-        self._env.globals["merge"] = merge
+        self._env.trust_plain_function("wikilink", wikilink)
+        self._env.trust_plain_function("merge", merge)
+        self._auto_reload = auto_reload
+        self._held: dict[str, tuple[jinja2.Template, dict[str, Any]]] = {}
+        """Per template name: the compiled template and its globals as a plain mapping."""
 
     def template_file(self, name: str) -> str:
         """Where template ``name`` is loaded from (for messages and ``status``)."""
@@ -161,11 +164,15 @@ class Renderer:
 
     def render(self, name: str, context: Mapping[str, Any], identity: Mapping[str, Any]) -> bytes:
         """Render template ``name`` into note bytes: frontmatter (template's + identity) and body."""
-        template = self._template(name)
+        template, template_globals = self._held_template(name)
         filename = template.filename or name
         try:
             with self._env.render_budget():
-                variables = template.new_context(dict(context))
+                # what template.new_context(dict(context)) makes, from the globals copied once
+                variables = self._env.context_class(
+                    self._env, {**template_globals, **context}, template.name, template.blocks,
+                    globals=template_globals,
+                )
                 body = "".join(template.root_render_func(variables))
                 metadata = _check_properties(variables.get_exported().get("properties", {}))
                 self._env.check_text(list(metadata.values()), "the properties")
@@ -183,6 +190,15 @@ class Renderer:
             raise TemplateError(
                 f"template {filename}: the note cannot be written as UTF-8 text and YAML: {exc}"
             ) from exc
+
+    def _held_template(self, name: str) -> tuple[jinja2.Template, dict[str, Any]]:
+        """The compiled template ``name`` and its globals, as the environment's cache would give it
+        (reloaded when its file changed, with ``auto_reload``), without going through that cache."""
+        held = self._held.get(name)
+        if held is None or (self._auto_reload and not held[0].is_up_to_date):
+            template = self._template(name)
+            held = self._held[name] = (template, dict(template.globals))
+        return held
 
     def _template(self, name: str) -> jinja2.Template:
         """The compiled template ``name``; TemplateError if it is missing, refused or invalid."""
