@@ -324,6 +324,9 @@ FEATURES = {
 {% set ns = namespace(n=0) %}{% for i in range(3) %}{% set ns.n = ns.n + i %}{% endfor %}{{ ns.n }}
 {{ 'a b c'.split()|join('-') }} {{ ('x' ~ 1)|replace('x', 'y') }} {{ d.items()|list }} {{ "é"|urlencode }}
 {% autoescape true %}{{ '<b>' ~ x }}{% endautoescape %} {{ x|indent(2, true) }} {{ 'abc'[1:] }} {{ '%s' % 5 }}
+{{ [3, 1, 3]|unique|list }} {{ items|groupby('name')|map(attribute='grouper')|join }} {{ range(5)|slice(2)|list }}
+{{ range(5)|reject('odd')|list }} {{ items|rejectattr('kids')|map(attribute='name')|list }}
+{{ range(4)|select('even')|list }}
 """,
 }
 

@@ -42,6 +42,7 @@ from tobs_sync.names import inert_text, md
 from tobs_sync.properties_yaml import dump_properties
 from tobs_sync.template_files import ConfinedLoader
 from tobs_sync.template_sandbox import BoundedEnvironment, Clock
+from tobs_sync.template_sizes import int_digits, text_size
 
 MESSAGE_TEMPLATE = "message.md"
 CHAT_TEMPLATE = "chat.md"
@@ -174,8 +175,9 @@ class Renderer:
                     globals=template_globals,
                 )
                 body = "".join(template.root_render_func(variables))
-                metadata = _check_properties(variables.get_exported().get("properties", {}))
-                self._env.check_text(list(metadata.values()), "the properties")
+                metadata, size = _check_properties(variables.get_exported().get("properties", {}))
+                if size > self._env.room():  # what check_text would measure: it raises, naming the size
+                    self._env.check_text(list(metadata.values()), "the properties")
         except Exception as exc:  # anything a template can raise becomes one error naming it
             raise _located_error(filename, exc) from exc
         for key in IDENTITY_KEYS:
@@ -215,13 +217,45 @@ class Renderer:
             raise TemplateError(f"template {name}: cannot be compiled: {_describe(exc)}") from exc
 
 
-def _check_properties(properties: Any) -> dict[str, Any]:
+_SIMPLE_SCALARS: Mapping[type, int | None] = {
+    str: None,
+    int: None,
+    **{type(v): text_size(v, 0) for v in (True, 0.5, dt.date(2000, 1, 1), dt.datetime(2000, 1, 1))},
+}
+"""Exact property value types, and the text size :func:`~tobs_sync.template_sizes.text_size` gives
+every value of the type (None: it depends on the value)."""
+
+
+def _check_properties(properties: Any) -> tuple[dict[str, Any], int]:
+    """The template's properties without empty values, and what ``text_size`` measures of the list of
+    their values (the sandbox refuses properties too large to write); TemplateError for a value that
+    is no property. Values of the exact types in :data:`_SIMPLE_SCALARS` are checked and measured
+    directly; anything else (lists, subclasses) as the general rules say."""
     if not isinstance(properties, Mapping):
         raise TemplateError("'properties' must be a mapping like {\"date\": message.date}")
     checked: dict[str, Any] = {}
+    size = 2  # text_size of a list: brackets, then each item and 4 for quotes and separator
     for key, value in properties.items():
-        if not isinstance(key, str) or not key.strip():
-            raise TemplateError(f"property names must be non-empty text, not {key!r}")
+        if type(key) is not str or key not in _VALID_KEYS:
+            if not isinstance(key, str) or not key.strip():
+                raise TemplateError(f"property names must be non-empty text, not {key!r}")
+            if type(key) is str and len(_VALID_KEYS) < _VALID_KEYS_KEPT:
+                _VALID_KEYS.add(key)
+        if value is None:
+            continue
+        kind = type(value)
+        known = _SIMPLE_SCALARS.get(kind, 0)
+        if known != 0:  # an exact scalar type: never equal to "" or [] unless an empty str
+            if kind is str:
+                if not value:
+                    continue
+                size += len(value) + 4
+            elif known is None:  # int
+                size += int_digits(value) + 5
+            else:
+                size += known + 4
+            checked[key] = value
+            continue
         if isinstance(value, list | tuple):
             if not all(_is_scalar(v) for v in value):
                 raise TemplateError(f"property {key!r} may only list text, numbers or dates")
@@ -230,10 +264,19 @@ def _check_properties(properties: Any) -> dict[str, Any]:
             raise TemplateError(
                 f"property {key!r} must be text, a number, a date or a list, not {type(value).__name__}"
             )
-        if value is None or value == "" or value == []:
+        if value == "" or value == []:
             continue
         checked[key] = value
-    return checked
+        size += text_size(value, _UNCAPPED) + 4
+    return checked, size
+
+
+_VALID_KEYS: set[str] = set()
+_VALID_KEYS_KEPT = 1024
+"""Property names found valid (templates use the same few in every note), at most this many."""
+
+_UNCAPPED = 2**62
+"""A cap no measured size reaches: the whole size is measured, then compared with the room left."""
 
 
 def _is_scalar(value: Any) -> bool:

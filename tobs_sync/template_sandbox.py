@@ -24,6 +24,8 @@ environment's hooks; operators, calls and lookups go through the sandbox's own h
 own plain functions (:meth:`BoundedEnvironment.trust_plain_function`: ``wikilink``, ``merge``) are
 called without the sandbox's look at what is called (there is nothing to find), timed and counted
 like every call; every hook checks the deadline inline, as :meth:`BoundedEnvironment.tick` does.
+Jinja's filters that have an async variant are installed as their synchronous function (the
+environment is not async, so the variant's wrapper would always choose it).
 
 Limits: one render at a time per environment (the budget lives on it). A single built-in step
 between two checks (sorting the largest list allowed, one regular expression) runs to its end,
@@ -90,6 +92,10 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         self._budget: _Budget | None = None
         self._plain_functions: dict[int, Callable[..., Any]] = {}
         self.globals.pop("lipsum", None)
+        if not self.is_async:  # Jinja's filters that have an async variant, without the wrapper choosing it
+            for name, func in list(self.filters.items()):
+                if getattr(func, "jinja_async_variant", False) and callable(getattr(func, "__wrapped__", None)):
+                    self.filters[name] = func.__wrapped__
         self.globals["range"] = self._range
         self.filters["join"] = self._join_filter(self.filters["join"])
         self.filters["sum"] = self._sum_filter(self.filters["sum"])
