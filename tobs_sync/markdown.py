@@ -402,6 +402,8 @@ def _spans_by_region(spans: list[_Span], regions: list[tuple[int, int]]) -> list
     Every span also lands, clipped, in the (at most two) regions where it starts or ends: the
     total is O(spans + regions) rather than O(spans x regions).
     """
+    if len(regions) == 1:  # no quote: every span is inside, and of those covering all the first per class
+        return [_spans_of_one_region(spans, regions[0][1])]
     lows = [low for low, _ in regions]
     inside: list[list[tuple[int, _Span]]] = [[] for _ in regions]
     covering_from: list[list[tuple[int, int, str, _Span, str | None]]] = [[] for _ in regions]
@@ -433,6 +435,22 @@ def _spans_by_region(spans: list[_Span], regions: list[tuple[int, int]]) -> list
                 index, _, _, span, target = heap[0]
                 inside[region].append((index, clipped(span, target, region)))
     return [[span for _, span in sorted(items, key=lambda item: item[0])] for items in inside]
+
+
+def _spans_of_one_region(spans: list[_Span], high: int) -> list[_Span]:
+    """:func:`_spans_by_region` for one region ``[0, high)`` (the spans lie inside it), in span order."""
+    kept: list[_Span] = []
+    covering: set[str] = set()  # classes with a span covering the whole region kept
+    for span in spans:
+        if span.kind == EntityKind.BLOCKQUOTE or (found := _span_class(span)) is None:
+            continue
+        kind, target = found
+        if span.start <= 0 and span.end >= high:
+            if kind in covering:
+                continue
+            covering.add(kind)
+        kept.append(_Span(span.kind, span.start, span.end, span.entity, target))
+    return kept
 
 
 def _links(spans: list[_Span]) -> list[_Wrap]:

@@ -256,6 +256,12 @@ def _check_properties(properties: Any) -> tuple[dict[str, Any], int]:
                 size += known + 4
             checked[key] = value
             continue
+        if kind is list and (measured := _simple_list(value)) is not None:
+            kept, kept_size = measured
+            if kept:
+                checked[key] = kept
+                size += kept_size + 4
+            continue
         if isinstance(value, list | tuple):
             if not all(_is_scalar(v) for v in value):
                 raise TemplateError(f"property {key!r} may only list text, numbers or dates")
@@ -269,6 +275,27 @@ def _check_properties(properties: Any) -> tuple[dict[str, Any], int]:
         checked[key] = value
         size += text_size(value, _UNCAPPED) + 4
     return checked, size
+
+
+def _simple_list(items: list[Any]) -> tuple[list[Any], int] | None:
+    """A list of values of the exact types of :data:`_SIMPLE_SCALARS` or None: the list without None
+    and empty text, and what ``text_size`` measures of it. None for any other list."""
+    kept: list[Any] = []
+    size = 2
+    for item in items:
+        kind = type(item)
+        if kind is str:
+            if item:
+                kept.append(item)
+                size += len(item) + 4
+        elif item is None:
+            continue
+        elif (known := _SIMPLE_SCALARS.get(kind, 0)) != 0:
+            kept.append(item)
+            size += (int_digits(item) + 1 if known is None else known) + 4
+        else:
+            return None
+    return kept, size
 
 
 _VALID_KEYS: set[str] = set()
