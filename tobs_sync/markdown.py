@@ -188,6 +188,8 @@ def render_text(text: str, entities: Sequence[Entity] = ()) -> str:
         return escape_text(text)  # what the general path gives without spans, at a fraction of its cost
     spans = _to_spans(text, entities)
     quotes = _quote_regions(text, spans)
+    if not quotes:  # one plain region: what the output below makes of it is the region itself
+        return _render_inline(text, _spans_of_one_region(spans, len(text))) if text else ""
     regions, pos = [], 0  # plain, quoted, plain, ..., plain: they partition the text
     for start, end, _ in quotes:
         regions += [(pos, start), (start, end)]
@@ -530,6 +532,8 @@ def _atoms(text: str, spans: list[_Span], links: list[_Wrap]) -> list[_Atom]:
             code.append((order, span))
         elif span.kind in _ATOM_KINDS:
             found.append((span.start, span.end, order, span.kind, span))
+    if not found and not code:
+        return []
     if code:
         found += _code_candidates(text, code)
     link_starts = [link.start for link in links]

@@ -149,12 +149,12 @@ def _node(value: Any, column: int, dates_seen: set[int]) -> str:
         if id(value) in dates_seen:  # PyYAML would write an anchor and an alias
             raise _NotFast
         dates_seen.add(id(value))
-        if kind is dt.date:
-            text = value.isoformat()
-        elif value.microsecond == 0 and value.tzinfo is None and value.year >= 1000:
-            text = value.isoformat()  # the same text as the strftime below, made faster
-        else:
-            text = value.strftime("%Y-%m-%dT%H:%M:%S")
+        if kind is dt.date or (value.microsecond == 0 and value.tzinfo is None and value.year >= 1000):
+            # isoformat() is the strftime text below for such a datetime; for both, it is always four
+            # digits of year, "-", month, "-", day [, "T", hours, ":", minutes, ":", seconds]: what
+            # _PLAIN_TIMESTAMP matches, so plain
+            return " " + value.isoformat()
+        text = value.strftime("%Y-%m-%dT%H:%M:%S")
         if _PLAIN_TIMESTAMP.fullmatch(text):
             return " " + text  # plain, and read back as a timestamp: what _typed finds, without its scan
         return " " + _typed(text, _TIMESTAMP)

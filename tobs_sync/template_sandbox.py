@@ -170,8 +170,10 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             if self._clock() > budget.deadline:
                 self._out_of_time()
             size = len(value) if isinstance(value, str) else result_size(value)
-            if size:
-                self.charge(size, "the output")
+            if size:  # what charge() does, written out
+                budget.used += size
+                if budget.used > self.limits.max_output_chars:
+                    raise TemplateLimitExceeded(f"the output takes the render past its limit; {self._size_limit()}")
         return value
 
     def text_ready(self, value: Any) -> Any:
@@ -319,7 +321,9 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
 
         @functools.wraps(func)
         def bounded(*args: Any, **kwargs: Any) -> Any:
-            self.tick()
+            budget = self._budget
+            if budget is not None and self._clock() > budget.deadline:
+                self._out_of_time()
             if estimate is not None:
                 self.ensure_room(estimate(args[skip:], kwargs, self.room()), what)
             result = func(*args, **kwargs)
