@@ -6,6 +6,7 @@ import datetime as dt
 import enum
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import frontmatter
@@ -19,7 +20,7 @@ from tobs_sync.errors import TemplateError
 from tobs_sync.markdown import ZWSP
 from tobs_sync.model import Chat, Message
 from tobs_sync.names import inert_text, live_triggers
-from tobs_sync.render import MESSAGE_TEMPLATE, Renderer, _check_properties, builtin_templates_dir, wikilink
+from tobs_sync.render import MESSAGE_TEMPLATE, Renderer, _check_properties, builtin_templates_dir, merge, wikilink
 from tobs_sync.template_sizes import text_size
 from tobs_sync.views import chat_view, message_view
 
@@ -248,3 +249,18 @@ def test_properties_too_large_for_the_render_are_refused_with_their_measure(tmp_
     assert b"a: " in renderer.render(MESSAGE_TEMPLATE, {"text": "x" * 988}, IDENTITY)  # 2 + 992 + 6 fit
     with pytest.raises(TemplateError, match=r"the properties would make 1001 characters or list items"):
         renderer.render(MESSAGE_TEMPLATE, {"text": "x" * 989}, IDENTITY)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.dictionaries(st.sampled_from("abcde"), st.integers(), max_size=4), st.booleans()),
+                max_size=4))
+def test_merge_keeps_the_first_value_of_each_key_in_first_seen_order(maps: list[tuple[dict[str, int], bool]]) -> None:
+    # the first plain dict is copied in one step; a read-only mapping first goes key by key
+    mappings = [MappingProxyType(m) if proxied else m for m, proxied in maps]
+    expected: dict[str, int] = {}
+    for mapping in mappings:
+        for key, value in mapping.items():
+            expected.setdefault(key, value)
+    merged = merge(*mappings)
+    assert list(merged.items()) == list(expected.items())
+    assert all(merged is not m for m in mappings)

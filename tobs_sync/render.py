@@ -100,7 +100,10 @@ def wikilink(path: str, label: str | None = None) -> str:
 def merge(*mappings: Mapping[str, Any]) -> dict[str, Any]:
     """A new mapping with the keys of all ``mappings``; the first one to have a key wins."""
     merged: dict[str, Any] = {}
-    for mapping in mappings:
+    for index, mapping in enumerate(mappings):
+        if index == 0 and type(mapping) is dict:
+            merged = dict(mapping)  # the first plain dict's keys all win: copied in one step
+            continue
         for key, value in mapping.items():
             merged.setdefault(key, value)
     return merged
