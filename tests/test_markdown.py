@@ -561,6 +561,25 @@ def test_render_text_equals_the_reference_on_the_old_property_inputs(text: str, 
     assert render_text(text, entities) == reference_render_text(text, entities)
 
 
+PLAIN_KINDS = st.sampled_from(["mention", "cashtag", "bot_command", "email", "phone", "bank_card", "custom_emoji",
+                               "unknown", ""])
+NEARLY_PLAIN_TEXT = st.text(alphabet="ab é😀 \t\r\n19.)-+>:<", max_size=40)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text_and_entities(PLAIN_KINDS))
+def test_render_text_with_only_plain_kinds_equals_the_reference(case: tuple[str, list[Entity]]) -> None:
+    text, entities = case  # the shortcut to escaped text for entities that change nothing
+    assert render_text(text, entities) == reference_render_text(text, entities)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(DENSE_TEXT, NEARLY_PLAIN_TEXT))
+def test_escape_text_equals_the_character_by_character_reference(text: str) -> None:
+    # text with nothing to escape is returned as it is, after one scan; the rest is escaped by pieces
+    assert escape_text(text) == "".join(_ref_escape_chars(text, _line_starts(text)))
+
+
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from([*"#aZ1٣_-/.:=~%4fG <`|$", "é", "😀", "\u200b", "\u00a0", "\uff03", "http://", "HTTPS://",

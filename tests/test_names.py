@@ -11,8 +11,13 @@ from hypothesis import strategies as st
 
 from tobs_sync.markdown import ZWSP, escape_inline
 from tobs_sync.names import (
+    _BREAK_AFTER,
+    _FENCE_CHARS,
+    _SEPARATED,
+    _TEMPLATER_AFTER,
     FORBIDDEN_CHARS,
     RESERVED_NAMES,
+    _is_ignorable,
     inert_markdown,
     inert_text,
     inert_value,
@@ -97,6 +102,27 @@ def test_each_trigger_is_broken_visibly_minimally(hostile: str, inert: str) -> N
 )
 def test_ordinary_text_is_left_alone(plain: str) -> None:
     assert inert_text(plain) == plain
+
+
+def reference_break_fences(text: str) -> str:
+    """Every third backtick or tilde of a run swapped, character by character (no shortcut)."""
+    chars, run_char, run = list(text), "", 0
+    for index, ch in enumerate(text):
+        if _is_ignorable(ch):
+            continue
+        run = run + 1 if ch == run_char else 1
+        run_char = ch
+        if ch in _FENCE_CHARS and run == 3:
+            chars[index] = _FENCE_CHARS[ch]
+            run_char, run = "", 0
+    return "".join(chars)
+
+
+@given(any_text)
+def test_inert_text_and_inert_markdown_shortcuts_change_what_the_rules_change(text: str) -> None:
+    # text without a trigger is returned after one search; fences are scanned only with three of a kind
+    assert inert_text(text) == _BREAK_AFTER.sub(_SEPARATED, reference_break_fences(text))
+    assert inert_markdown(text) == _TEMPLATER_AFTER.sub(_SEPARATED, text)
 
 
 def test_inert_value_reaches_every_string_in_a_structure() -> None:

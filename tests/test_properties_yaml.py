@@ -89,6 +89,16 @@ def test_emitter_writes_pyyamls_bytes_for_any_property_set(properties: dict[str,
 
 
 @settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.integers(), st.booleans(), dates, datetimes.map(lambda d: d.replace(microsecond=0)),
+                          datetimes), min_size=1, max_size=4))
+def test_ints_booleans_dates_and_whole_second_datetimes_are_written_as_pyyaml_writes_them(values: list[Any]) -> None:
+    # written directly (str(), true/false, isoformat()) instead of by the style check and the resolver
+    copies = [value.replace() if isinstance(value, dt.date) else value for value in values]  # no alias
+    properties = {f"k{i}": value for i, value in enumerate(values)} | {"list": copies}
+    assert dump_properties(properties, _PropertyDumper) == pyyaml_reference(properties)
+
+
+@settings(max_examples=300, deadline=None)
 @given(property_sets.filter(bool), st.text(max_size=60))
 def test_note_text_is_laid_out_as_python_frontmatter_lays_it_out(properties: dict[str, Any], body: str) -> None:
     post = frontmatter.Post(body.strip("\n"))

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
 import frontmatter
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from tobs_sync.config import TemplateLimits
 from tobs_sync.errors import TemplateError
 from tobs_sync.markdown import ZWSP
 from tobs_sync.model import Chat, Message
 from tobs_sync.names import inert_text, live_triggers
-from tobs_sync.render import MESSAGE_TEMPLATE, Renderer, builtin_templates_dir, wikilink
+from tobs_sync.render import MESSAGE_TEMPLATE, Renderer, _check_properties, builtin_templates_dir, merge, wikilink
+from tobs_sync.template_sizes import text_size
 from tobs_sync.views import chat_view, message_view
 
 IDENTITY = {"tg_chat_id": -1001, "tg_message_id": 5}
@@ -58,6 +66,22 @@ def test_properties_become_frontmatter_with_identity_added_last(tmp_path: Path) 
     assert post.content == "%% tobs:begin %%\n\nbody\n\n%% tobs:end %%"
     # YAML 1.1 readers must see the strings as strings too: 'yes' is quoted.
     assert "flag: 'yes'" in data
+
+
+def test_a_template_saved_between_renders_is_used_by_the_next_render(tmp_path: Path) -> None:
+    renderer = renderer_with(tmp_path, "first")
+    kept = Renderer(tmp_path / "templates", auto_reload=False)
+    assert b"first" in renderer.render(MESSAGE_TEMPLATE, {}, IDENTITY)
+    assert b"first" in kept.render(MESSAGE_TEMPLATE, {}, IDENTITY)
+    (tmp_path / "templates" / MESSAGE_TEMPLATE).write_text("second version", encoding="utf-8")
+    assert b"second version" in renderer.render(MESSAGE_TEMPLATE, {}, IDENTITY)
+    assert b"first" in kept.render(MESSAGE_TEMPLATE, {}, IDENTITY)  # auto_reload=False: as first compiled
+
+
+def test_template_globals_are_there_and_a_context_value_of_the_same_name_wins(tmp_path: Path) -> None:
+    renderer = renderer_with(tmp_path, "{{ wikilink('a.md', 'A') }} {{ merge({'x': 1}, {'x': 2}).x }} {{ range }}")
+    data = renderer.render(MESSAGE_TEMPLATE, {"range": "mine"}, IDENTITY)
+    assert b"[[a|A]] 1 mine" in data
 
 
 def test_syntax_error_names_template_file_and_line(tmp_path: Path) -> None:
@@ -147,3 +171,96 @@ def test_md_filter_leaves_no_templater_tag_in_raw_text(tmp_path: Path) -> None:
     body = renderer.render(MESSAGE_TEMPLATE, {"hostile": hostile}, IDENTITY).decode().split("---\n")[-1]
     assert "<%" not in body and "%>" not in body
     assert "await app.vault.create" in body  # the text stays readable
+
+
+def reference_check_properties(properties: Any) -> tuple[dict[str, Any], int]:
+    """The property check as it was written first, and the sandbox's measure of the values it keeps."""
+    if not isinstance(properties, Mapping):
+        raise TemplateError("'properties' must be a mapping like {\"date\": message.date}")
+
+    def scalar(value: Any) -> bool:
+        return value is None or isinstance(value, str | int | float | bool | dt.date)
+
+    checked: dict[str, Any] = {}
+    for key, value in properties.items():
+        if not isinstance(key, str) or not key.strip():
+            raise TemplateError(f"property names must be non-empty text, not {key!r}")
+        if isinstance(value, list | tuple):
+            if not all(scalar(v) for v in value):
+                raise TemplateError(f"property {key!r} may only list text, numbers or dates")
+            value = [v for v in value if v is not None and v != ""]
+        elif not scalar(value):
+            raise TemplateError(
+                f"property {key!r} must be text, a number, a date or a list, not {type(value).__name__}"
+            )
+        if value is None or value == "" or value == []:
+            continue
+        checked[key] = value
+    return checked, text_size(list(checked.values()), 2**62)
+
+
+class Color(enum.StrEnum):
+    RED = "red"
+    NONE = ""
+
+
+class Level(enum.IntEnum):
+    LOW = 1
+
+
+class Text(str):
+    pass
+
+
+PROPERTY_SCALARS = st.one_of(
+    st.none(), st.text(max_size=5), st.integers(), st.integers(-(10**80), 10**80), st.booleans(),
+    st.floats(allow_nan=True), st.dates(), st.datetimes(), st.sampled_from([Color.RED, Color.NONE, Level.LOW]),
+    st.text(max_size=3).map(Text),
+)
+PROPERTY_VALUES = st.one_of(
+    PROPERTY_SCALARS, st.lists(PROPERTY_SCALARS, max_size=4), st.tuples(PROPERTY_SCALARS, PROPERTY_SCALARS),
+    st.lists(st.one_of(PROPERTY_SCALARS, st.lists(st.integers(), max_size=1)), max_size=3),
+    st.sampled_from([{}, {"a": 1}, b"x", object()]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.one_of(st.text(max_size=4), st.integers(0, 2)), PROPERTY_VALUES, max_size=6))
+def test_the_property_check_keeps_and_measures_what_the_general_rules_do(properties: dict[Any, Any]) -> None:
+    # exact scalar types are checked and measured directly, the rest by the general rules
+    try:
+        expected = reference_check_properties(properties)
+    except TemplateError as error:
+        with pytest.raises(TemplateError) as raised:
+            _check_properties(properties)
+        assert str(raised.value) == str(error)
+        return
+    checked, size = _check_properties(properties)
+    assert size == expected[1]
+    assert list(checked.items()) == list(expected[0].items())
+    assert [type(v) for v in checked.values()] == [type(v) for v in expected[0].values()]
+
+
+def test_properties_too_large_for_the_render_are_refused_with_their_measure(tmp_path: Path) -> None:
+    overrides = tmp_path / "templates"
+    overrides.mkdir()
+    (overrides / MESSAGE_TEMPLATE).write_text('{% set properties = {"a": text, "b": 7} %}', encoding="utf-8")
+    renderer = Renderer(overrides, limits=TemplateLimits(max_output_chars=1000))
+    assert b"a: " in renderer.render(MESSAGE_TEMPLATE, {"text": "x" * 988}, IDENTITY)  # 2 + 992 + 6 fit
+    with pytest.raises(TemplateError, match=r"the properties would make 1001 characters or list items"):
+        renderer.render(MESSAGE_TEMPLATE, {"text": "x" * 989}, IDENTITY)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.dictionaries(st.sampled_from("abcde"), st.integers(), max_size=4), st.booleans()),
+                max_size=4))
+def test_merge_keeps_the_first_value_of_each_key_in_first_seen_order(maps: list[tuple[dict[str, int], bool]]) -> None:
+    # the first plain dict is copied in one step; a read-only mapping first goes key by key
+    mappings = [MappingProxyType(m) if proxied else m for m, proxied in maps]
+    expected: dict[str, int] = {}
+    for mapping in mappings:
+        for key, value in mapping.items():
+            expected.setdefault(key, value)
+    merged = merge(*mappings)
+    assert list(merged.items()) == list(expected.items())
+    assert all(merged is not m for m in mappings)

@@ -179,6 +179,36 @@ def test_output_is_counted_as_it_is_produced(tmp_path: Path) -> None:
         render(renderer, text="y" * 100)
 
 
+def test_what_the_renderers_own_functions_return_is_counted(tmp_path: Path) -> None:
+    renderer, _ = renderer_for(tmp_path, "{{ merge(big) | length }}", max_output_chars=1000, max_render_ms=600_000)
+    with pytest.raises(TemplateLimitExceeded, match=r"calling merge\(\) takes the render past its limit"):
+        render(renderer, big={str(i): i for i in range(5000)})
+
+
+def test_calls_of_the_renderers_own_functions_are_timed(tmp_path: Path) -> None:
+    # one call, no loop, lookup or output: only the call's own check can see the deadline pass
+    renderer, clock = renderer_for(tmp_path, "{% set x = merge(m) %}", max_render_ms=1)
+    clock.step = 0.01  # every read is past a deadline 1 ms after the first
+    with pytest.raises(TemplateLimitExceeded, match="took longer than 1 ms"):
+        render(renderer, m={})
+    assert clock.reads == 2  # the budget's start, then the call
+
+
+def test_only_plain_functions_skip_the_sandboxs_look_at_a_call() -> None:
+    environment = Renderer(None)._env
+
+    @jinja2.pass_context
+    def with_context(context: Any) -> None: ...
+
+    def unsafe() -> None: ...
+
+    unsafe.unsafe_callable = True  # type: ignore[attr-defined]
+    for name, func in (("with_context", with_context), ("unsafe", unsafe), ("method", "".join)):
+        with pytest.raises(TypeError, match="not a plain function"):
+            environment.trust_plain_function(name, func)  # type: ignore[arg-type]
+        assert name not in environment.globals
+
+
 def test_numbers_are_kept_printable(tmp_path: Path) -> None:
     renderer, _ = renderer_for(tmp_path, "{{ 2 ** (10**9) }}")
     with pytest.raises(TemplateLimitExceeded, match=r"number of about \d+ digits"):
@@ -294,6 +324,9 @@ FEATURES = {
 {% set ns = namespace(n=0) %}{% for i in range(3) %}{% set ns.n = ns.n + i %}{% endfor %}{{ ns.n }}
 {{ 'a b c'.split()|join('-') }} {{ ('x' ~ 1)|replace('x', 'y') }} {{ d.items()|list }} {{ "é"|urlencode }}
 {% autoescape true %}{{ '<b>' ~ x }}{% endautoescape %} {{ x|indent(2, true) }} {{ 'abc'[1:] }} {{ '%s' % 5 }}
+{{ [3, 1, 3]|unique|list }} {{ items|groupby('name')|map(attribute='grouper')|join }} {{ range(5)|slice(2)|list }}
+{{ range(5)|reject('odd')|list }} {{ items|rejectattr('kids')|map(attribute='name')|list }}
+{{ range(4)|select('even')|list }}
 """,
 }
 

@@ -89,13 +89,23 @@ _AUTOLINK_PAIRS = ("==", "~~", "::")  # would read as highlight, strikethrough o
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _LINE_RUN = re.compile(r"[^\r\n]+")
 _ATOM_KINDS = frozenset({EntityKind.CODE, EntityKind.PRE, EntityKind.LINK, EntityKind.HASHTAG})
-_ESCAPED_FORM = MappingProxyType({**{ch: "\\" + ch for ch in _ALWAYS_ESCAPED}, "<": "&lt;"})
+_ESCAPED_CHARS = {**{ch: "\\" + ch for ch in _ALWAYS_ESCAPED}, "<": "&lt;"}
+_ALWAYS_ESCAPED_CHAR = re.compile("[" + re.escape("".join(sorted(_ESCAPED_CHARS))) + "]")
 _COLON_RUN = re.compile(r"::+")  # every ":" next to another is escaped (``::`` is a Dataview field)
 _NEWLINE = re.compile(r"[\r\n]")
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")  # two UTF-16 code units each
+_MAY_NEED_ESCAPES = re.compile(r"[\\`*_\[\]!#=~|$^%&<]|::|(?:^|(?<=[\r\n]))(?:[ \t\-+>]|[0-9]+[.)])")
+"""Where :func:`escape_text` could change something: a character always escaped, ``::``, or a line
+starting with a blank, ``- + >`` or an ordered-list number. Text without a match is its own escape."""
+_SOLID = re.compile(r"\S")
+_FEW_QUOTES = 8
+"""Up to this many quote spans, each is checked for text by a scan of its own (cheaper than an index)."""
+_RENDERED_KINDS = frozenset({*_STYLES, *_ATOM_KINDS, EntityKind.TEXT_LINK, EntityKind.MENTION_NAME,
+                             EntityKind.BLOCKQUOTE})
+"""Entity kinds that can change the rendering; text with entities of other kinds only is escaped text."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Span:
     kind: str
     start: int
@@ -104,7 +114,7 @@ class _Span:
     target: str | None = None  # a link's destination, once checked and encoded
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Wrap:
     """An opener/closer pair over ``[start, end)``: a merged style or a link.
 
@@ -123,7 +133,7 @@ class _Wrap:
         return (self.start, -self.end, self.rank)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Atom:
     """Text rendered as one unit: ``code``, ``pre`` (a block), ``autolink`` or ``tag``."""
 
@@ -133,7 +143,7 @@ class _Atom:
     markdown: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Piece:
     text: str
     role: str = ""  # "open", "close" or "" (content)
@@ -143,7 +153,9 @@ class _Piece:
 
 def escape_text(text: str) -> str:
     """Escape plain untrusted text for a Markdown body; newlines are kept."""
-    return "".join(_escape_chars(text, _line_starts(text)))
+    if _MAY_NEED_ESCAPES.search(text) is None:
+        return text  # nothing to escape: what the character-by-character pass gives, found by one scan
+    return _Escaped(text, _line_starts(text)).piece(0, len(text))
 
 
 def escape_inline(text: str) -> str:
@@ -172,10 +184,12 @@ def code_block(text: str, language: str | None) -> str:
 
 def render_text(text: str, entities: Sequence[Entity] = ()) -> str:
     """Telegram ``text`` with formatting ``entities`` (UTF-16 offsets) as Obsidian Markdown."""
-    if not entities:
+    if not any(isinstance(e.kind, str) and e.kind in _RENDERED_KINDS for e in entities):
         return escape_text(text)  # what the general path gives without spans, at a fraction of its cost
     spans = _to_spans(text, entities)
     quotes = _quote_regions(text, spans)
+    if not quotes:  # one plain region: what the output below makes of it is the region itself
+        return _render_inline(text, _spans_of_one_region(spans, len(text))) if text else ""
     regions, pos = [], 0  # plain, quoted, plain, ..., plain: they partition the text
     for start, end, _ in quotes:
         regions += [(pos, start), (start, end)]
@@ -202,33 +216,64 @@ def _line_starts(text: str) -> set[int]:
     return {0} | {m.end() for m in _NEWLINE.finditer(text)}
 
 
-def _escape_chars(text: str, line_starts: set[int]) -> list[str]:
-    """The escaped form of each character of ``text``; ``line_starts`` are where lines begin."""
-    esc = list(map(_ESCAPED_FORM.get, text, text))
-    for run in _COLON_RUN.finditer(text):
-        esc[run.start() : run.end()] = ["\\:"] * (run.end() - run.start())
-    blank_end = digit_end = 0  # where the last blank / digit run scanned ends (runs are maximal)
-    for start in sorted(line_starts):  # in order, so that a run is scanned once however many starts it holds
-        first = blank_end if start < blank_end else start
-        while first < len(text) and text[first] in " \t":
-            first += 1
-        blank_end, column, at = first, 0, start
-        while at < first and column < 4:
-            column = column + 4 - column % 4 if text[at] == "\t" else column + 1
-            at += 1
-        if first >= len(text) or text[first] in _NEWLINES:
-            continue
-        if column >= 4:  # would be an indented code block, which shows escapes literally
-            esc[start] = "&#9;" if text[start] == "\t" else "&#32;"
-        if text[first] in _LINE_START_ESCAPED:
-            esc[first] = "\\" + text[first]
-        end = digit_end if first < digit_end else first
-        while end < len(text) and "0" <= text[end] <= "9":
-            end += 1
-        digit_end = end
-        if end > first and text[end : end + 1] in (".", ")"):
-            esc[end] = "\\" + text[end]
-    return esc
+class _Escaped:
+    """The escaped form of ``text`` (``line_starts``: where its lines begin), piece by piece.
+
+    Characters always escaped (``*`` -> ``\\*``, ``<`` -> ``&lt;``) are replaced in each piece by one
+    regular expression; what depends on a character's place (``::`` runs, line starts) is found
+    once, as a few overrides by position. So a piece costs its length, and the pieces of a text
+    together the text's length (plus a binary search each).
+    """
+
+    __slots__ = ("forms", "places", "text")
+
+    def __init__(self, text: str, line_starts: set[int]) -> None:
+        self.text = text
+        forms: dict[int, str] = {}  # none of these characters is always escaped: they do not overlap
+        for run in _COLON_RUN.finditer(text):
+            for at in range(run.start(), run.end()):
+                forms[at] = "\\:"
+        blank_end = digit_end = 0  # where the last blank / digit run scanned ends (runs are maximal)
+        for start in sorted(line_starts):  # in order, so that a run is scanned once however many starts it holds
+            first = blank_end if start < blank_end else start
+            while first < len(text) and text[first] in " \t":
+                first += 1
+            blank_end, column, at = first, 0, start
+            while at < first and column < 4:
+                column = column + 4 - column % 4 if text[at] == "\t" else column + 1
+                at += 1
+            if first >= len(text) or text[first] in _NEWLINES:
+                continue
+            if column >= 4:  # would be an indented code block, which shows escapes literally
+                forms[start] = "&#9;" if text[start] == "\t" else "&#32;"
+            if text[first] in _LINE_START_ESCAPED:
+                forms[first] = "\\" + text[first]
+            end = digit_end if first < digit_end else first
+            while end < len(text) and "0" <= text[end] <= "9":
+                end += 1
+            digit_end = end
+            if end > first and text[end : end + 1] in (".", ")"):
+                forms[end] = "\\" + text[end]
+        self.places = sorted(forms)
+        self.forms = forms
+
+    def piece(self, start: int, end: int) -> str:
+        """The escaped form of ``text[start:end]``."""
+        text, places = self.text, self.places
+        low = bisect_left(places, start) if places else 0
+        high = bisect_left(places, end, low) if places else 0
+        if low == high:
+            return _ALWAYS_ESCAPED_CHAR.sub(_escaped_char, text[start:end])
+        out = []
+        for at in places[low:high]:
+            out += (_ALWAYS_ESCAPED_CHAR.sub(_escaped_char, text[start:at]), self.forms[at])
+            start = at + 1
+        out.append(_ALWAYS_ESCAPED_CHAR.sub(_escaped_char, text[start:end]))
+        return "".join(out)
+
+
+def _escaped_char(match: re.Match[str]) -> str:
+    return _ESCAPED_CHARS[match.group()]
 
 
 def _break_templater(text: str) -> str:
@@ -314,7 +359,8 @@ def _quote_regions(text: str, spans: list[_Span]) -> list[tuple[int, int, bool]]
         return []
     lines = [(m.start(), m.end()) for m in _LINE_RUN.finditer(text)]
     line_ends = [end for _, end in lines]
-    solid = [i for i, ch in enumerate(text) if not ch.isspace()]  # what str.strip() keeps
+    # where text that str.strip() keeps is: one scan per span for a few spans, else an index of it
+    solid = [m.start() for m in _SOLID.finditer(text)] if len(quotes) > _FEW_QUOTES else None
     merged: list[tuple[int, int, bool]] = []
     for span in quotes:
         first = bisect_right(line_ends, span.start)  # the first line ending after the span starts
@@ -322,8 +368,10 @@ def _quote_regions(text: str, spans: list[_Span]) -> list[tuple[int, int, bool]]
         if first > last:
             continue  # only line breaks
         start, end = max(span.start, lines[first][0]), min(span.end, lines[last][1])
-        at = bisect_left(solid, start)
-        if at == len(solid) or solid[at] >= end:
+        if solid is None:
+            if _SOLID.search(text, start, end) is None:
+                continue
+        elif (at := bisect_left(solid, start)) == len(solid) or solid[at] >= end:
             continue
         collapsed = span.entity.collapsed is True
         if merged and start <= merged[-1][1]:
@@ -356,6 +404,8 @@ def _spans_by_region(spans: list[_Span], regions: list[tuple[int, int]]) -> list
     Every span also lands, clipped, in the (at most two) regions where it starts or ends: the
     total is O(spans + regions) rather than O(spans x regions).
     """
+    if len(regions) == 1:  # no quote: every span is inside, and of those covering all the first per class
+        return [_spans_of_one_region(spans, regions[0][1])]
     lows = [low for low, _ in regions]
     inside: list[list[tuple[int, _Span]]] = [[] for _ in regions]
     covering_from: list[list[tuple[int, int, str, _Span, str | None]]] = [[] for _ in regions]
@@ -389,6 +439,22 @@ def _spans_by_region(spans: list[_Span], regions: list[tuple[int, int]]) -> list
     return [[span for _, span in sorted(items, key=lambda item: item[0])] for items in inside]
 
 
+def _spans_of_one_region(spans: list[_Span], high: int) -> list[_Span]:
+    """:func:`_spans_by_region` for one region ``[0, high)`` (the spans lie inside it), in span order."""
+    kept: list[_Span] = []
+    covering: set[str] = set()  # classes with a span covering the whole region kept
+    for span in spans:
+        if span.kind == EntityKind.BLOCKQUOTE or (found := _span_class(span)) is None:
+            continue
+        kind, target = found
+        if span.start <= 0 and span.end >= high:
+            if kind in covering:
+                continue
+            covering.add(kind)
+        kept.append(_Span(span.kind, span.start, span.end, span.entity, target))
+    return kept
+
+
 def _links(spans: list[_Span]) -> list[_Wrap]:
     """Link wrappers (text links and mentions by id) with allowed targets; first one wins."""
     kept: list[_Wrap] = []
@@ -402,9 +468,15 @@ def _links(spans: list[_Span]) -> list[_Wrap]:
 def _styles(spans: list[_Span]) -> list[_Wrap]:
     """One wrapper per maximal run of each style (overlapping and adjacent spans merged)."""
     wraps: list[_Wrap] = []
+    by_kind: dict[str, list[_Span]] = {}
+    for span in spans:
+        if span.kind in _STYLES:
+            by_kind.setdefault(span.kind, []).append(span)
     for kind, (rank, marker, tag) in _STYLES.items():
+        if kind not in by_kind:
+            continue
         runs: list[list[int]] = []
-        for span in _by_position([s for s in spans if s.kind == kind]):
+        for span in _by_position(by_kind[kind]):
             if runs and span.start <= runs[-1][1]:
                 runs[-1][1] = max(runs[-1][1], span.end)
             else:
@@ -460,6 +532,8 @@ def _atoms(text: str, spans: list[_Span], links: list[_Wrap]) -> list[_Atom]:
             code.append((order, span))
         elif span.kind in _ATOM_KINDS:
             found.append((span.start, span.end, order, span.kind, span))
+    if not found and not code:
+        return []
     if code:
         found += _code_candidates(text, code)
     link_starts = [link.start for link in links]
@@ -551,7 +625,11 @@ class _Emitter:
 
     def sync(self, desired: list[_Wrap]) -> None:
         common = 0
-        while common < min(len(self.stack), len(desired)) and self.stack[common] == desired[common]:
+        stack = self.stack
+        if stack == desired:  # items compared by identity first: the usual case, no wrap opens or closes
+            return
+        shared = min(len(stack), len(desired))
+        while common < shared and stack[common] is desired[common]:  # a wrap equals only itself
             common += 1
         while len(self.stack) > common:
             wrap = self.stack.pop()
@@ -690,7 +768,7 @@ def _render_inline(text: str, spans: list[_Span]) -> str:
     wraps = sorted(_styles(spans) + links, key=_Wrap.key)
     newlines = [m.start() for m in _NEWLINE.finditer(text)]
     after_newlines = {i + 1 for i in newlines}
-    esc = _escape_chars(text, {0} | after_newlines | {a.end for a in atoms if a.kind == "pre"})
+    esc = _Escaped(text, {0} | after_newlines | {a.end for a in atoms if a.kind == "pre"})
     cuts = {0, len(text), *newlines} | after_newlines
     for item in (*wraps, *atoms):
         cuts |= {item.start, item.end}
@@ -709,7 +787,7 @@ def _render_inline(text: str, spans: list[_Span]) -> str:
         if atom is None:
             end = bounds[bisect_right(bounds, i)]
             emit.sync([] if text[i] in _NEWLINES else active)
-            emit.text("".join(esc[i:end]))
+            emit.text(esc.piece(i, end))
         elif atom.kind == "pre":
             end = atom.end
             emit.block(atom.markdown, end < len(text) and text[end] not in _NEWLINES)

@@ -127,11 +127,16 @@ def inert_text(text: str) -> str:
     """``text`` with every trigger broken (see the module docstring); idempotent."""
     if not text:
         return text
-    return _BREAK_AFTER.sub(_SEPARATED, _break_fences(text))
+    unfenced = _break_fences(text) if "`" in text or "~" in text else text
+    if _BREAK_AFTER.search(unfenced) is None:  # most text: no trigger, and no replacement template to expand
+        return unfenced
+    return _BREAK_AFTER.sub(_SEPARATED, unfenced)
 
 
 def inert_markdown(markdown: str) -> str:
     """Escaped Markdown with Templater's ``<%`` and ``%>`` broken, which Markdown escapes do not stop."""
+    if "<%" not in markdown and "%>" not in markdown:  # what _TEMPLATER_AFTER would find, found faster
+        return markdown
     return _TEMPLATER_AFTER.sub(_SEPARATED, markdown)
 
 
@@ -143,6 +148,13 @@ def md(text: str) -> str:
 
 def inert_value(value: Any) -> Any:
     """``value`` with every string in it made inert: lists, tuples and mappings (keys too) included."""
+    kind = type(value)
+    if kind is int or kind is float or kind is bool or value is None:
+        return value  # what the checks below find for them, without asking whether they are mappings
+    if kind is str:
+        return inert_text(value)
+    if kind is dict:
+        return {inert_value(k): inert_value(v) for k, v in value.items()}
     if isinstance(value, str):
         return inert_text(value)
     if isinstance(value, Mapping):
@@ -192,8 +204,8 @@ def _is_ignorable(ch: str) -> bool:
 
 def _fence_breaks(text: str) -> list[int]:
     """Indices of every third backtick or tilde of a run (invisible characters inside a run ignored)."""
-    if "`" not in text and "~" not in text:
-        return []
+    if text.count("`") < 3 and text.count("~") < 3:
+        return []  # a run of three needs three of one character
     breaks: list[int] = []
     run_char, run = "", 0
     for index, ch in enumerate(text):

@@ -138,16 +138,23 @@ def _node(value: Any, column: int, dates_seen: set[int]) -> str:
             known = _remember(_TEXTS, (value, column), _text_node(value, column))
         return known
     if kind is bool:
-        return " " + _typed("true" if value else "false", _BOOL)
+        return " true" if value else " false"  # what _typed finds for both: plain, read back as booleans
     if kind is int:
-        return " " + _typed(str(value), _INT)
+        # Python writes an int as an optional "-" and digits without leading zeros, which is plain text
+        # that PyYAML's resolver reads as an int (its float pattern needs a "."): what _typed finds
+        return " " + str(value)
     if kind is float:
         return " " + _typed(_float_text(value), _FLOAT)
     if kind is dt.datetime or kind is dt.date:
         if id(value) in dates_seen:  # PyYAML would write an anchor and an alias
             raise _NotFast
         dates_seen.add(id(value))
-        text = value.strftime("%Y-%m-%dT%H:%M:%S") if kind is dt.datetime else value.isoformat()
+        if kind is dt.date or (value.microsecond == 0 and value.tzinfo is None and value.year >= 1000):
+            # isoformat() is the strftime text below for such a datetime; for both, it is always four
+            # digits of year, "-", month, "-", day [, "T", hours, ":", minutes, ":", seconds]: what
+            # _PLAIN_TIMESTAMP matches, so plain
+            return " " + value.isoformat()
+        text = value.strftime("%Y-%m-%dT%H:%M:%S")
         if _PLAIN_TIMESTAMP.fullmatch(text):
             return " " + text  # plain, and read back as a timestamp: what _typed finds, without its scan
         return " " + _typed(text, _TIMESTAMP)

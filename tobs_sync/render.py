@@ -42,6 +42,7 @@ from tobs_sync.names import inert_text, md
 from tobs_sync.properties_yaml import dump_properties
 from tobs_sync.template_files import ConfinedLoader
 from tobs_sync.template_sandbox import BoundedEnvironment, Clock
+from tobs_sync.template_sizes import int_digits, text_size
 
 MESSAGE_TEMPLATE = "message.md"
 CHAT_TEMPLATE = "chat.md"
@@ -99,7 +100,10 @@ def wikilink(path: str, label: str | None = None) -> str:
 def merge(*mappings: Mapping[str, Any]) -> dict[str, Any]:
     """A new mapping with the keys of all ``mappings``; the first one to have a key wins."""
     merged: dict[str, Any] = {}
-    for mapping in mappings:
+    for index, mapping in enumerate(mappings):
+        if index == 0 and type(mapping) is dict:
+            merged = dict(mapping)  # the first plain dict's keys all win: copied in one step
+            continue
         for key, value in mapping.items():
             merged.setdefault(key, value)
     return merged
@@ -146,8 +150,11 @@ class Renderer:
             "wikilink": wikilink,
             "strftime": _strftime,
         })
-        self._env.globals["wikilink"] = wikilink
-        self._env.globals["merge"] = merge
+        self._env.trust_plain_function("wikilink", wikilink)
+        self._env.trust_plain_function("merge", merge)
+        self._auto_reload = auto_reload
+        self._held: dict[str, tuple[jinja2.Template, dict[str, Any]]] = {}
+        """Per template name: the compiled template and its globals as a plain mapping."""
 
     def template_file(self, name: str) -> str:
         """Where template ``name`` is loaded from (for messages and ``status``)."""
@@ -161,14 +168,19 @@ class Renderer:
 
     def render(self, name: str, context: Mapping[str, Any], identity: Mapping[str, Any]) -> bytes:
         """Render template ``name`` into note bytes: frontmatter (template's + identity) and body."""
-        template = self._template(name)
+        template, template_globals = self._held_template(name)
         filename = template.filename or name
         try:
             with self._env.render_budget():
-                variables = template.new_context(dict(context))
+                # what template.new_context(dict(context)) makes, from the globals copied once
+                variables = self._env.context_class(
+                    self._env, {**template_globals, **context}, template.name, template.blocks,
+                    globals=template_globals,
+                )
                 body = "".join(template.root_render_func(variables))
-                metadata = _check_properties(variables.get_exported().get("properties", {}))
-                self._env.check_text(list(metadata.values()), "the properties")
+                metadata, size = _check_properties(variables.get_exported().get("properties", {}))
+                if size > self._env.room():  # what check_text would measure: it raises, naming the size
+                    self._env.check_text(list(metadata.values()), "the properties")
         except Exception as exc:  # anything a template can raise becomes one error naming it
             raise _located_error(filename, exc) from exc
         for key in IDENTITY_KEYS:
@@ -183,6 +195,15 @@ class Renderer:
             raise TemplateError(
                 f"template {filename}: the note cannot be written as UTF-8 text and YAML: {exc}"
             ) from exc
+
+    def _held_template(self, name: str) -> tuple[jinja2.Template, dict[str, Any]]:
+        """The compiled template ``name`` and its globals, as the environment's cache would give it
+        (reloaded when its file changed, with ``auto_reload``), without going through that cache."""
+        held = self._held.get(name)
+        if held is None or (self._auto_reload and not held[0].is_up_to_date):
+            template = self._template(name)
+            held = self._held[name] = (template, dict(template.globals))
+        return held
 
     def _template(self, name: str) -> jinja2.Template:
         """The compiled template ``name``; TemplateError if it is missing, refused or invalid."""
@@ -199,13 +220,51 @@ class Renderer:
             raise TemplateError(f"template {name}: cannot be compiled: {_describe(exc)}") from exc
 
 
-def _check_properties(properties: Any) -> dict[str, Any]:
+_SIMPLE_SCALARS: Mapping[type, int | None] = {
+    str: None,
+    int: None,
+    **{type(v): text_size(v, 0) for v in (True, 0.5, dt.date(2000, 1, 1), dt.datetime(2000, 1, 1))},
+}
+"""Exact property value types, and the text size :func:`~tobs_sync.template_sizes.text_size` gives
+every value of the type (None: it depends on the value)."""
+
+
+def _check_properties(properties: Any) -> tuple[dict[str, Any], int]:
+    """The template's properties without empty values, and what ``text_size`` measures of the list of
+    their values (the sandbox refuses properties too large to write); TemplateError for a value that
+    is no property. Values of the exact types in :data:`_SIMPLE_SCALARS` are checked and measured
+    directly; anything else (lists, subclasses) as the general rules say."""
     if not isinstance(properties, Mapping):
         raise TemplateError("'properties' must be a mapping like {\"date\": message.date}")
     checked: dict[str, Any] = {}
+    size = 2  # text_size of a list: brackets, then each item and 4 for quotes and separator
     for key, value in properties.items():
-        if not isinstance(key, str) or not key.strip():
-            raise TemplateError(f"property names must be non-empty text, not {key!r}")
+        if type(key) is not str or key not in _VALID_KEYS:
+            if not isinstance(key, str) or not key.strip():
+                raise TemplateError(f"property names must be non-empty text, not {key!r}")
+            if type(key) is str and len(_VALID_KEYS) < _VALID_KEYS_KEPT:
+                _VALID_KEYS.add(key)
+        if value is None:
+            continue
+        kind = type(value)
+        known = _SIMPLE_SCALARS.get(kind, 0)
+        if known != 0:  # an exact scalar type: never equal to "" or [] unless an empty str
+            if kind is str:
+                if not value:
+                    continue
+                size += len(value) + 4
+            elif known is None:  # int
+                size += int_digits(value) + 5
+            else:
+                size += known + 4
+            checked[key] = value
+            continue
+        if kind is list and (measured := _simple_list(value)) is not None:
+            kept, kept_size = measured
+            if kept:
+                checked[key] = kept
+                size += kept_size + 4
+            continue
         if isinstance(value, list | tuple):
             if not all(_is_scalar(v) for v in value):
                 raise TemplateError(f"property {key!r} may only list text, numbers or dates")
@@ -214,10 +273,40 @@ def _check_properties(properties: Any) -> dict[str, Any]:
             raise TemplateError(
                 f"property {key!r} must be text, a number, a date or a list, not {type(value).__name__}"
             )
-        if value is None or value == "" or value == []:
+        if value == "" or value == []:
             continue
         checked[key] = value
-    return checked
+        size += text_size(value, _UNCAPPED) + 4
+    return checked, size
+
+
+def _simple_list(items: list[Any]) -> tuple[list[Any], int] | None:
+    """A list of values of the exact types of :data:`_SIMPLE_SCALARS` or None: the list without None
+    and empty text, and what ``text_size`` measures of it. None for any other list."""
+    kept: list[Any] = []
+    size = 2
+    for item in items:
+        kind = type(item)
+        if kind is str:
+            if item:
+                kept.append(item)
+                size += len(item) + 4
+        elif item is None:
+            continue
+        elif (known := _SIMPLE_SCALARS.get(kind, 0)) != 0:
+            kept.append(item)
+            size += (int_digits(item) + 1 if known is None else known) + 4
+        else:
+            return None
+    return kept, size
+
+
+_VALID_KEYS: set[str] = set()
+_VALID_KEYS_KEPT = 1024
+"""Property names found valid (templates use the same few in every note), at most this many."""
+
+_UNCAPPED = 2**62
+"""A cap no measured size reaches: the whole size is measured, then compared with the room left."""
 
 
 def _is_scalar(value: Any) -> bool:

@@ -94,6 +94,14 @@ def _md_name(text: str) -> str:
     return _remembered(_MD_NAMES, md, text)
 
 
+def _inert_value(value: Any) -> Any:
+    """:func:`~tobs_sync.names.inert_value`, with the short texts of a plain mapping (the keys of a
+    message's ``extra``: ``views``, ``forwards`` ...) remembered."""
+    if type(value) is dict:
+        return {_inert(k) if type(k) is str else inert_value(k): inert_value(v) for k, v in value.items()}
+    return inert_value(value)
+
+
 NO_TOPIC = "General"
 """The ``{topic}`` of messages outside any topic: Telegram shows a group's history from before it had
 topics, and a chat without topics, as one stream, which is what a forum's General topic is."""
@@ -181,6 +189,7 @@ def message_view(
     topic = topic_title(first)
     # An album's reactions are on the one message people reacted to (Telegram shows them under the album).
     reactions = next((m.reactions for m in messages if m.reactions), ())
+    labels = [reaction_label(r) for r in reactions]
     return {
         "id": first.id,
         "ids": [m.id for m in messages],
@@ -197,10 +206,10 @@ def message_view(
         "author": _inert(first.author),
         "via_bot": _inert(first.via_bot),
         "via_bot_md": _md_name(first.via_bot) if first.via_bot else None,
-        "reactions": [inert_text(reaction_label(r)) for r in reactions],
+        "reactions": [_inert(label) for label in labels],
         "reactions_total": reactions_total(reactions),
-        "reactions_md": md(" · ".join(reaction_label(r) for r in reactions)) if reactions else None,
-        "reaction_counts": [_reaction_view(r) for r in reactions],
+        "reactions_md": md(" · ".join(labels)) if reactions else None,
+        "reaction_counts": [_reaction_view(r, label) for r, label in zip(reactions, labels, strict=True)],
         "topic_id": first.topic_id,
         "topic": _inert(topic),
         "topic_md": _md_name(topic) if topic else None,
@@ -215,7 +224,7 @@ def message_view(
         "location": _location_view(first),
         "contact": _contact_view(first),
         "unsupported": first.kind == "unsupported",
-        "extra": inert_value(extra),
+        "extra": _inert_value(extra),
         "extra_lines": [md(f"{key}: {_plain(value)}") for m in messages for key, value in m.extra.items()],
         "comments": comments,
         "post": post,
@@ -309,14 +318,15 @@ def reactions_total(reactions: Sequence[Reaction]) -> int | None:
     return sum(r.count for r in reactions if r.kind != ReactionKind.PAID)
 
 
-def _reaction_view(reaction: Reaction) -> dict[str, Any]:
+def _reaction_view(reaction: Reaction, label: str) -> dict[str, Any]:
+    """One reaction for templates; ``label`` is its :func:`reaction_label` (short: remembered made safe)."""
     return {
         "kind": inert_text(reaction.kind),
         "count": reaction.count,
         "emoji": _inert(reaction.emoji),
         "document_id": reaction.document_id,
-        "label": inert_text(reaction_label(reaction)),
-        "label_md": md(reaction_label(reaction)),
+        "label": _inert(label),
+        "label_md": _md_name(label),
     }
 
 
@@ -530,6 +540,8 @@ def _action_view(action: ServiceAction, links: NoteLinks) -> dict[str, Any]:
 
 def _plain(value: Any) -> str:
     """A JSON-like value as short plain text."""
+    if type(value) is int or type(value) is str:
+        return str(value)  # what the last line gives them, without asking whether they are containers
     if isinstance(value, Mapping):
         return "{" + ", ".join(f"{k}: {_plain(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list | tuple):
