@@ -18,6 +18,7 @@ from telethon.tl import types
 from tobs_sync.sim import SimulatedTelegram, parse_spec
 from tobs_sync.sim import account as account_module
 from tobs_sync.sim.account import Account, SimChat
+from tobs_sync.sim.chat_info import forum_topics
 from tobs_sync.sim.history import History, decode
 
 RICH_SPEC = "chats=7,messages=90,media=0.4,comments=3,seed=5"
@@ -202,3 +203,15 @@ def test_history_holds_a_message_in_a_small_fraction_of_its_object_size() -> Non
     assert len(history) == len(blobs) and bytes(history[0]) == blobs[0]
     # Objects take kilobytes a message; compressed serialisations, with two pages of objects, a fraction.
     assert as_history < as_objects / 8
+
+
+def test_forum_topics_name_each_topics_newest_message() -> None:
+    account = Account(parse_spec("chats=6,messages=200,media=0.2,seed=7"))
+    forum = next(chat for chat in account.chats if chat.kind == "forum")
+    asked = [1, *forum.topics]
+    answer = forum_topics(account, forum, asked)
+    newest = {}
+    for message in forum.messages:
+        newest[forum.message_topics.get(message.id, 1)] = message.id
+    assert [topic.top_message for topic in answer.topics] == [newest[topic_id] for topic_id in asked]
+    assert sorted(m.id for m in answer.messages) == sorted(newest[topic_id] for topic_id in asked)
