@@ -46,6 +46,7 @@ from telethon.tl import types
 from tobs_sync.sim import content
 from tobs_sync.sim.content import Person, rng_for, signed64
 from tobs_sync.sim.discussion import Discussions, new_group_id
+from tobs_sync.sim.history import ById, History
 from tobs_sync.sim.media import POOL_SIZE, MediaStore
 from tobs_sync.sim.rpc import bad_request
 from tobs_sync.sim.spec import SimSpec
@@ -86,8 +87,8 @@ class SimChat:
     member_ids: list[int]
     created: datetime
     participants: int
-    messages: list[types.TypeMessage] = field(default_factory=list)
-    by_id: dict[int, types.TypeMessage] = field(default_factory=dict)
+    messages: History = field(default_factory=lambda: History())  # looked up per chat (tests swap it)
+    """Kept serialised (:mod:`tobs_sync.sim.history`): write a changed message back with ``by_id[id] = message``."""
     log: UpdateLog = field(default_factory=lambda: UpdateLog(1))
     last_id: int = 0
     migrated_from: SimChat | None = None
@@ -98,6 +99,10 @@ class SimChat:
     """A forum's topics by id (the id of the message that created the topic), General excluded."""
     message_topics: dict[int, int] = field(default_factory=dict)
     """A forum's messages' topics, by message id."""
+
+    @property
+    def by_id(self) -> ById:
+        return self.messages.by_id
 
     @property
     def is_channel(self) -> bool:
@@ -127,7 +132,6 @@ class SimChat:
 
     def append(self, message: types.TypeMessage) -> None:
         self.messages.append(message)
-        self.by_id[message.id] = message
         self.last_id = max(self.last_id, message.id)
 
 
@@ -614,6 +618,7 @@ class Account:
         message.reactions = types.MessageReactions(results=[
             types.ReactionCount(reaction=types.ReactionEmoji(emoticon=emoji), count=count) for emoji, count in counts
         ]) if counts else None
+        chat.by_id[msg_id] = message
         return message
 
     # endregion
@@ -663,6 +668,7 @@ class Account:
         message.message = text
         message.entities = None
         message.edit_date = self.tick()
+        chat.by_id[msg_id] = message
         return message
 
     def replace_media(self, message: types.Message) -> types.TypeMessageMedia:
@@ -679,14 +685,11 @@ class Account:
             media = self.store.make_media("video", media_id, rng, date, size=size + 3 * 4096 + 1)
         message.media = media
         message.edit_date = date
+        self.by_marked[utils.get_peer_id(message.peer_id)].by_id[message.id] = message
         return media
 
     def delete(self, chat: SimChat, ids: Sequence[int]) -> list[int]:
-        gone = [i for i in ids if i in chat.by_id]
-        for msg_id in gone:
-            del chat.by_id[msg_id]
-        chat.messages = [m for m in chat.messages if m.id in chat.by_id]
-        return gone
+        return chat.messages.remove(ids)
 
     # endregion
 

@@ -77,8 +77,10 @@ def forum_topics(account: Account, chat: SimChat, ids: list[int]) -> types.messa
         if title is None:
             topics.append(types.ForumTopicDeleted(id=topic_id))
             continue
-        in_topic = [m for m in chat.messages if chat.message_topics.get(m.id, GENERAL_TOPIC_ID) == topic_id]
-        top = in_topic[-1] if in_topic else None
+        top_id = next(
+            (i for i in reversed(chat.messages.ids) if chat.message_topics.get(i, GENERAL_TOPIC_ID) == topic_id), None
+        )
+        top = chat.by_id[top_id] if top_id is not None else None
         if top is not None:
             tops.append(top)
         created = chat.by_id.get(topic_id)

@@ -24,8 +24,7 @@ group's members); threads of megagroup messages are not modelled.
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,6 +33,7 @@ from telethon.tl import functions, types
 
 from tobs_sync.sim import content
 from tobs_sync.sim.content import rng_for, signed64
+from tobs_sync.sim.history import position_of_date, position_of_id
 from tobs_sync.sim.rpc import bad_request
 
 MAX_REPLIES = 100
@@ -99,6 +99,7 @@ class Discussions:
         discussion.threads[post.id] = Thread(post.id, top_id)
         post.replies = types.MessageReplies(replies=0, replies_pts=group.log.pts, comments=True,
                                             channel_id=group.raw_id)
+        channel.by_id[post.id] = post
 
     def _comment(
         self, discussion: Discussion, post_id: int, date: datetime, rng: Any, text: str | None
@@ -128,6 +129,7 @@ class Discussions:
             post.replies.replies = len(thread.comment_ids)
             post.replies.max_id = comment.id
             post.replies.replies_pts = group.log.pts
+            discussion.channel.by_id[post_id] = post
         return comment
 
     def add_comment(self, channel: Any, post_id: int, date: datetime, text: str | None) -> types.Message:
@@ -154,16 +156,16 @@ def new_group_id(seed: int, channel: Any) -> tuple[int, int]:
 
 
 def history_window(
-    history: list[Any], req: Any, *, maximum: int = MAX_REPLIES, offset_date: datetime | None = None
+    history: Sequence[Any], req: Any, *, maximum: int = MAX_REPLIES, offset_date: datetime | None = None
 ) -> list[Any]:
     """``history`` (ascending ids) cut as ``messages.getHistory`` (and ``getReplies``) cut it: newest
     first, from the position ``offset_id`` (else ``offset_date``) names shifted by ``add_offset``,
     ``limit`` (at most ``maximum``) messages, then the exclusive ``min_id``/``max_id`` bounds."""
     total = len(history)
     if req.offset_id:
-        newer = total - bisect.bisect_left(history, req.offset_id, key=lambda m: m.id)
+        newer = total - position_of_id(history, req.offset_id)
     elif offset_date is not None:
-        newer = total - bisect.bisect_left(history, offset_date, key=lambda m: m.date)
+        newer = total - position_of_date(history, offset_date)
     else:
         newer = 0
     limit = max(0, min(req.limit, maximum))
