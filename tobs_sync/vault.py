@@ -70,6 +70,15 @@ class PreparedWrite:
     relative: str
     target: Path
     temp: Path
+    size: int = -1
+    """Bytes written (``os.fstat`` of the temp file once fsynced; the rename keeps it)."""
+    mtime_ns: int = 0
+    """The temp file's modification time, which the renamed note keeps."""
+
+    @property
+    def stamp(self) -> tuple[int, int]:
+        """``(size, mtime_ns)`` the note has once renamed, as :meth:`Vault.file_stamp` would read it."""
+        return self.size, self.mtime_ns
 
 
 class Vault:
@@ -190,12 +199,13 @@ class Vault:
                 handle.write(data)
                 handle.flush()
                 self._fsync(handle.fileno())
+                info = os.fstat(handle.fileno())
         except OSError as exc:
             if temp is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(temp)
             raise VaultError(f"cannot write {target}: {exc}") from exc
-        return PreparedWrite(str(relative), target, temp)
+        return PreparedWrite(str(relative), target, temp, info.st_size, info.st_mtime_ns)
 
     def finish_write(self, prepared: PreparedWrite) -> None:
         """Step 2: rename the temp file over its target (atomic; durable once its folder is synced)."""
@@ -217,13 +227,23 @@ class Vault:
         """Step 3: fsync once each folder that received a rename since the last call (and ``folders``),
         and the parent of every folder this vault created meanwhile, so the renames and the new
         folders themselves survive a power cut."""
+        self.fsync_folders(self.take_folders_to_sync(folders))
+
+    def take_folders_to_sync(self, folders: Iterable[Path] = ()) -> list[Path]:
+        """The folders :meth:`sync_folders` would fsync now, forgotten here: the caller fsyncs them
+        with :meth:`fsync_folders` (on another thread, say). Call it on the thread that renames."""
         wanted = dict.fromkeys([*self._renamed_into, *folders])
         self._renamed_into.clear()
         for folder in sorted(self._new_folders, key=lambda f: len(f.parts), reverse=True):
             wanted.setdefault(folder.parent)
         self._new_folders.clear()
+        return list(wanted)
+
+    def fsync_folders(self, folders: Iterable[Path]) -> None:
+        """fsync each of ``folders`` (from :meth:`take_folders_to_sync`); safe on any thread."""
+        folder: Path | None = None
         try:
-            for folder in wanted:
+            for folder in folders:
                 self._fsync_folder(folder)
         except OSError as exc:
             raise VaultError(f"cannot make the writes in {folder} durable: {exc}") from exc
