@@ -32,11 +32,23 @@ batch after a crash at any point writes identical bytes (skipped) or finishes th
 :func:`audit_notes` is the read-only counterpart: it compares the notes on disk with the store
 (size and modification time first, the hash only when they differ).
 
+How the temp files are flushed: one ``fsync`` (``F_FULLFSYNC`` on macOS) per file, run by the
+executor's threads, the batch handed to them in chunks of about one per thread
+(:mod:`tobs_sync.note_writes`); chosen over one future per note (the same concurrent fsyncs, but
+a hand-off per note: three times the user CPU per file in a write-only loop) and over one
+``syncfs`` per batch (no thread traffic at all, but it flushes the whole file system, other
+programs' data included, so a batch waits on their writes, and Linux before 5.8 does not report
+a failed writeback to it). Threads cost futex traffic (the GIL changes hands around each system
+call a writer makes), which grows with the threads writing at once; fewer than about eight leave
+the disk idle while a batch renders, so the writers follow ``telegram.blocking_workers``.
+
 Guarantee per platform: on Linux, fsync of the file and of its folder makes a rename durable
 (ext4, xfs, btrfs). On macOS, files are flushed with ``F_FULLFSYNC`` (plain fsync stops at the
 drive's cache) and folders with fsync. On Windows, folders cannot be fsynced: a rename is atomic
 but a power cut just after a batch may undo it while the store says it happened. Limits: a user
-edit landing between step 1 and step 4 is overwritten; one publisher per vault (the vault lock).
+edit landing between step 1 and step 4 is overwritten, and so is a file created at a new note's
+path between the moment the path was found free (as the batch was grouped, a fraction of a second
+earlier) and step 4; one publisher per vault (the vault lock).
 """
 
 from __future__ import annotations
@@ -78,6 +90,8 @@ class Draft:
     message_ids: tuple[int, ...] = ()
     kind: str = MESSAGE_NOTE
     previous: NoteRow | None = None
+    fresh: bool = False
+    """Its path was found free (no file, no row) as its batch was grouped: the disk is not read again."""
 
     def row(self, content_hash: str, **fields: object) -> NoteRow:
         ids = self.message_ids
@@ -271,8 +285,8 @@ class Publisher:
             raise ValueError("a batch cannot publish one note twice")
         bases = self._store.note_bases([draft.path for draft in drafts])
         decided = [
-            (draft, decide_note(draft, self._vault.read_bytes(draft.path), bases.get(draft.path, (None, None)),
-                                force=force))
+            (draft, decide_note(draft, None if draft.fresh else self._vault.read_bytes(draft.path),
+                                bases.get(draft.path, (None, None)), force=force))
             for draft in drafts
         ]
         to_write = [(draft, decision) for draft, decision in decided if decision.outcome == Outcome.WRITTEN]

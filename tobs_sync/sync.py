@@ -322,10 +322,10 @@ class Synchronizer:
         """A batch grouped into notes, its media stored, its notes rendered, their intended hashes
         recorded and their writes started (:meth:`tobs_sync.publish.Publisher.start`). A note the
         chat's outstanding batch (in ``commits``) is still writing is read only once it committed."""
-        notes = list(self._placement.group_notes(state, batch))
+        notes = self._placement.group_notes(state, batch)
         if commits is not None and commits.holds(note.path for note in notes):
             await commits.wait()  # an album continues the note of the batch before: its commit first
-            notes = list(self._placement.group_notes(state, batch))
+            notes = self._placement.group_notes(state, batch)
         media_rows = MediaRows()
         media = await self._media.store_media(
             [(m, note.path) for note in notes for m in note.messages if m.media], state.folder, source.media_chunks,
