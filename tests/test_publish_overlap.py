@@ -31,7 +31,7 @@ from tobs_sync.sources.memory import MemorySource
 from tobs_sync.store import Store
 from tobs_sync.store_rows import MediaRows, NoteRow
 from tobs_sync.store_schema import NO_CURSOR
-from tobs_sync.sync import Synchronizer
+from tobs_sync.sync import Synchronizer, SyncReport
 from tobs_sync.vault import TEMP_PREFIX, PreparedWrite, Vault
 
 CHAT = Chat(-1005550, "Overlap", ChatKind.CHANNEL.value)
@@ -271,3 +271,45 @@ def test_a_file_of_a_batch_still_in_flight_is_stored_once_when_the_next_batch_po
         assert store.media_count()[0] == 1
         slots = [store.media_slots(CHAT.id, message_id)[0] for message_id in (5, 15)]
     assert slots[0].path == slots[1].path and slots[0].status == slots[1].status == "stored"
+
+
+@pytest.mark.parametrize("cancels", [1, 2])
+def test_a_chat_cancelled_mid_overlap_commits_no_batch_after_the_one_in_flight(vault: Path, cancels: int) -> None:
+    """Cancelled while batch 2 waits for batch 1's commit: batch 1 (complete) may still commit, batch 2
+    never does. Cancelled again while batch 1 is being finished: batch 1 is dropped too."""
+    settings = load_settings(vault)
+
+    async def run() -> None:
+        store = Store.open(settings.database_path)
+        started = asyncio.Event()
+
+        class SignallingStore(Store):
+            def intend_notes(self, rows: Sequence[NoteRow]) -> None:
+                super().intend_notes(rows)
+                if any(batch_of(row.path) == 2 for row in rows):
+                    started.set()
+
+        watched = SignallingStore(store._db, store.path)
+        writer = Vault(settings.vault_root)
+        media = MediaWriter(writer, watched, ATTACHMENTS, settings.timezone, settings=settings.media)
+        synchronizer = Synchronizer(settings, watched, writer, Renderer(None), media,
+                                    executor=HeldExecutor(asyncio.get_running_loop()))
+        try:
+            async with history(30) as source:
+                task = asyncio.ensure_future(synchronizer.sync_chat(source, CHAT, SyncReport()))
+                await started.wait()
+                task.cancel()
+                if cancels == 2:
+                    await asyncio.sleep(0.5)  # virtual: the chat now waits for batch 1, due at 1 s
+                    task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        finally:
+            store.close()
+
+    run_virtual(run())
+    with contextlib.closing(Store.open(settings.database_path)) as store:
+        assert [state.cursor for state in store.chat_states()] == [10 if cancels == 1 else NO_CURSOR]
+    assert list(vault.rglob(f"{TEMP_PREFIX}*")) == []
+    notes = {batch_of(p.name) for p in vault.rglob("*.md")} - {None}
+    assert notes == ({1} if cancels == 1 else set())

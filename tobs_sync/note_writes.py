@@ -83,9 +83,7 @@ class BatchWrites:
     def abandon(self) -> None:
         """Wait until no thread writes any more (chunks not yet started never start), then remove
         every temp file written."""
-        for future in self._futures:
-            future.cancel()
-        wait(self._futures)
+        wait([future for future in self._futures if not future.cancel()])  # a cancelled chunk never runs
         for future in self._futures:
             if not future.cancelled() and future.exception() is None:
                 for write in future.result():
