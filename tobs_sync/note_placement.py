@@ -10,9 +10,10 @@ apply to new notes only); it renders and writes nothing, and reserves only the c
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import posixpath
 import string
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tobs_sync.config import Settings
@@ -21,6 +22,7 @@ from tobs_sync.names import NAME_MAX_BYTES, inert_text, path_key, sanitize_compo
 from tobs_sync.note_lookups import NoteLookups
 from tobs_sync.publish import Draft
 from tobs_sync.store import Store
+from tobs_sync.store_paths import taken_path_keys
 from tobs_sync.store_rows import CHAT_NOTE, ChatState, NoteRow
 from tobs_sync.vault import Vault
 from tobs_sync.views import topic_path_value
@@ -39,7 +41,8 @@ class PlannedNote:
         self.messages = sorted([m for m in self.messages if m.id != message.id] + [message], key=lambda m: m.id)
 
     def draft(self, data: bytes, chat_id: int) -> Draft:
-        return Draft(self.path, data, chat_id, tuple(m.id for m in self.messages), previous=self.previous)
+        return Draft(self.path, data, chat_id, tuple(m.id for m in self.messages), previous=self.previous,
+                     fresh=self.previous is None)  # a new note's path was just found free
 
 
 class NotePlacement:
@@ -55,6 +58,8 @@ class NotePlacement:
         self._reserved_names = _reserved_folder_names(settings.templates, attachment_rule)
         self._note_lookups = NoteLookups(store)
         """Notes of consecutive messages, a window per query: one query serves a whole batch."""
+        self._note_path_fields = frozenset(name for _, name in _parsed(settings.note_path) if name)
+        """The fields ``vault.note_path`` uses: only those are computed for each message."""
 
     def chat_folder(self, chat: Chat) -> str:
         """A new chat's folder name: its title, made inert and safe; with its id when the title is the
@@ -68,20 +73,19 @@ class NotePlacement:
         budget = NAME_MAX_BYTES - len(suffix.encode("utf-8"))
         return sanitize_component(name, fallback=fallback, max_bytes=budget) + suffix
 
-    def group_notes(self, state: ChatState, batch: Sequence[Message]) -> Iterator[PlannedNote]:
-        """Split a batch into notes: one per message, one per album."""
-        current: PlannedNote | None = None
+    def group_notes(self, state: ChatState, batch: Sequence[Message]) -> list[PlannedNote]:
+        """Split a batch into notes: one per message, one per album (the store is only read)."""
+        notes: list[PlannedNote] = []
+        paths = _BatchPaths(self, self._store, state, batch)
         for message in batch:
+            current = notes[-1] if notes else None
             if current and message.grouped_id and message.grouped_id == current.messages[-1].grouped_id:
                 current.add(message)
                 continue
-            if current:
-                yield current
-            current = self._note_for(state, message)
-        if current:
-            yield current
+            notes.append(self._note_for(state, message, paths))
+        return notes
 
-    def _note_for(self, state: ChatState, message: Message) -> PlannedNote:
+    def _note_for(self, state: ChatState, message: Message, paths: _BatchPaths) -> PlannedNote:
         existing = self._note_lookups.note_of_message(state.chat.id, message.id)
         if existing is None and message.grouped_id:
             existing = self._album_note(state.chat.id, message)
@@ -89,7 +93,7 @@ class NotePlacement:
             stored = self._store.messages_by_id(state.chat.id, [i for i in existing.message_ids if i != message.id])
             members = [stored[mid] for mid in existing.message_ids if mid in stored]
             return PlannedNote(sorted([*members, message], key=lambda m: m.id), existing.path, existing)
-        path = self._vault.unique_path(self.note_path(state, message), self._store.path_taken)
+        path = self._vault.unique_path(paths.wanted(message), paths.taken)
         return PlannedNote([message], path, None)
 
     def _album_note(self, chat_id: int, message: Message) -> NoteRow | None:
@@ -104,17 +108,7 @@ class NotePlacement:
     def note_path(self, state: ChatState, message: Message) -> str:
         """The path ``vault.note_path`` gives a message's new note (before making it unique)."""
         when = dt.datetime.fromtimestamp(message.date, self._tz)
-        fields = {
-            "chat": state.folder,
-            "chat_id": str(state.chat.id),
-            "topic": topic_path_value(message),
-            "date": when.strftime("%Y-%m-%d"),
-            "year": when.strftime("%Y"),
-            "month": when.strftime("%m"),
-            "day": when.strftime("%d"),
-            "time": when.strftime("%H%M%S"),
-            "id": str(message.id),
-        }
+        fields = {name: _NOTE_FIELDS[name](state, message, when) for name in self._note_path_fields}
         return _fill_path(self._settings.note_path, fields)
 
     def reserve_chat_note(self, state: ChatState) -> None:
@@ -146,10 +140,55 @@ def _reserved_folder_names(templates: str, attachment_rule: str) -> frozenset[st
     return frozenset(path_key(posixpath.basename(folder.strip("/"))) for folder in folders if folder.strip("/"))
 
 
+class _BatchPaths:
+    """The wanted paths of a batch's new notes, and which of them the store holds, each found once
+    (at the batch's first new note) for the whole batch rather than with two queries per note."""
+
+    def __init__(self, placement: NotePlacement, store: Store, state: ChatState, batch: Sequence[Message]) -> None:
+        self._placement, self._store, self._state, self._batch = placement, store, state, batch
+        self._wanted: dict[int, str] | None = None
+        self._wanted_paths: set[str] = set()
+        self._taken: set[str] = set()
+
+    def wanted(self, message: Message) -> str:
+        """The path ``vault.note_path`` gives ``message``'s note (before making it unique)."""
+        if self._wanted is None:
+            self._wanted = {m.id: self._placement.note_path(self._state, m) for m in self._batch}
+            self._wanted_paths = set(self._wanted.values())
+            self._taken = taken_path_keys(self._store, self._wanted_paths)
+        return self._wanted.get(message.id) or self._placement.note_path(self._state, message)
+
+    def taken(self, candidate: str) -> bool:
+        """``Store.path_taken``, answered from the batch's one query for its wanted paths."""
+        if candidate in self._wanted_paths:
+            return path_key(candidate) in self._taken
+        return self._store.path_taken(candidate)
+
+
+_NOTE_FIELDS: dict[str, Callable[[ChatState, Message, dt.datetime], str]] = {
+    "chat": lambda state, _message, _when: state.folder,
+    "chat_id": lambda state, _message, _when: str(state.chat.id),
+    "topic": lambda _state, message, _when: topic_path_value(message),
+    "date": lambda _state, _message, when: when.strftime("%Y-%m-%d"),
+    "year": lambda _state, _message, when: when.strftime("%Y"),
+    "month": lambda _state, _message, when: when.strftime("%m"),
+    "day": lambda _state, _message, when: when.strftime("%d"),
+    "time": lambda _state, _message, when: when.strftime("%H%M%S"),
+    "id": lambda _state, message, _when: str(message.id),
+}
+"""The fields of ``vault.note_path``, each computed from the chat, the message and its local time."""
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed(template: str) -> tuple[tuple[str, str | None], ...]:
+    """A path template's literal texts and field names, parsed once."""
+    return tuple((literal, name) for literal, name, _spec, _conv in string.Formatter().parse(template))
+
+
 def _fill_path(template: str, fields: dict[str, str]) -> str:
     """Fill a validated path template; every value is sanitised into one path component."""
     parts = []
-    for literal, name, _spec, _conv in string.Formatter().parse(template):
+    for literal, name in _parsed(template):
         parts.append(literal)
         if name is not None:
             parts.append(sanitize_component(fields[name]) if name != "chat" else fields[name])

@@ -14,7 +14,8 @@ retry updates, a slice of a re-render, a chat's index note) and:
    to get (its *intended* hash) and its base, and, as committed, the bytes on disk (and their
    base) when they are tobs-sync's own: from now until step 6 both the old and the new bytes count
    as its own, so a crash at any instant never turns its own note into a "user edit" or a conflict;
-3. writes each note to a hidden temp file beside it and fsyncs it (several at once, in threads);
+3. writes each note to a hidden temp file beside it and fsyncs it (several at once, in threads:
+   :mod:`tobs_sync.note_writes`), taking its size and modification time from the temp file;
 4. renames each temp file over its note (``os.replace``);
 5. fsyncs each folder that received a rename once, and the parent of every folder created for
    the batch (a new chat's folder would otherwise vanish in a power cut);
@@ -22,30 +23,47 @@ retry updates, a slice of a re-render, a chat's index note) and:
    written, for ``status``'s fast check) and bases, the media index rows of the batch and the
    chat's cursor.
 
-Re-running a batch after a crash at any point writes identical bytes (skipped) or finishes the
-job. :func:`audit_notes` is the read-only counterpart: it compares the notes on disk with the
-store (size and modification time first, the hash only when they differ).
+A sync pass splits a batch in two: :meth:`Publisher.start` runs steps 1 and 2 and starts step 3;
+:meth:`Publisher.finish` (awaited later, while the next batch is rendered) runs the rest, or
+:meth:`Publisher.abandon` drops the temp files. A later batch's intents may so be recorded before
+an earlier batch's commit: intents only widen what counts as tobs-sync's own, so a crash between
+the two leaves both batches to be repeated, never a note taken for a user edit. Re-running a
+batch after a crash at any point writes identical bytes (skipped) or finishes the job.
+:func:`audit_notes` is the read-only counterpart: it compares the notes on disk with the store
+(size and modification time first, the hash only when they differ).
+
+How the temp files are flushed: one ``fsync`` (``F_FULLFSYNC`` on macOS) per file, run by the
+executor's threads, the batch handed to them in chunks of about one per thread
+(:mod:`tobs_sync.note_writes`); chosen over one future per note (the same concurrent fsyncs, but
+a hand-off per note: three times the user CPU per file in a write-only loop) and over one
+``syncfs`` per batch (no thread traffic at all, but it flushes the whole file system, other
+programs' data included, so a batch waits on their writes, and Linux before 5.8 does not report
+a failed writeback to it). Threads cost futex traffic (the GIL changes hands around each system
+call a writer makes), which grows with the threads writing at once; fewer than about eight leave
+the disk idle while a batch renders, so the writers follow ``telegram.blocking_workers``.
 
 Guarantee per platform: on Linux, fsync of the file and of its folder makes a rename durable
 (ext4, xfs, btrfs). On macOS, files are flushed with ``F_FULLFSYNC`` (plain fsync stops at the
 drive's cache) and folders with fsync. On Windows, folders cannot be fsynced: a rename is atomic
 but a power cut just after a batch may undo it while the store says it happened. Limits: a user
-edit landing between step 1 and step 4 is overwritten; one publisher per vault (the vault lock).
+edit landing between step 1 and step 4 is overwritten, and so is a file created at a new note's
+path between the moment the path was found free (as the batch was grouped, a fraction of a second
+earlier) and step 4; one publisher per vault (the vault lock).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import posixpath
 from collections.abc import Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from tobs_sync.errors import VaultError
 from tobs_sync.merge import Conflict, generated_base, merge
 from tobs_sync.model import Message
+from tobs_sync.note_writes import BatchWrites
 from tobs_sync.store import Store
 from tobs_sync.store_rows import MESSAGE_NOTE, MediaRows, NoteRow
 from tobs_sync.vault import PreparedWrite, Vault, sha256_hex
@@ -72,6 +90,8 @@ class Draft:
     message_ids: tuple[int, ...] = ()
     kind: str = MESSAGE_NOTE
     previous: NoteRow | None = None
+    fresh: bool = False
+    """Its path was found free (no file, no row) as its batch was grouped: the disk is not read again."""
 
     def row(self, content_hash: str, **fields: object) -> NoteRow:
         ids = self.message_ids
@@ -146,14 +166,35 @@ def decide_note(
     return Decision(outcome, generated, new_hash, disk_hash, disk_base if ours else None, new_base, result.reason)
 
 
+@dataclass(slots=True)
+class PendingBatch:
+    """A batch past steps 1 and 2 whose temp files are being written (:meth:`Publisher.start`); it
+    is finished (steps 3 to 6, :meth:`Publisher.finish`) or abandoned (:meth:`Publisher.abandon`)."""
+
+    decided: list[tuple[Draft, Decision]]
+    writes: BatchWrites | None
+    cursor: tuple[int, int] | None
+    media: MediaRows | None
+    messages: Sequence[Message]
+
+    @property
+    def paths(self) -> frozenset[str]:
+        """Every note of the batch (written or not): their rows are committed by :meth:`Publisher.finish`."""
+        return frozenset(draft.path for draft, _ in self.decided)
+
+
 class Publisher:
     """Publishes batches of notes into one vault and its store."""
 
-    def __init__(self, vault: Vault, store: Store, *, executor: Executor | None = None) -> None:
+    def __init__(
+        self, vault: Vault, store: Store, *, executor: Executor | None = None, threads: int = FSYNC_WORKERS
+    ) -> None:
         self._vault = vault
         self._store = store
         self._executor = executor
-        """The app's executor for blocking work; None: a pool of :data:`FSYNC_WORKERS` per batch."""
+        """The app's executor for blocking work; None: a pool of ``threads`` per batch."""
+        self._threads = max(1, threads)
+        """Chunks a batch's temp-file writes are cut into: the executor's worker threads."""
 
     def publish(
         self,
@@ -169,9 +210,12 @@ class Publisher:
         ``messages`` (the batch, for the message cache) are stored in the first transaction.
         ``force`` writes over the user's edits of the generated part (the caller keeps a backup).
         """
-        decided, to_write, messages = self._decide_and_intend(drafts, messages, force)
-        self._write_all(to_write)
-        return self._commit(decided, cursor, media, messages)
+        pending = self.start(drafts, cursor=cursor, media=media, messages=messages, force=force)
+        stamps: dict[str, tuple[int, int]] = {}
+        if pending.writes is not None:
+            stamps = self._rename_all(pending.writes.wait_blocking())
+            self._vault.fsync_folders(self._vault.take_folders_to_sync())
+        return self._commit(pending, stamps)
 
     async def publish_async(
         self,
@@ -183,22 +227,54 @@ class Publisher:
         force: bool = False,
     ) -> Published:
         """:meth:`publish`, letting the event loop run other tasks (reading the next batches, downloads)
-        while the executor's threads write and fsync the batch's temp files. Same steps, same order."""
+        while the executor's threads write and fsync the batch's files. Same steps, same order."""
+        return await self.finish(self.start(drafts, cursor=cursor, media=media, messages=messages, force=force))
+
+    def start(
+        self,
+        drafts: Sequence[Draft],
+        *,
+        cursor: tuple[int, int] | None = None,
+        media: MediaRows | None = None,
+        messages: Sequence[Message] = (),
+        force: bool = False,
+    ) -> PendingBatch:
+        """Steps 1 and 2 of :meth:`publish` on this thread, and step 3 started: the notes' folders
+        made, their temp files being written by the executor. Nothing visible has changed yet."""
         decided, to_write, messages = self._decide_and_intend(drafts, messages, force)
-        if self._executor is None or len(to_write) < 2:
-            self._write_all(to_write)
-        else:
-            futures = self._prepare_all(to_write, self._executor)
-            try:
-                await asyncio.wait([asyncio.wrap_future(future) for future in futures])
-            except BaseException:
-                wait(futures)  # cancelled: let the threads end, then drop what they wrote
-                for future in futures:
-                    if future.exception() is None:
-                        self._vault.discard_write(future.result())
-                raise
-            self._finish_all(futures)
-        return self._commit(decided, cursor, media, messages)
+        writes = self._start_writes(to_write) if to_write else None
+        return PendingBatch(decided, writes, cursor, media, messages)
+
+    async def finish(self, pending: PendingBatch) -> Published:
+        """Steps 3 to 6 of a started batch: its temp files awaited, renamed, their folders fsynced
+        (by the executor) and its rows, media rows and cursor committed. Cancelled before the
+        renames: the temp files are dropped and nothing is committed."""
+        stamps: dict[str, tuple[int, int]] = {}
+        if pending.writes is not None:
+            stamps = self._rename_all(await pending.writes.wait())
+            folders = self._vault.take_folders_to_sync()
+            if self._executor is None:
+                self._vault.fsync_folders(folders)
+            else:
+                await asyncio.wrap_future(self._executor.submit(self._vault.fsync_folders, folders))
+        return self._commit(pending, stamps)
+
+    @staticmethod
+    def abandon(pending: PendingBatch) -> None:
+        """Drop a started batch that will not be finished: its threads end, its temp files go.
+        Its intents stay recorded: harmless, as after a crash."""
+        if pending.writes is not None:
+            pending.writes.abandon()
+
+    def _start_writes(self, drafts: Sequence[Draft]) -> BatchWrites:
+        items = [(draft.path, draft.data) for draft in drafts]
+        if len(items) < 2 or self._executor is not None:
+            return BatchWrites(self._vault, items, self._executor if len(items) > 1 else None, self._threads)
+        pool = ThreadPoolExecutor(min(self._threads, len(items)))
+        try:
+            return BatchWrites(self._vault, items, pool, self._threads)
+        finally:
+            pool.shutdown(wait=False)  # its threads end once the batch's writes have
 
     def _decide_and_intend(
         self, drafts: Sequence[Draft], messages: Sequence[Message], force: bool
@@ -209,30 +285,29 @@ class Publisher:
             raise ValueError("a batch cannot publish one note twice")
         bases = self._store.note_bases([draft.path for draft in drafts])
         decided = [
-            (draft, decide_note(draft, self._vault.read_bytes(draft.path), bases.get(draft.path, (None, None)),
-                                force=force))
+            (draft, decide_note(draft, None if draft.fresh else self._vault.read_bytes(draft.path),
+                                bases.get(draft.path, (None, None)), force=force))
             for draft in drafts
         ]
         to_write = [(draft, decision) for draft, decision in decided if decision.outcome == Outcome.WRITTEN]
-        if to_write:
+        if to_write or messages:  # the messages now: a later batch's album finds its note before this commits
             with self._store.transaction():
                 if messages:
                     self._store.put_messages(messages)
                     messages = ()
-                self._store.intend_notes([_intent(draft, d.new_hash, d.disk_hash) for draft, d in to_write])
-                self._store.intend_bases({draft.path: (d.disk_base, d.new_base) for draft, d in to_write})
+                if to_write:
+                    self._store.intend_notes([_intent(draft, d.new_hash, d.disk_hash) for draft, d in to_write])
+                    self._store.intend_bases({draft.path: (d.disk_base, d.new_base) for draft, d in to_write})
         return decided, [replace(draft, data=d.data) for draft, d in to_write], messages
 
-    def _commit(
-        self, decided: list[tuple[Draft, Decision]], cursor: tuple[int, int] | None, media: MediaRows | None,
-        messages: Sequence[Message],
-    ) -> Published:
+    def _commit(self, pending: PendingBatch, stamps: dict[str, tuple[int, int]]) -> Published:
         """Step 6: the notes' rows, bases, media rows and cursor in one transaction."""
-        rows = [self._row(draft, d.new_hash, d.disk_hash, d.outcome) for draft, d in decided]
+        decided = pending.decided
+        rows = [self._row(draft, d.new_hash, d.disk_hash, d.outcome, stamps) for draft, d in decided]
         with self._store.transaction():
-            if messages:
-                self._store.put_messages(messages)
-            self._store.commit_notes(rows, cursor=cursor, media=media)
+            if pending.messages:
+                self._store.put_messages(pending.messages)
+            self._store.commit_notes(rows, cursor=pending.cursor, media=pending.media)
             self._store.commit_bases({
                 draft.path: d.new_base for draft, d in decided if d.outcome != Outcome.CONFLICT
             })
@@ -241,48 +316,8 @@ class Publisher:
                 log.info("%s left as it is: %s", draft.path, d.reason or "edited outside tobs-sync")
         return Published([(draft.path, d.outcome) for draft, d in decided])
 
-    def _write_all(self, drafts: Sequence[Draft]) -> None:
-        """Steps 3 to 5: temp files written and fsynced, renamed, their folders fsynced once.
-
-        The temp files are written and fsynced by up to :data:`FSYNC_WORKERS` threads at once: a
-        journaling file system commits concurrent fsyncs together (ext4 on the development machine:
-        100 small notes in about 30 ms instead of 380 ms one after the other). Folders are created
-        first, on this thread; renames and folder fsyncs stay on this thread, in order.
-        """
-        if len(drafts) > 1:
-            if self._executor is not None:
-                futures = self._prepare_all(drafts, self._executor)
-                wait(futures)
-            else:
-                with ThreadPoolExecutor(min(FSYNC_WORKERS, len(drafts))) as pool:
-                    futures = self._prepare_all(drafts, pool)
-                    wait(futures)
-            self._finish_all(futures)
-            return
-        self._make_folders(drafts)
-        prepared = [self._vault.prepare_write(d.path, d.data) for d in drafts]
-        self._rename_all(prepared)
-
-    def _make_folders(self, drafts: Sequence[Draft]) -> None:
-        for folder in dict.fromkeys(posixpath.dirname(draft.path) for draft in drafts):
-            self._vault.ensure_folder(folder)
-
-    def _prepare_all(self, drafts: Sequence[Draft], pool: Executor) -> list[Future[PreparedWrite]]:
-        """Step 3 started: folders made here, then every temp file written and fsynced by ``pool``."""
-        self._make_folders(drafts)
-        return [pool.submit(self._vault.prepare_write, d.path, d.data) for d in drafts]
-
-    def _finish_all(self, futures: Sequence[Future[PreparedWrite]]) -> None:
-        """Steps 4 and 5 once every temp file is written: renamed in order, folders fsynced."""
-        prepared = [f.result() for f in futures if f.exception() is None]
-        failed = [f.exception() for f in futures if f.exception() is not None]
-        if failed:
-            for write in prepared:
-                self._vault.discard_write(write)
-            raise failed[0]  # type: ignore[misc]
-        self._rename_all(prepared)
-
-    def _rename_all(self, prepared: Sequence[PreparedWrite]) -> None:
+    def _rename_all(self, prepared: Sequence[PreparedWrite]) -> dict[str, tuple[int, int]]:
+        """Step 4: every temp file renamed over its note, in order; the notes' ``(size, mtime_ns)``."""
         renamed = 0
         try:
             for write in prepared:
@@ -292,16 +327,18 @@ class Publisher:
             for write in prepared[renamed:]:
                 self._vault.discard_write(write)
             raise
-        self._vault.sync_folders()
+        return {write.relative: write.stamp for write in prepared}
 
-    def _row(self, draft: Draft, new_hash: str, disk_hash: str | None, outcome: Outcome) -> NoteRow:
+    def _row(
+        self, draft: Draft, new_hash: str, disk_hash: str | None, outcome: Outcome, stamps: dict[str, tuple[int, int]]
+    ) -> NoteRow:
         previous = draft.previous
         if outcome == Outcome.CONFLICT:
             return draft.row(
                 previous.content_hash if previous else "", conflict_hash=disk_hash,
                 size=previous.size if previous else None, mtime_ns=previous.mtime_ns if previous else None,
             )
-        stamp = self._vault.file_stamp(draft.path)
+        stamp = stamps.get(draft.path) or self._vault.file_stamp(draft.path)
         if stamp is None:
             raise VaultError(f"{draft.path} vanished while it was being written")
         return draft.row(new_hash, size=stamp[0], mtime_ns=stamp[1])

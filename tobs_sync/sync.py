@@ -7,14 +7,20 @@ while the current one is published (``telegram.batches_ahead`` at most, so memor
 with the history). A batch's files start downloading as soon as it is read, under the one
 long-lived download scheduler of the app shared by every batch and chat (a file two batches need is
 fetched once), so later batches are read meanwhile; once they are in, publishing is one stage taken
-by one batch at a time, in each chat's order. For every batch of a chat: (1) its media are placed
-into the vault (index rows kept for the batch's commit), (2) every note of the batch is rendered
-(a template error stops here, before any write), (3) :class:`~tobs_sync.publish.Publisher`
-caches the batch and records the notes' intended hashes in one transaction, writes the notes
-atomically with one fsync per file and per folder, then commits the notes' rows, the media rows
-and the chat's cursor in one transaction. A crash at any point repeats at most the unfinished
-batch; repeating it writes identical bytes (skipped), and the intended hashes make a note
-tobs-sync wrote just before the crash its own, never a "user edit". The media retry, the
+by one batch at a time, in each chat's order. For every batch of a chat, under the stage: (1) its
+media are placed into the vault (index rows kept for the batch's commit), (2) every note of the
+batch is rendered (a template error stops here, before any write), (3)
+:class:`~tobs_sync.publish.Publisher` caches the batch and records the notes' intended hashes in
+one transaction and starts writing the notes' temp files in threads. Then, outside the stage and
+in the background (:class:`~tobs_sync.chat_commits.ChatCommits`), (4) the writes are awaited, the
+notes renamed, their folders fsynced, and the notes' rows, the media rows and the chat's cursor
+committed in one transaction, while the stage renders the next batch of this chat or another. A
+chat has at most one batch committing in the background, its commits follow its order, a batch
+that continues a note of the batch still committing (an album) waits for that commit first, and
+the chat's end-of-read steps run after its last commit. A crash at any point repeats at most the
+unfinished batches (the one committing and the one started after it); repeating them writes
+identical bytes (skipped), and the intended hashes make a note tobs-sync wrote just before the
+crash its own, never a "user edit". The media retry, the
 re-render and the chat's index note are published the same way. After an opted-in channel's
 batches, its posts' comments are read and published by :class:`~tobs_sync.comments.CommentSync`
 (each post's comment cursor, not the chat's, moves after their notes).
@@ -49,6 +55,7 @@ from concurrent.futures import Executor
 
 from tobs_sync.backfill import Backfill
 from tobs_sync.changes import ChangeEngine, ChatLocks
+from tobs_sync.chat_commits import ChatCommits
 from tobs_sync.comments import CommentSync
 from tobs_sync.config import Settings
 from tobs_sync.errors import ChatDeferred, ExportFormatError, SourceError
@@ -59,7 +66,7 @@ from tobs_sync.note_placement import NotePlacement
 from tobs_sync.note_render import NoteRendering
 from tobs_sync.observe import NO_OBSERVER, SyncObserver, expected_messages
 from tobs_sync.pipeline import Stage, read_ahead, run_lanes
-from tobs_sync.publish import Publisher
+from tobs_sync.publish import PendingBatch, Published, Publisher
 from tobs_sync.render import Renderer
 from tobs_sync.rerender import Rerenderer, draft_of
 from tobs_sync.sources.base import ReportsSkips, Source
@@ -92,7 +99,7 @@ class Synchronizer:
         self._store = store
         self._vault = vault
         self._media = media
-        self._publisher = Publisher(vault, store, executor=executor)
+        self._publisher = Publisher(vault, store, executor=executor, threads=settings.telegram.blocking_workers)
         self._placement = NotePlacement(settings, store, vault, media.folder_rule)
         """Chat folders, note paths, batches grouped into notes."""
         self._notes = NoteRendering(
@@ -226,10 +233,12 @@ class Synchronizer:
         """One chat: its batches are read ahead (up to :attr:`batches_ahead` waiting) while earlier
         ones are published, one batch at a time across all chats (``publishing``), in the chat's order.
 
-        Publishing a batch (its notes grouped, its media fetched, rendered, written and committed
-        with the cursor) needs the batches before it committed: an album straddling two batches
-        continues the note of the one before. Batches already read when reading fails are still
-        published before the failure is raised. Then, unless this was the chat's first read, its
+        A batch is grouped into notes, its media stored, rendered and its writes started under the
+        stage; its writes are then finished and committed with the cursor in the background, while
+        the next batch is prepared (at most one batch of the chat committing; a batch continuing a
+        note of that one, an album straddling two batches, waits for its commit). Batches already
+        read when reading fails are still published before the failure is raised; a failed or
+        cancelled commit abandons the batch after it. Then, unless this was the chat's first read, its
         recent window is read again (reconciliation, :meth:`tobs_sync.changes.ChangeEngine.reconcile`).
         """
         stage = publishing or self._locks.stage()
@@ -247,6 +256,8 @@ class Synchronizer:
         def read(after: int) -> AsyncIterator[tuple[Sequence[Message], list[SharedFetch]]]:
             return self._prefetching(source, state, source.batches(chat, after))
 
+        commits = ChatCommits(self._publisher)
+
         async def publish(item: tuple[Sequence[Message], list[SharedFetch]]) -> None:
             batch, fetches = item
             self._queue_for_publishing(+1)
@@ -255,17 +266,22 @@ class Synchronizer:
                 await self._media.fetched(fetches)  # outside the stage: other chats publish meanwhile
                 async with stage:
                     waiting = self._queue_for_publishing(-1)
-                    await self._sync_batch(source, state, batch, report)
+                    pending = await self._start_batch(source, state, batch, commits)
             finally:
                 if waiting:  # cancelled before its turn came
                     self._queue_for_publishing(-1)
-            self.observer.batch_published(chat, len(batch))
+            # committed in the background, after the batch before it: the stage renders the next one meanwhile
+            await commits.hand_over(pending, lambda published: self._batch_committed(state, batch, published, report))
             posts.update((m.id, m.comments_max_id) for m in batch if m.comments_max_id)
 
         after, widening = await self.backfill.plan(source, state)
         if widening is not None:
             await self._widening.widen(source, state, widening, report, stage, ahead=self.batches_ahead)
-        await read_ahead(read(after), publish, ahead=self.batches_ahead)
+        try:
+            await read_ahead(read(after), publish, ahead=self.batches_ahead)
+            await commits.wait()  # the chat's last batch committed before its end-of-read steps
+        finally:
+            await commits.close()
         if state.cursor != NO_CURSOR and (read_state := self._store.chat_state(chat.id)) is not None:
             await self.changes.reconcile(source, read_state, report, stage)
         if (comment_source := self.comments.source_for(chat, source)) is not None:
@@ -296,7 +312,20 @@ class Synchronizer:
     async def _sync_batch(
         self, source: Source, state: ChatState, batch: Sequence[Message], report: SyncReport
     ) -> None:
-        notes = list(self._placement.group_notes(state, batch))
+        """Publish one batch of a chat completely (notes, media, cursor) before returning."""
+        pending = await self._start_batch(source, state, batch)
+        self._batch_committed(state, batch, await self._publisher.finish(pending), report, observe=False)
+
+    async def _start_batch(
+        self, source: Source, state: ChatState, batch: Sequence[Message], commits: ChatCommits | None = None
+    ) -> PendingBatch:
+        """A batch grouped into notes, its media stored, its notes rendered, their intended hashes
+        recorded and their writes started (:meth:`tobs_sync.publish.Publisher.start`). A note the
+        chat's outstanding batch (in ``commits``) is still writing is read only once it committed."""
+        notes = self._placement.group_notes(state, batch)
+        if commits is not None and commits.holds(note.path for note in notes):
+            await commits.wait()  # an album continues the note of the batch before: its commit first
+            notes = self._placement.group_notes(state, batch)
         media_rows = MediaRows()
         media = await self._media.store_media(
             [(m, note.path) for note in notes for m in note.messages if m.media], state.folder, source.media_chunks,
@@ -304,12 +333,17 @@ class Synchronizer:
         )
         assigned = {m.id: n.path for n in notes for m in n.messages}
         drafts = [note.draft(self._notes.message_note(state, note, media, assigned), state.chat.id) for note in notes]
-        published = await self._publisher.publish_async(
-            drafts, cursor=(state.chat.id, batch[-1].id), media=media_rows, messages=batch
-        )
+        return self._publisher.start(drafts, cursor=(state.chat.id, batch[-1].id), media=media_rows, messages=batch)
+
+    def _batch_committed(
+        self, state: ChatState, batch: Sequence[Message], published: Published, report: SyncReport,
+        *, observe: bool = True,
+    ) -> None:
         report.count(published)
         report.messages += len(batch)
         report.chat(state.chat).new += len(batch)
+        if observe:
+            self.observer.batch_published(state.chat, len(batch))
 
     async def _retry_failed_media(self, source: Source, state: ChatState, report: SyncReport) -> None:
         """Fetch media that failed on an earlier pass, and update the notes that embed it."""

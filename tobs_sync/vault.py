@@ -70,6 +70,15 @@ class PreparedWrite:
     relative: str
     target: Path
     temp: Path
+    size: int = -1
+    """Bytes written (``os.fstat`` of the temp file once fsynced; the rename keeps it)."""
+    mtime_ns: int = 0
+    """The temp file's modification time, which the renamed note keeps."""
+
+    @property
+    def stamp(self) -> tuple[int, int]:
+        """``(size, mtime_ns)`` the note has once renamed, as :meth:`Vault.file_stamp` would read it."""
+        return self.size, self.mtime_ns
 
 
 class Vault:
@@ -110,20 +119,25 @@ class Vault:
         further up swapped for a symlink during a pass is refused from the next pass on (as the
         module's limits say, the check was never held during a write anyway).
         """
+        return self._inspect(relative)[0]
+
+    def _inspect(self, relative: str | PurePath) -> tuple[Path, os.stat_result | None]:
+        """:meth:`resolve`, with the ``lstat`` of the path it took on the way (None: no such file),
+        so that callers asking "is there a file?" need not ask the file system again."""
         text = relative.as_posix() if isinstance(relative, PurePath) else relative
         problem = _path_problem(text)
         if problem is None and text.rpartition("/")[0] in self._verified_folders:
             target = self.root / text
-            problem = inspect_unlinked(target)[1]
+            info, problem = inspect_unlinked(target)
             if problem is None:
-                return target
+                return target, info
         problem = problem or self._link_problem(text.split("/"))
         target = self.root.joinpath(*text.split("/")) if problem is None else self.root
         if problem is None and not strictly_below(os.path.realpath(target), self.root):
             problem = f"it resolves outside {self.root}"
         if problem:
             raise VaultError(f"refusing vault path {text!r}: {problem}")
-        return target
+        return target, inspect_unlinked(target)[0]
 
     def _link_problem(self, parts: list[str]) -> str | None:
         """Why the path ``parts`` is unsafe, or None; every folder on the way found plain (and so
@@ -142,7 +156,10 @@ class Vault:
 
     def read_bytes(self, relative: str | PurePath) -> bytes | None:
         """The bytes of a vault file, or None if there is none."""
-        with self._open(self.resolve(relative)) as handle:
+        target, info = self._inspect(relative)
+        if info is None:
+            return None
+        with self._open(target, info) as handle:
             return None if handle is None else handle.read()
 
     def sha256_of(self, relative: str | PurePath) -> str | None:
@@ -178,11 +195,11 @@ class Vault:
         the mode of the file it will replace, or 0o644 minus the umask. Nothing visible changes.
         Safe to call from several threads once the folder exists.
         """
-        target = self.resolve(relative)
+        target, info = self._inspect(relative)
         temp: Path | None = None
         try:
             self._make_folders(target)
-            mode = stat.S_IMODE(os.lstat(target).st_mode) if os.path.lexists(target) else None
+            mode = None if info is None else stat.S_IMODE(info.st_mode)
             fd, temp = _create_temp(target.parent)
             with os.fdopen(fd, "wb") as handle:
                 if mode is not None:
@@ -190,12 +207,13 @@ class Vault:
                 handle.write(data)
                 handle.flush()
                 self._fsync(handle.fileno())
+                info = os.fstat(handle.fileno())
         except OSError as exc:
             if temp is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(temp)
             raise VaultError(f"cannot write {target}: {exc}") from exc
-        return PreparedWrite(str(relative), target, temp)
+        return PreparedWrite(str(relative), target, temp, info.st_size, info.st_mtime_ns)
 
     def finish_write(self, prepared: PreparedWrite) -> None:
         """Step 2: rename the temp file over its target (atomic; durable once its folder is synced)."""
@@ -217,13 +235,23 @@ class Vault:
         """Step 3: fsync once each folder that received a rename since the last call (and ``folders``),
         and the parent of every folder this vault created meanwhile, so the renames and the new
         folders themselves survive a power cut."""
+        self.fsync_folders(self.take_folders_to_sync(folders))
+
+    def take_folders_to_sync(self, folders: Iterable[Path] = ()) -> list[Path]:
+        """The folders :meth:`sync_folders` would fsync now, forgotten here: the caller fsyncs them
+        with :meth:`fsync_folders` (on another thread, say). Call it on the thread that renames."""
         wanted = dict.fromkeys([*self._renamed_into, *folders])
         self._renamed_into.clear()
         for folder in sorted(self._new_folders, key=lambda f: len(f.parts), reverse=True):
             wanted.setdefault(folder.parent)
         self._new_folders.clear()
+        return list(wanted)
+
+    def fsync_folders(self, folders: Iterable[Path]) -> None:
+        """fsync each of ``folders`` (from :meth:`take_folders_to_sync`); safe on any thread."""
+        folder: Path | None = None
         try:
-            for folder in wanted:
+            for folder in folders:
                 self._fsync_folder(folder)
         except OSError as exc:
             raise VaultError(f"cannot make the writes in {folder} durable: {exc}") from exc
@@ -253,14 +281,16 @@ class Vault:
         or folder of that name exists in the folder, compared case-insensitively as Obsidian does.
         The number goes before the extension; the stem is cut to keep the name in ``max_bytes``.
         """
-        folder = self.resolve(relative_wanted).parent
+        target, info = self._inspect(relative_wanted)
+        folder = target.parent
         existing = self._folded_names(folder)
         prefix, _, name = relative_wanted.rpartition("/")
         prefix += "/" if prefix else ""
         candidate = relative_wanted
         for number in range(2, 100_000):
             leaf = candidate.rpartition("/")[2]
-            if not taken(candidate) and path_key(leaf) not in existing and not os.path.lexists(folder / leaf):
+            free = info is None if candidate is relative_wanted else not os.path.lexists(folder / leaf)
+            if not taken(candidate) and path_key(leaf) not in existing and free:
                 return candidate
             candidate = prefix + numbered_name(name, number, max_bytes=max_bytes)
         raise VaultError(f"no free name for {relative_wanted!r} in vault {self.root}")
@@ -340,10 +370,11 @@ class Vault:
     # --- reading and writing in small steps; _fsync, _replace, _fsync_folder, _mkdir are seams --
 
     @contextlib.contextmanager
-    def _open(self, target: Path) -> Iterator[BinaryIO | None]:
-        """The regular file at ``target`` opened for reading, or None if it does not exist."""
+    def _open(self, target: Path, info: os.stat_result | None = None) -> Iterator[BinaryIO | None]:
+        """The regular file at ``target`` opened for reading, or None if it does not exist
+        (``info``: its ``lstat``, when the caller has just taken it)."""
         try:
-            if not stat.S_ISREG(os.lstat(target).st_mode):
+            if not stat.S_ISREG((info or os.lstat(target)).st_mode):
                 raise VaultError(f"{target} is not a regular file")
             handle = open(target, "rb")  # noqa: SIM115 (closed below)
         except FileNotFoundError:
