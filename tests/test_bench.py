@@ -164,3 +164,13 @@ def test_the_render_pool_benchmark_renders_the_same_notes_in_both_ways(capsys: A
     assert figures["notes"] == 30 and figures["identical"] is True
     assert figures["pool_ms_per_note"] > 0 and figures["in_process_ms_per_note"] > 0
     assert "render-pool: 30 notes" in capsys.readouterr().out
+
+
+def test_a_fresh_process_reports_its_own_peak_memory_not_its_large_parents() -> None:
+    held = bytearray(200_000_000)  # the parent touches 200 MB before it starts the child
+    for index in range(0, len(held), 4096):
+        held[index] = 1
+    child = benchsuite.in_fresh_process(["rss-child", "--messages", "8"], "RSS")
+    assert child["messages"] == 8
+    assert child["peak_rss_mb"] < 190, child
+    assert benchsuite.peak_rss_mb() > 200  # this process's own peak does count what it held

@@ -41,7 +41,6 @@ import asyncio
 import datetime as dt
 import json
 import random
-import resource
 import sys
 import tempfile
 import time
@@ -233,11 +232,6 @@ def bench_dc(scenarios: Sequence[tuple[str, DcFlood]] = DC_SCENARIOS) -> dict[st
     return {name: bench_dc_scenario(flood) for name, flood in scenarios}
 
 
-def _peak_rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 1e6 if sys.platform == "darwin" else peak / 1e3
-
-
 async def traced_peak(awaitable: Awaitable[T]) -> tuple[T, int]:
     """``awaitable``'s result and the peak of Python allocations (bytes, ``tracemalloc``) while it ran,
     counting only what it allocated: a file held whole in memory shows here at its full size."""
@@ -259,11 +253,11 @@ async def _download_big(size: int, vault: Path) -> dict[str, Any]:
     (vault / ".tobs" / "config.toml").write_text("[media]\nprocessors = []\n", encoding="utf-8")
     async with TelegramSource(sim.client(raise_last_call_error=True), TelegramSettings()) as source:
         with App.open(vault) as app:
-            before = _peak_rss_mb()
+            before = benchsuite.peak_rss_mb()
             started = time.monotonic()
             report, traced = await traced_peak(app.sync_source(source))
             elapsed = time.monotonic() - started
-            after = _peak_rss_mb()
+            after = benchsuite.peak_rss_mb()
             stored = app.media.counts.stored
     return {"file_mb": size / 1e6, "message_id": message.id, "stored": stored, "seconds": elapsed,
             "peak_rss_before_mb": before, "peak_rss_after_mb": after, "traced_peak_mb": traced / 1e6,
@@ -362,11 +356,11 @@ def bench_parse(chats: int = 4, messages: int = 100_000) -> dict[str, Any]:
         export = Path(folder) / "result.json"
         _write_export(export, chats, messages)
         size_mb = export.stat().st_size / 1e6
-        before = _peak_rss_mb()
+        before = benchsuite.peak_rss_mb()
         started = time.monotonic()
         read_chats, read_messages = asyncio.run(_read_export(export))
         elapsed = time.monotonic() - started
-        after = _peak_rss_mb()
+        after = benchsuite.peak_rss_mb()
     figures = {"export_mb": size_mb, "chats": read_chats, "messages": read_messages, "seconds": elapsed,
                "messages_per_s": read_messages / elapsed, "peak_rss_before_mb": before, "peak_rss_after_mb": after}
     print(f"parse: {size_mb:.0f} MB export, {read_messages} messages read in {elapsed:.1f} s = "
