@@ -329,6 +329,22 @@ def test_unique_path_lists_a_folder_once_and_keeps_up_with_its_own_writes(vault:
     assert vault.unique_path("Chats/SUB", lambda _: False) == "Chats/SUB 2"
 
 
+def test_notes_published_in_a_pass_leave_the_folder_listing_as_it_was_and_the_index_numbers_them(
+    vault: Vault,
+) -> None:
+    assert vault.unique_path("Chats/Note.md", lambda _: False) == "Chats/Note.md"  # folder listed (absent)
+    index: set[str] = set()
+    for number in range(200):
+        path = f"Chats/note {number}.md"
+        index.add(path.casefold())  # as a publisher records its intent before the rename
+        vault.finish_write(vault.prepare_write(path, b"x"))
+    vault.sync_folders()
+    # A pass writing a whole history keeps a listing of what was there, not of what it wrote
+    # (white-box: the listing is what held memory proportional to the notes written).
+    assert vault._listings[vault.root / "Chats"] == set()
+    assert vault.unique_path("Chats/NOTE 7.md", lambda p: p.casefold() in index) == "Chats/NOTE 7 2.md"
+
+
 def test_unique_path_sees_files_others_add_exactly_at_once_and_by_case_after_forgetting(vault: Vault) -> None:
     assert vault.unique_path("Chats/Note.md", lambda _: False) == "Chats/Note.md"
     (vault.root / "Chats").mkdir()

@@ -89,8 +89,11 @@ class Vault:
             raise VaultError(f"vault folder {str(root)!r} does not exist or is not a folder")
         self.root = Path(os.path.realpath(root))
         self._listings: dict[Path, set[str]] = {}
-        """Case-folded names per folder, listed once and kept up to date with this vault's own writes
-        (listing a chat folder for every new note made imports quadratic in the folder's size)."""
+        """Case-folded names per folder, listed once per pass and kept up to date with the files and
+        folders this vault places or writes on its own (listing a chat folder for every new note made
+        imports quadratic in the folder's size). Notes written through :meth:`finish_write` are not
+        added: their paths are in the store's index, which callers of :meth:`unique_path` consult, and
+        a listing that grew with every note written held memory proportional to the history synced."""
         self._verified_folders: set[str] = set()
         """Vault-relative folders seen to be plain folders (no symlink, no junction, every parent
         plain too) since :meth:`forget_listings`; :meth:`resolve` checks only the last component
@@ -222,7 +225,9 @@ class Vault:
         except OSError as exc:
             self.discard_write(prepared)
             raise VaultError(f"cannot write {prepared.target}: {exc}") from exc
-        self._remember_name(prepared.target)
+        # Not added to the folder's listing: a note's path is in the store's index (its intent) before
+        # it is renamed, and every unique_path caller asks the index, so a pass that writes a chat's
+        # whole history keeps a listing the size of what was there before, not of what it wrote.
         self._renamed_into[prepared.target.parent] = None
 
     @staticmethod
@@ -278,7 +283,10 @@ class Vault:
         """``relative_wanted``, or ``Name 2.md``, ``Name 3.md``, ... if that name is in use.
 
         In use: ``taken(candidate)`` says so (the caller's index, compared as it likes), or a file
-        or folder of that name exists in the folder, compared case-insensitively as Obsidian does.
+        or folder of that name exists in the folder, compared case-insensitively as Obsidian does
+        (the folder as listed when this pass first looked at it, plus what :meth:`place` and
+        :meth:`write_atomic` put there; notes published through :meth:`finish_write` since are the
+        caller's ``taken`` to know, as the store's index does).
         The number goes before the extension; the stem is cut to keep the name in ``max_bytes``.
         """
         target, info = self._inspect(relative_wanted)
@@ -404,6 +412,7 @@ class Vault:
         relative = target.relative_to(self.root).as_posix()
         prepared = self.prepare_write(relative, data)
         self.finish_write(prepared)
+        self._remember_name(target)  # written outside any index: the listing must know it
         self.sync_folders()
 
     def _folded_names(self, folder: Path) -> set[str]:
