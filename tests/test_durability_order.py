@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,9 +126,9 @@ def test_a_batch_creating_a_chat_folder_makes_everything_durable_before_its_comm
 class ForgetsNewFolders(RecordingVault):
     """What the vault did before: fsyncs the folders renamed into, never the parent of a new folder."""
 
-    def sync_folders(self, folders: object = ()) -> None:  # type: ignore[override]
-        self._new_folders.clear()
-        super().sync_folders()
+    def take_folders_to_sync(self, folders: Iterable[Path] = ()) -> list[Path]:
+        self._new_folders.clear()  # every writer (notes, media) asks here which folders to fsync
+        return super().take_folders_to_sync(folders)
 
 
 class NeverSyncsFolders(RecordingVault):

@@ -199,14 +199,15 @@ class WaitsForTheLoop(Vault):
         return super().prepare_write(relative, data)
 
 
-def test_an_async_publish_lets_the_event_loop_run_while_the_notes_are_fsynced(store: Store) -> None:
+def test_a_started_batch_lets_the_event_loop_run_while_its_notes_are_fsynced(store: Store) -> None:
     vault = WaitsForTheLoop(store.path.parents[1])
     drafts = [Draft(f"n{i}.md", b"note %d" % i, 1, (i,)) for i in range(3)]
 
     async def run() -> Published:
         other = asyncio.get_running_loop().call_soon(vault.loop_ran.set)  # e.g. the next batch being read
         with ThreadPoolExecutor(2) as executor:
-            published = await Publisher(vault, store, executor=executor).publish_async(drafts, cursor=(1, 2))
+            publisher = Publisher(vault, store, executor=executor)
+            published = await publisher.finish(publisher.start(drafts, cursor=(1, 2)))
         other.cancel()
         return published
 

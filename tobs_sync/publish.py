@@ -217,19 +217,6 @@ class Publisher:
             self._vault.fsync_folders(self._vault.take_folders_to_sync())
         return self._commit(pending, stamps)
 
-    async def publish_async(
-        self,
-        drafts: Sequence[Draft],
-        *,
-        cursor: tuple[int, int] | None = None,
-        media: MediaRows | None = None,
-        messages: Sequence[Message] = (),
-        force: bool = False,
-    ) -> Published:
-        """:meth:`publish`, letting the event loop run other tasks (reading the next batches, downloads)
-        while the executor's threads write and fsync the batch's files. Same steps, same order."""
-        return await self.finish(self.start(drafts, cursor=cursor, media=media, messages=messages, force=force))
-
     def start(
         self,
         drafts: Sequence[Draft],
