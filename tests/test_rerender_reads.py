@@ -118,3 +118,31 @@ def test_a_note_replaced_by_a_symlink_is_still_refused(vault: Path, tmp_path: Pa
     with App.open(vault) as app, pytest.raises(VaultError, match="symlink"):
         app.synchronizer.render_all()
     assert outside.read_bytes() == (vault / path).read_bytes()
+
+
+def test_a_sync_batch_finds_the_notes_its_replies_and_pins_point_at_in_one_query(vault: Path) -> None:
+    synced_vault(vault)
+    source = MemorySource([NEWS])
+    for message_id in range(1, COUNT + 1):  # the history already synced, then replies into it
+        source.add_message(Message(NEWS.id, message_id, START + message_id * 60, text=f"News {message_id}"))
+    for message_id in range(COUNT + 1, COUNT + 9):
+        source.add_message(Message(NEWS.id, message_id, START + message_id * 60, text=f"Later {message_id}",
+                                   reply=Reply(message_id - COUNT)))
+    statements: list[str] = []
+
+    async def run() -> None:
+        with App.open(vault) as app:
+            app.store.connection.set_trace_callback(statements.append)
+            async with source:
+                await app.sync_source(source)
+            app.store.connection.set_trace_callback(None)
+
+    asyncio.run(run())
+    one_by_one = [s for s in statements if "(SELECT path FROM note_members WHERE chat_id=" in s]
+    assert one_by_one == []  # was one query per reply into an earlier note
+    assert len([s for s in statements if "FROM note_members m JOIN notes" in s]) == 1
+    notes = [p.read_text(encoding="utf-8") for p in (vault / "Telegram" / "News").glob("*.md")]
+    text = next(t for t in notes if "Later 25" in t)
+    with App.open(vault) as app:
+        first = app.store.note_of_message(NEWS.id, 1)
+    assert first is not None and f"In reply to [[{first.path.removesuffix('.md')}|" in text

@@ -9,7 +9,7 @@ not synced, a message older than the history kept) gives no path; its label fall
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from tobs_sync.model import Message, ServiceAction
@@ -67,3 +67,18 @@ def linked_notes(store: Store, chat_id: int, message: Message, assigned: Mapping
         if pinned_path is None and (row := store.note_of_message(chat_id, action.message_id)):
             pinned_path = row.path
     return NoteLinks(reply_path, reply_title, pinned_path)
+
+
+def link_targets(store: Store, chat_id: int, messages: Iterable[Message]) -> dict[int, str]:
+    """``message id -> note path`` of the messages of chat ``chat_id`` that ``messages`` (the first
+    messages of notes of that chat) reply to or pinned, in one query: given to :func:`linked_notes`
+    as ``assigned``, it spares a query per note. A target with no note is left out (and then asked
+    of the store on its own)."""
+    wanted: set[int] = set()
+    for message in messages:
+        if (reply := message.reply) is not None and reply.chat_id in (None, chat_id):
+            wanted.add(reply.message_id)
+        action = message.action
+        if action is not None and action.kind == "pin_message" and action.message_id is not None:
+            wanted.add(action.message_id)
+    return store.note_paths_of_messages(chat_id, sorted(wanted)) if wanted else {}

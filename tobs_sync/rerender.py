@@ -24,6 +24,7 @@ from tobs_sync.errors import VaultError
 from tobs_sync.media import MediaWriter
 from tobs_sync.merge import generated_base
 from tobs_sync.model import Message
+from tobs_sync.note_links import link_targets
 from tobs_sync.note_placement import PlannedNote
 from tobs_sync.note_render import NoteRendering
 from tobs_sync.publish import Draft, Publisher
@@ -171,19 +172,14 @@ class Rerenderer:
     def _link_targets(
         self, rows: Sequence[NoteRow], messages: Mapping[tuple[int, int], Message]
     ) -> dict[int, dict[int, str]]:
-        """Per chat, ``message id -> note path`` of the messages in the same chat that the first
-        messages of ``rows`` reply to or pinned (the links a message note shows), in one query per
-        chat; a target with no note is left out (and then asked of the store again, as before)."""
-        wanted: dict[int, set[int]] = {}
+        """Per chat, the :func:`~tobs_sync.note_links.link_targets` of the first messages of the
+        message notes among ``rows``: one query per chat."""
+        firsts: dict[int, list[Message]] = {}
         for row in rows:
             first = messages.get((row.chat_id, row.message_ids[0])) if row.message_ids else None
-            if row.kind != MESSAGE_NOTE or first is None:
-                continue
-            if first.reply is not None and first.reply.chat_id in (None, row.chat_id):
-                wanted.setdefault(row.chat_id, set()).add(first.reply.message_id)
-            if first.action is not None and first.action.kind == "pin_message" and first.action.message_id is not None:
-                wanted.setdefault(row.chat_id, set()).add(first.action.message_id)
-        return {chat_id: self._store.note_paths_of_messages(chat_id, sorted(ids)) for chat_id, ids in wanted.items()}
+            if row.kind == MESSAGE_NOTE and first is not None:
+                firsts.setdefault(row.chat_id, []).append(first)
+        return {chat_id: link_targets(self._store, chat_id, found) for chat_id, found in firsts.items()}
 
     def _needs_write(
         self, row: NoteRow, data: bytes, bases: tuple[bytes | None, bytes | None] | None, files: NoteFiles

@@ -62,6 +62,7 @@ from tobs_sync.errors import ChatDeferred, ExportFormatError, SourceError
 from tobs_sync.media import MediaWriter
 from tobs_sync.media_fetch import SharedFetch
 from tobs_sync.model import Chat, Message
+from tobs_sync.note_links import link_targets
 from tobs_sync.note_placement import NotePlacement
 from tobs_sync.note_render import NoteRendering
 from tobs_sync.observe import NO_OBSERVER, SyncObserver, expected_messages
@@ -331,7 +332,9 @@ class Synchronizer:
             [(m, note.path) for note in notes for m in note.messages if m.media], state.folder, source.media_chunks,
             media_rows,
         )
-        assigned = {m.id: n.path for n in notes for m in n.messages}
+        # replies and pins into earlier notes found in one query; the batch's own notes win
+        assigned = link_targets(self._store, state.chat.id, (note.messages[0] for note in notes))
+        assigned.update((m.id, n.path) for n in notes for m in n.messages)
         drafts = [note.draft(self._notes.message_note(state, note, media, assigned), state.chat.id) for note in notes]
         return self._publisher.start(drafts, cursor=(state.chat.id, batch[-1].id), media=media_rows, messages=batch)
 
